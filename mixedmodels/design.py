@@ -1,0 +1,281 @@
+"""From a parsed formula and a data frame to the numbers a fit needs.
+
+``build_design`` does every data-frame operation of a fit exactly once: it finds
+the rows with missing values, evaluates the fixed-effects matrix X with formulaic,
+the response, weights and offset, and one :class:`ReTerm` per random-effects bar.
+The caller's data frame is only read, never modified.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+
+import formulaic
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, FormulaError, RankDeficiencyWarning, did_you_mean
+from .formula import ParsedFormula, RandomTerm
+from .reterm import ReTerm
+
+
+@dataclass(frozen=True)
+class Design:
+    """Plain arrays of one model: y, X, weights, offset and the random-effects terms."""
+
+    y: np.ndarray
+    X: np.ndarray
+    xnames: tuple[str, ...]
+    reterms: tuple[ReTerm, ...]  # in the formula's order (bars after || and / expansion)
+    weights: np.ndarray | None
+    offset: np.ndarray | None
+    rows: pd.Index  # labels of the rows of `data` that the model uses
+    n_dropped: int  # rows dropped for missing values
+    response_name: str
+    model_spec: object = field(repr=False)  # formulaic ModelSpec of the fixed part
+    dropped_columns: tuple[str, ...] = ()  # aliased columns of X removed
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+
+def build_design(
+    parsed: ParsedFormula,
+    data: pd.DataFrame,
+    weights: object = None,
+    offset: object = None,
+) -> Design:
+    """Evaluate every part of the model on the complete cases of ``data``."""
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    if len(data) == 0:
+        raise DataError("data has no rows")
+    if not parsed.response:
+        raise FormulaError("the formula has no response on the left of '~'", parsed.text, 0)
+
+    used = _used_columns(parsed, data)
+    w = _optional_vector(weights, data, "weights")
+    o = _optional_vector(offset, data, "offset")
+    complete = ~data[used].isna().any(axis=1).to_numpy()
+    for vec in (w, o):
+        if vec is not None:
+            complete &= ~np.isnan(vec)
+    n_dropped = int((~complete).sum())
+    if not complete.any():
+        raise DataError(
+            "no complete rows: every row has a missing value in one of "
+            + ", ".join(repr(c) for c in used)
+        )
+    frame = data.loc[complete, used] if n_dropped else data[used]
+
+    y, X, xnames, spec = _fixed_part(parsed, frame)
+    X, xnames, dropped = _drop_aliased(X, xnames)
+    reterms = tuple(t for bar in parsed.random for t in _reterms(bar, frame))
+    if w is not None:
+        w = w[complete]
+        if np.any(w < 0) or not np.all(np.isfinite(w)):
+            raise DataError("weights must be finite and non-negative")
+    if o is not None:
+        o = o[complete]
+        if not np.all(np.isfinite(o)):
+            raise DataError("offset must be finite")
+    return Design(
+        y=y,
+        X=X,
+        xnames=xnames,
+        reterms=reterms,
+        weights=w,
+        offset=o,
+        rows=frame.index,
+        n_dropped=n_dropped,
+        response_name=parsed.response,
+        model_spec=spec,
+        dropped_columns=dropped,
+    )
+
+
+def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
+    """The columns of ``data`` that the formula mentions, in data order."""
+    texts = [parsed.response, parsed.fixed] + [t.expr for t in parsed.random]
+    groups = {g for t in parsed.random for g in t.group}
+    for g in groups:
+        if g not in data.columns:
+            raise DataError(
+                f"grouping factor {g!r} is not a column of data." + did_you_mean(g, map(str, data.columns))
+            )
+    for text in texts:
+        for name in _names_in(text):
+            if name not in data.columns and not _is_known_name(name):
+                raise DataError(
+                    f"{name!r} in the formula is not a column of data."
+                    + did_you_mean(name, map(str, data.columns))
+                )
+    mentioned = " ".join(texts)
+    return [
+        c for c in data.columns
+        if c in groups or _mentions(mentioned, str(c))
+    ]
+
+
+_IDENT = re.compile(r"`([^`]*)`|'[^']*'|\"[^\"]*\"|(?<![\w.])([A-Za-z_][A-Za-z0-9_.]*)")
+_KNOWN = {"np", "numpy", "I", "C", "log", "exp", "sqrt", "abs", "center", "scale",
+          "poly", "bs", "cbind", "offset", "True", "False", "None", "Treatment", "Sum",
+          "contr", "math", "lag", "standardize", "Q"}
+
+
+def _names_in(text: str) -> list[str]:
+    """Variable names of an expression: backticked names and identifiers not called as functions."""
+    names = []
+    for m in _IDENT.finditer(text):
+        if m.group(1) is not None:
+            names.append(m.group(1))
+            continue
+        name = m.group(2)
+        if name is None:
+            continue  # a quoted string
+        rest = text[m.end():].lstrip()
+        if rest.startswith("(") or (rest.startswith("=") and not rest.startswith("==")):
+            continue  # a function call or a keyword argument
+        names.append(name.split(".")[0] if name.split(".")[0] in _KNOWN else name)
+    return names
+
+
+def _is_known_name(name: str) -> bool:
+    return name.split(".")[0] in _KNOWN
+
+
+def _mentions(text: str, column: str) -> bool:
+    if f"`{column}`" in text:
+        return True
+    return re.search(r"(?<![\w.`])" + re.escape(column) + r"(?![\w.`])", text) is not None
+
+
+def _optional_vector(value: object, data: pd.DataFrame, what: str) -> np.ndarray | None:
+    """A weights or offset argument: None, a column name, or a vector as long as data."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in data.columns:
+            raise DataError(f"{what}={value!r} is not a column of data." + did_you_mean(value, map(str, data.columns)))
+        value = data[value]
+    arr = np.asarray(value, dtype=float) if not isinstance(value, pd.Series) else value.to_numpy(dtype=float, na_value=np.nan)
+    if arr.ndim != 1 or len(arr) != len(data):
+        raise DataError(f"{what} has length {arr.size}, but data has {len(data)} rows")
+    return arr
+
+
+def _fixed_part(parsed: ParsedFormula, frame: pd.DataFrame):
+    """Response and fixed-effects matrix through formulaic, with R's column names."""
+    try:
+        mm = formulaic.model_matrix(parsed.fixed_formula, frame, na_action="ignore")
+    except FormulaError:
+        raise
+    except Exception as exc:  # formulaic raises many kinds; name the formula part
+        raise FormulaError(f"cannot evaluate the fixed part {parsed.fixed_formula!r}: {exc}") from exc
+    lhs, rhs = mm.lhs, mm.rhs
+    if lhs.shape[1] != 1:
+        raise DataError(
+            f"the response {parsed.response!r} must be one numeric column; it gave "
+            f"{lhs.shape[1]} columns (is it a factor?)"
+        )
+    y = lhs.to_numpy(dtype=float).ravel()
+    X = rhs.to_numpy(dtype=float)
+    names = tuple(r_name(c) for c in rhs.columns)
+    _check_finite(y, parsed.response)
+    for j, name in enumerate(names):
+        _check_finite(X[:, j], name)
+    return y, X, names, rhs.model_spec
+
+
+def _check_finite(values: np.ndarray, name: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise DataError(
+            f"{name!r} has {bad.sum()} non-finite value(s) (NaN or ±inf) after evaluation, "
+            f"first at row position {int(np.argmax(bad))}; fix or remove them"
+        )
+
+
+def r_name(column: str) -> str:
+    """R's name of a model-matrix column: '(Intercept)', 'service1', 'x:fb'."""
+    if column == "Intercept":
+        return "(Intercept)"
+    return re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", column)
+
+
+def _drop_aliased(X: np.ndarray, names: tuple[str, ...]):
+    """Remove columns of X that are linear combinations of earlier ones, with a warning."""
+    if X.shape[1] == 0:
+        return X, names, ()
+    keep: list[int] = []
+    tol = 1e-7
+    Q = np.zeros((X.shape[0], 0))
+    for j in range(X.shape[1]):
+        col = X[:, j]
+        norm = np.linalg.norm(col)
+        resid = col - Q @ (Q.T @ col)
+        rnorm = np.linalg.norm(resid)
+        if norm > 0 and rnorm > tol * norm:
+            Q = np.column_stack([Q, resid / rnorm])
+            keep.append(j)
+    dropped = tuple(names[j] for j in range(len(names)) if j not in keep)
+    if dropped:
+        warnings.warn(
+            "fixed-effect model matrix is rank deficient; dropping aliased column(s) "
+            + ", ".join(repr(d) for d in dropped),
+            RankDeficiencyWarning,
+            stacklevel=4,
+        )
+    return X[:, keep], tuple(names[j] for j in keep), dropped
+
+
+def grouping_factor(frame: pd.DataFrame, group: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:
+    """Codes and level labels of a grouping factor; a:b levels are 'la:lb', first factor slowest.
+
+    Unused levels are dropped, as R's ``factor()`` does.
+    """
+    codes = np.zeros(len(frame), dtype=np.int64)
+    labels = None
+    for name in group:
+        c, lv = factor_codes(frame[name])
+        codes = codes * len(lv) + c
+        labels = lv.astype(str) if labels is None else _cross_labels(labels, lv.astype(str))
+    used, codes = np.unique(codes, return_inverse=True)
+    return codes.astype(np.int64), pd.Index(np.asarray(labels)[used], name=":".join(group))
+
+
+def _cross_labels(a: pd.Index, b: pd.Index) -> pd.Index:
+    return pd.Index([f"{x}:{y}" for x in a for y in b])
+
+
+def factor_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes and levels of a column treated as a factor (R's ``factor``)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        cat = column.cat.remove_unused_categories()
+        return cat.cat.codes.to_numpy(dtype=np.int64), pd.Index(cat.cat.categories)
+    codes, levels = pd.factorize(column, sort=True)
+    return codes.astype(np.int64), pd.Index(levels)
+
+
+def _reterms(bar: RandomTerm, frame: pd.DataFrame) -> list[ReTerm]:
+    """The ReTerms of one bar; ``||`` gives one scalar term per column of its matrix."""
+    codes, levels = grouping_factor(frame, bar.group)
+    try:
+        mat = formulaic.model_matrix(bar.expr, frame, na_action="ignore")
+    except Exception as exc:
+        raise FormulaError(f"cannot evaluate the random-effects term ({bar.expr} | {bar.group_name}): {exc}") from exc
+    Xi = mat.to_numpy(dtype=float)
+    names = tuple(r_name(c) for c in mat.columns)
+    if Xi.shape[1] == 0:
+        raise FormulaError(f"the random-effects term ({bar.expr} | {bar.group_name}) has no columns")
+    for j, name in enumerate(names):
+        _check_finite(Xi[:, j], name)
+    pieces = [(Xi, names)] if bar.correlated else [(Xi[:, [j]], (n,)) for j, n in enumerate(names)]
+    return [
+        ReTerm(group=bar.group_name, codes=codes, levels=levels, matrix=np.ascontiguousarray(m),
+               columns=cols, expr=bar.expr)
+        for m, cols in pieces
+    ]

@@ -1,0 +1,79 @@
+"""Exceptions and warnings raised by mixedmodels.
+
+Every error derives from ``MixedModelsError`` (itself a ``ValueError``) and
+every warning from ``MixedModelsWarning``, so callers can catch or filter the
+whole family at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class MixedModelsError(ValueError):
+    """Base class for errors raised by mixedmodels."""
+
+
+class FormulaError(MixedModelsError):
+    """A model formula could not be understood.
+
+    When ``formula`` and ``position`` are known, the message points a caret at
+    the offending character so the user sees where the problem is.
+    """
+
+    def __init__(
+        self, message: str, formula: str | None = None, position: int | None = None
+    ) -> None:
+        # All three go into ``args`` so the error pickles with its context.
+        super().__init__(message, formula, position)
+        self.message = message
+        self.formula = formula
+        self.position = position
+
+    def __str__(self) -> str:
+        lines = [self.message]
+        if self.formula is not None:
+            # Newlines and tabs become spaces so the caret lines up.
+            shown = "".join(" " if ch.isspace() else ch for ch in self.formula)
+            lines.append("  " + shown)
+            if self.position is not None:
+                lines.append("  " + " " * self.position + "^")
+        return "\n".join(lines)
+
+
+class DataError(MixedModelsError):
+    """The data do not fit the model (missing columns, bad values, ...)."""
+
+
+class FamilyError(MixedModelsError):
+    """An unknown or unsupported response family or link function."""
+
+
+class MixedModelsWarning(UserWarning):
+    """Base class for warnings issued by mixedmodels."""
+
+
+class ConvergenceWarning(MixedModelsWarning):
+    """The optimizer stopped without clearly reaching an optimum."""
+
+
+class SingularFitWarning(MixedModelsWarning):
+    """The fit lies on the boundary (e.g. a variance estimated as zero)."""
+
+
+class RankDeficiencyWarning(MixedModelsWarning):
+    """The fixed-effects model matrix is rank deficient; columns were dropped."""
+
+
+class DroppedRowsWarning(MixedModelsWarning):
+    """Rows with missing values were removed before fitting."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return a `` Did you mean '...'?`` hint for a misspelt name, or ``""``.
+
+    Meant to be appended to an error message, hence the leading space.
+    """
+    matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean '{matches[0]}'?" if matches else ""

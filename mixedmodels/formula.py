@@ -1,0 +1,304 @@
+"""Split an lme4-style formula into its fixed part and its random-effect bars.
+
+``parse_formula("Reaction ~ Days + (Days | Subject)")`` gives the fixed
+formula ``"Reaction ~ Days"`` (left for formulaic to expand) and one
+``RandomTerm("Days", ("Subject",))``. Only the bars are interpreted here;
+everything else is kept as the user wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mixedmodels.errors import FormulaError
+
+_OPENERS = "([{"
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+_QUOTES = "`'\""
+_TOP = -1  # "enclosing bracket" of characters outside all brackets
+_NAME = re.compile(r"(?!\d)[\w.]+")
+_GROUPING_HELP = (
+    "use a variable name, a `backticked name`, an interaction 'a:b' "
+    "or a nesting 'a/b'"
+)
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One random-effect term ``(expr | group)`` or ``(expr || group)``."""
+
+    expr: str
+    group: tuple[str, ...]
+    correlated: bool = True
+
+    @property
+    def group_name(self) -> str:
+        """The grouping factor's name as lme4 prints it, e.g. ``"b:a"``."""
+        return ":".join(self.group)
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A formula split into response, fixed-effects text and random terms."""
+
+    text: str
+    response: str
+    fixed: str
+    random: tuple[RandomTerm, ...]
+
+    @property
+    def fixed_formula(self) -> str:
+        """The fixed-effects formula, ready for formulaic."""
+        return f"{self.response} ~ {self.fixed}" if self.response else f"~ {self.fixed}"
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Bracket and quote structure of a formula, one entry per character."""
+
+    text: str
+    enclosing: tuple[int, ...]  # index of the innermost open bracket, or _TOP
+    quoted: tuple[bool, ...]  # inside or delimiting a backtick/quote span
+    closer: dict[int, int]  # open bracket index -> matching close index
+
+    def find(self, chars: str, start: int, end: int, parent: int) -> list[int]:
+        """Positions in ``[start, end)`` of ``chars`` directly inside ``parent``."""
+        return [
+            i
+            for i in range(start, end)
+            if self.text[i] in chars and self.enclosing[i] == parent and not self.quoted[i]
+        ]
+
+    def split(self, chars: str, start: int, end: int, parent: int) -> list[tuple[int, int]]:
+        """Split ``[start, end)`` at ``chars`` directly inside ``parent``."""
+        cuts = self.find(chars, start, end, parent)
+        return list(zip([start] + [c + 1 for c in cuts], cuts + [end]))
+
+
+def parse_formula(formula: str) -> ParsedFormula:
+    """Parse an lme4 formula such as ``"y ~ x + (1 + x | g)"``.
+
+    Raises FormulaError, pointing at the offending character where possible.
+    """
+    if not isinstance(formula, str):
+        raise TypeError(f"formula must be a str, not {type(formula).__name__}")
+    layout = _scan(formula)
+    tildes = layout.find("~", 0, len(formula), _TOP)
+    if not tildes:
+        raise FormulaError(
+            "a formula needs '~' between the response and the terms, "
+            "e.g. 'y ~ x + (1 | g)'",
+            formula,
+        )
+    if len(tildes) > 1:
+        raise FormulaError("a formula can have only one '~'", formula, tildes[1])
+    tilde = tildes[0]
+    bars = layout.find("|", tilde + 1, len(formula), _TOP)
+    if bars:
+        raise FormulaError(
+            "random-effect bars must be in parentheses, e.g. '(1 | g)'", formula, bars[0]
+        )
+    if not formula[tilde + 1 :].strip():
+        raise FormulaError("nothing to the right of '~'", formula, len(formula))
+
+    fixed: list[str] = []
+    random: list[RandomTerm] = []
+    for piece_start, piece_end in layout.split("+", tilde + 1, len(formula), _TOP):
+        start, end = _strip(formula, piece_start, piece_end)
+        if start == end:
+            plus = piece_start - 1 if formula[piece_start - 1] == "+" else end
+            raise FormulaError("empty term next to '+'", formula, plus)
+        bar_end = _bar_end(layout, start, end)
+        if bar_end is not None:
+            random.extend(_random_terms(layout, start, bar_end))
+            # What may follow a bar in its summand is a removal like "- 1".
+            start, end = _strip(formula, bar_end, end)
+        if start < end:
+            _reject_hidden_bars(layout, start, end)
+            fixed.append(formula[start:end])
+    return ParsedFormula(
+        text=formula,
+        response=formula[:tilde].strip(),
+        fixed=_join_summands(fixed),
+        random=tuple(random),
+    )
+
+
+def _scan(text: str) -> _Layout:
+    """Match brackets and quotes, rejecting unbalanced or unterminated ones."""
+    enclosing: list[int] = []
+    quoted: list[bool] = []
+    closer: dict[int, int] = {}
+    stack: list[int] = []
+    quote_start: int | None = None
+    escaped = False
+    for i, ch in enumerate(text):
+        if quote_start is not None:
+            enclosing.append(stack[-1] if stack else _TOP)
+            quoted.append(True)
+            delimiter = text[quote_start]
+            if escaped:
+                escaped = False
+            elif ch == "\\" and delimiter != "`":
+                escaped = True
+            elif ch == delimiter:
+                quote_start = None
+            continue
+        if ch in _CLOSERS:
+            if not stack:
+                raise FormulaError(f"unmatched {ch!r}", text, i)
+            opener = stack.pop()
+            if text[opener] != _CLOSERS[ch]:
+                raise FormulaError(
+                    f"{ch!r} does not match the {text[opener]!r} it closes", text, i
+                )
+            closer[opener] = i
+        enclosing.append(stack[-1] if stack else _TOP)
+        quoted.append(ch in _QUOTES)
+        if ch in _OPENERS:
+            stack.append(i)
+        elif ch in _QUOTES:
+            quote_start = i
+    if quote_start is not None:
+        kind = "backtick" if text[quote_start] == "`" else "quote"
+        raise FormulaError(f"unterminated {kind}", text, quote_start)
+    if stack:
+        raise FormulaError(f"{text[stack[-1]]!r} is never closed", text, stack[-1])
+    return _Layout(text, tuple(enclosing), tuple(quoted), closer)
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    """Narrow ``[start, end)`` to exclude surrounding whitespace."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _join_summands(summands: list[str]) -> str:
+    """Join fixed summands with ``+``, except those that start with ``-``."""
+    joined = " ".join(s if s.startswith("-") else f"+ {s}" for s in summands)
+    return joined.removeprefix("+ ") or "1"
+
+
+def _bar_end(layout: _Layout, start: int, end: int) -> int | None:
+    """End of the ``( expr | grouping )`` that opens a summand, if it does.
+
+    The bar may be the whole summand or be followed by a removal such as
+    ``(1 | g) - 1``; anything else leaves it buried in fixed text.
+    """
+    text = layout.text
+    if text[start] != "(" or not layout.find("|", start + 1, end, start):
+        return None
+    bar_end = layout.closer[start] + 1
+    rest = text[bar_end:end].lstrip()
+    return bar_end if not rest or rest.startswith("-") else None
+
+
+def _random_terms(layout: _Layout, start: int, end: int) -> list[RandomTerm]:
+    """The terms of a parenthesised bar ``( expr | grouping )``."""
+    text = layout.text
+    bars = layout.find("|", start + 1, end - 1, start)
+    double = len(bars) >= 2 and bars[1] == bars[0] + 1
+    if len(bars) > (2 if double else 1):
+        extra = bars[2] if double else bars[1]
+        raise FormulaError("a random-effect term has a single '|' or '||'", text, extra)
+    expr_start, expr_end = _strip(text, start + 1, bars[0])
+    if expr_start == expr_end:
+        raise FormulaError(
+            "nothing before '|'; write '1' for a random intercept, e.g. '(1 | g)'",
+            text,
+            bars[0],
+        )
+    groups = _groupings(layout, bars[-1] + 1, end - 1, start)
+    expr = text[expr_start:expr_end]
+    return [RandomTerm(expr, group, correlated=not double) for group in groups]
+
+
+def _groupings(layout: _Layout, start: int, end: int, parent: int) -> list[tuple[str, ...]]:
+    """Expand ``a``, ``a:b`` or ``a/b/c`` into grouping tuples, outermost first.
+
+    Nesting ``a/b`` means the groups ``a`` and ``b`` within ``a``, which lme4
+    names ``b:a``; hence ``("a",)`` then ``("b", "a")``.
+    """
+    text = layout.text
+    group_start, group_end = _strip(text, start, end)
+    if group_start == group_end:
+        raise FormulaError(
+            "nothing after '|'; name the grouping variable, e.g. '(1 | g)'", text, start - 1
+        )
+    groups: list[tuple[str, ...]] = []
+    nested: tuple[str, ...] = ()
+    for level_start, level_end in layout.split("/", group_start, group_end, parent):
+        names: list[str] = []
+        for name_start, name_end in layout.split(":", level_start, level_end, parent):
+            name_start, name_end = _strip(text, name_start, name_end)
+            name = _name(text[name_start:name_end])
+            if name is None:
+                raise FormulaError(
+                    f"cannot group by {text[group_start:group_end]!r}; {_GROUPING_HELP}",
+                    text,
+                    name_start,
+                )
+            names.append(name)
+        nested = (*names, *nested)
+        groups.append(nested)
+    return groups
+
+
+def _name(piece: str) -> str | None:
+    """The variable named by ``piece`` (backticks removed), or None."""
+    if len(piece) > 2 and piece[0] == piece[-1] == "`" and "`" not in piece[1:-1]:
+        return piece[1:-1]
+    return piece if _NAME.fullmatch(piece) else None
+
+
+def _reject_hidden_bars(layout: _Layout, start: int, end: int) -> None:
+    """Reject a bar buried in a fixed summand, e.g. ``x - (1 | g)``.
+
+    A ``|`` inside a function call (``I(a | b)``) or an index is left alone.
+    """
+    text = layout.text
+    for bar in range(start, end):
+        if text[bar] != "|" or layout.quoted[bar]:
+            continue
+        outermost = _plain_group_around(layout, bar)
+        if outermost is None:
+            continue
+        before = _previous_char(text, outermost)
+        if before >= 0 and text[before] == "-":
+            raise FormulaError("a random-effect term cannot be removed with '-'", text, before)
+        raise FormulaError(
+            "a random-effect term must be added on its own, e.g. 'y ~ x + (1 | g)'",
+            text,
+            bar,
+        )
+
+
+def _plain_group_around(layout: _Layout, i: int) -> int | None:
+    """The outermost bracket around ``i`` if all are plain parentheses, else None."""
+    text = layout.text
+    group = layout.enclosing[i]
+    outermost = None
+    while group != _TOP:
+        if text[group] != "(" or _is_call(text, group):
+            return None
+        outermost = group
+        group = layout.enclosing[group]
+    return outermost
+
+
+def _is_call(text: str, paren: int) -> bool:
+    """Whether the ``(`` at ``paren`` opens a call's arguments, as in ``f(x)``."""
+    before = _previous_char(text, paren)
+    return before >= 0 and (text[before].isalnum() or text[before] in "._)]`")
+
+
+def _previous_char(text: str, i: int) -> int:
+    """Index of the last non-space character before ``i``, or -1."""
+    i -= 1
+    while i >= 0 and text[i].isspace():
+        i -= 1
+    return i

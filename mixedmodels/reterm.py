@@ -1,0 +1,69 @@
+"""Random-effects terms: one grouping factor and the raw model matrix of one bar.
+
+The term's model matrix Zᵢ is the row-wise Khatri–Rao product of the level
+indicators Jᵢ (from ``codes``) and the raw matrix Xᵢ; it is never built densely.
+Its random effects are ordered level-major: level 0's pᵢ effects, then level 1's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ReTerm:
+    """One random-effects term ``(expr | group)``."""
+
+    group: str  # name of the grouping factor, e.g. "Subject" or "cask:batch"
+    codes: np.ndarray  # level code of each observation, int64 in [0, nlevels)
+    levels: pd.Index  # level labels in factor order
+    matrix: np.ndarray  # raw model matrix Xᵢ, n × p, float64
+    columns: tuple[str, ...]  # names of the columns of Xᵢ, e.g. ("(Intercept)", "Days")
+    expr: str  # the left-hand side of the bar as written
+
+    @property
+    def nlevels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def p(self) -> int:
+        return self.matrix.shape[1]
+
+    @property
+    def q(self) -> int:
+        """Number of random effects of the term, ℓᵢ pᵢ."""
+        return self.nlevels * self.p
+
+    @property
+    def ntheta(self) -> int:
+        return self.p * (self.p + 1) // 2
+
+    def theta_lower(self) -> np.ndarray:
+        """Lower bounds of θ: 0 for the diagonal of Tᵢ, −∞ below it."""
+        rows, cols = _lower_indices(self.p)
+        return np.where(rows == cols, 0.0, -np.inf)
+
+    def theta_start(self) -> np.ndarray:
+        """Tᵢ = I, lme4's and MixedModels.jl's starting value."""
+        rows, cols = _lower_indices(self.p)
+        return (rows == cols).astype(float)
+
+    def lambda_factor(self, theta: np.ndarray) -> np.ndarray:
+        """The lower-triangular pᵢ×pᵢ factor Tᵢ from its θ (lower triangle, column-major)."""
+        rows, cols = _lower_indices(self.p)
+        T = np.zeros((self.p, self.p))
+        T[rows, cols] = theta
+        return T
+
+    def times_b(self, b: np.ndarray) -> np.ndarray:
+        """Zᵢ b for random effects b arranged as (nlevels, p)."""
+        return np.einsum("ij,ij->i", self.matrix, b[self.codes])
+
+
+def _lower_indices(p: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of a p×p lower triangle, column by column (lme4's θ order)."""
+    cols, rows = np.triu_indices(p)
+    return rows, cols
