@@ -199,4 +199,6 @@ def load(name: str) -> pd.DataFrame:
         If ``name`` is not a bundled data set.
     """
     canonical = _canonical_name(name)
-    return _load_cached(canonical).copy(deep=True)
+    frame = _load_cached(canonical).copy(deep=True)
+    frame.attrs["name"] = canonical  # shown as "Data:" in model summaries
+    return frame

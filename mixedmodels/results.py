@@ -1,0 +1,340 @@
+"""A fitted linear mixed model and what users ask of it.
+
+Everything is derived once from the optimum θ̂ and the blocked Cholesky factor at
+θ̂.  Random-effects terms are reported in lme4's order (decreasing number of
+levels, ties in formula order), whatever order the engine used.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from .blockchol import BlockedCholesky
+from .design import Design
+from .errors import ConvergenceWarning, SingularFitWarning
+from .formula import ParsedFormula
+from .lmm import LinearMixedModel
+from .optimizer import OptimumReport
+from .reterm import ReTerm, _lower_indices
+
+SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
+
+
+class LmerResult:
+    """A linear mixed model fitted by REML or ML (lme4's ``lmerMod``)."""
+
+    def __init__(self, parsed: ParsedFormula, model: LinearMixedModel, report: OptimumReport, data_name: str | None = None):
+        self.formula = parsed.text
+        self.parsed = parsed
+        self.model = model
+        self.design: Design = model.design
+        self.REML = model.REML
+        self.optimum = report
+        self.data_name = data_name
+        self._theta_engine = report.x
+        self._factor: BlockedCholesky = model.factor(report.x)
+        # lme4's order of terms: decreasing number of levels, stable in formula order
+        reterms = self.design.reterms
+        self._public = sorted(range(len(reterms)), key=lambda i: -reterms[i].nlevels)
+        self._engine_index = {formula_i: k for k, formula_i in enumerate(model.order)}
+        if not report.converged:
+            warnings.warn(f"model failed to converge: {report.message}", ConvergenceWarning, stacklevel=3)
+        if self.is_singular():
+            warnings.warn(
+                "boundary (singular) fit: a random-effect variance is (near) zero or a "
+                "correlation is ±1; see is_singular() and the guide on singular fits",
+                SingularFitWarning,
+                stacklevel=3,
+            )
+
+    # ----- the terms in lme4's order -------------------------------------------------
+    @property
+    def reterms(self) -> list[ReTerm]:
+        return [self.design.reterms[i] for i in self._public]
+
+    @cached_property
+    def term_groups(self) -> list[str]:
+        """Each term's group label in VarCorr: repeats of a factor become 'g.1', 'g.2' (lme4)."""
+        seen: dict[str, int] = {}
+        labels = []
+        for t in self.reterms:
+            k = seen.get(t.group, 0)
+            labels.append(t.group if k == 0 else f"{t.group}.{k}")
+            seen[t.group] = k + 1
+        return labels
+
+    def _engine(self, public_index: int) -> int:
+        return self._engine_index[self._public[public_index]]
+
+    # ----- parameters ------------------------------------------------------------------
+    @cached_property
+    def theta(self) -> np.ndarray:
+        """Relative covariance factors, each term's lower triangle by columns (lme4's order)."""
+        slices = self.model.theta_slices()
+        return np.concatenate([self._theta_engine[slices[self._engine(i)]] for i in range(len(self._public))])
+
+    @property
+    def theta_names(self) -> list[str]:
+        names = []
+        for t in self.reterms:
+            for a, b in zip(*_lower_indices(t.p)):
+                names.append(f"{t.group}.{t.columns[a]}" if a == b else f"{t.group}.{t.columns[a]}.{t.columns[b]}")
+        return names
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        """Fixed-effects estimates β̂."""
+        return pd.Series(self._factor.beta(), index=list(self.design.xnames), name="Estimate")
+
+    @cached_property
+    def sigma(self) -> float:
+        """Residual standard deviation σ̂."""
+        dof = self.nobs - self.p if self.REML else self.nobs
+        return float(self._factor.r / np.sqrt(dof))
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of β̂: σ² (L_X L_Xᵀ)⁻¹."""
+        p = self.p
+        LX = self._factor.L[-1][-1][:p, :p]
+        Linv = np.linalg.solve(LX, np.eye(p)) if p else np.zeros((0, 0))
+        V = self.sigma**2 * (Linv.T @ Linv)
+        names = list(self.design.xnames)
+        return pd.DataFrame(V, index=names, columns=names)
+
+    @property
+    def se(self) -> pd.Series:
+        """Standard errors of the fixed effects."""
+        return pd.Series(np.sqrt(np.diag(self.vcov)), index=self.vcov.index, name="Std. Error")
+
+    # ----- sizes -------------------------------------------------------------------------
+    @property
+    def nobs(self) -> int:
+        """Number of observations used (after dropping rows with missing values)."""
+        return self.design.n
+
+    @property
+    def n_dropped(self) -> int:
+        """Rows of the data dropped because a model variable was missing."""
+        return self.design.n_dropped
+
+    @property
+    def rows_used(self) -> pd.Index:
+        """Labels of the data rows the fit used."""
+        return self.design.rows
+
+    @property
+    def p(self) -> int:
+        return self.design.X.shape[1]
+
+    @cached_property
+    def ngroups(self) -> dict[str, int]:
+        """Number of levels of each grouping factor."""
+        out: dict[str, int] = {}
+        for t in self.reterms:
+            out.setdefault(t.group, t.nlevels)
+        return out
+
+    @property
+    def df(self) -> int:
+        """Number of estimated parameters: β, θ and σ."""
+        return self.p + len(self.theta) + 1
+
+    # ----- likelihood --------------------------------------------------------------------
+    @property
+    def objective(self) -> float:
+        """The REML criterion (REML fits) or −2 log-likelihood (ML fits), as lme4."""
+        return float(self.optimum.fun)
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (the REML log-likelihood for REML fits, as lme4's logLik)."""
+        return -0.5 * self.objective
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2 * self.df
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.df
+
+    @cached_property
+    def deviance(self) -> float:
+        """−2 log-likelihood at the estimates (for REML fits: the ML deviance at θ̂)."""
+        return float(self.model.objective(self._theta_engine, REML=False))
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.df
+
+    # ----- random effects ----------------------------------------------------------------
+    @cached_property
+    def _b(self) -> list[np.ndarray]:
+        """Conditional modes b = Λu per term (engine order), as (levels, p) arrays."""
+        u = self._factor.spherical_modes(self._factor.beta())
+        out = []
+        for uj, T, t in zip(u, self._factor.lambdas, self.model.terms):
+            out.append(uj.reshape(t.nlevels, t.p) @ T.T)
+        return out
+
+    @cached_property
+    def _condvar(self) -> list[np.ndarray]:
+        """Conditional covariance of b per level and term (engine order): σ² Λ (LLᵀ)⁻¹ Λᵀ."""
+        out = []
+        for j, T in enumerate(self._factor.lambdas):
+            P = self._factor.conditional_precision_blocks(j)
+            out.append(self.sigma**2 * (T @ P @ T.T))
+        return out
+
+    @cached_property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects: grouping factor → levels × terms."""
+        out: dict[str, pd.DataFrame] = {}
+        for i, t in enumerate(self.reterms):
+            frame = pd.DataFrame(self._b[self._engine(i)], index=t.levels, columns=list(t.columns))
+            out[t.group] = frame if t.group not in out else pd.concat([out[t.group], frame], axis=1)
+        return out
+
+    @cached_property
+    def ranef_sd(self) -> dict[str, pd.DataFrame]:
+        """Conditional standard deviations of the random effects (lme4's condVar)."""
+        out: dict[str, pd.DataFrame] = {}
+        for i, t in enumerate(self.reterms):
+            V = self._condvar[self._engine(i)]
+            sd = np.sqrt(np.diagonal(V, axis1=1, axis2=2))
+            frame = pd.DataFrame(sd, index=t.levels, columns=list(t.columns))
+            out[t.group] = frame if t.group not in out else pd.concat([out[t.group], frame], axis=1)
+        return out
+
+    @cached_property
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Per-level coefficients: fixed effects plus that level's random effects."""
+        out = {}
+        for group, re in self.ranef.items():
+            frame = pd.DataFrame(np.tile(self.fixef.to_numpy(), (len(re), 1)), index=re.index, columns=self.fixef.index)
+            for col in re.columns:
+                if col in frame.columns:
+                    frame[col] = frame[col] + re[col]
+                else:
+                    frame[col] = re[col]
+            out[group] = frame
+        return out
+
+    @cached_property
+    def covariances(self) -> list[np.ndarray]:
+        """Covariance matrix σ² TTᵀ of each term's random effects (lme4's order)."""
+        return [self.sigma**2 * (T @ T.T) for T in (self._factor.lambdas[self._engine(i)] for i in range(len(self._public)))]
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components as lme4's ``as.data.frame(VarCorr(m))``: grp, var1, var2, vcov, sdcor."""
+        rows = []
+        for t, group, S in zip(self.reterms, self.term_groups, self.covariances):
+            sd = np.sqrt(np.diag(S))
+            for a, name in enumerate(t.columns):
+                rows.append((group, name, None, S[a, a], sd[a]))
+            for b in range(t.p):
+                for a in range(b + 1, t.p):
+                    corr = S[a, b] / (sd[a] * sd[b]) if sd[a] > 0 and sd[b] > 0 else np.nan
+                    rows.append((group, t.columns[b], t.columns[a], S[a, b], corr))
+        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    def is_singular(self, tol: float = SINGULAR_TOLERANCE) -> bool:
+        """True when some θ on a diagonal (a standard deviation, relative to σ) is below tol."""
+        lower = self.model.theta_lower
+        return bool(np.any(self._theta_engine[np.isfinite(lower)] < tol))
+
+    # ----- fitted values -----------------------------------------------------------------
+    @cached_property
+    def fitted(self) -> pd.Series:
+        """Xβ̂ + Zb̂ (+ offset) for the rows used."""
+        eta = self.design.X @ self.fixef.to_numpy()
+        for t, b in zip(self.model.terms, self._b):
+            eta = eta + t.times_b(b)
+        if self.design.offset is not None:
+            eta = eta + self.design.offset
+        return pd.Series(eta, index=self.rows_used, name="fitted")
+
+    @cached_property
+    def residuals(self) -> pd.Series:
+        """Response residuals y − fitted."""
+        return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.rows_used, name="residuals")
+
+    def scaled_residuals(self) -> pd.Series:
+        """Pearson residuals divided by σ̂ (what lme4's summary tabulates)."""
+        r = self.residuals.to_numpy()
+        if self.design.weights is not None:
+            r = r * np.sqrt(self.design.weights)
+        return pd.Series(r / self.sigma, index=self.rows_used, name="scaled residuals")
+
+    # ----- variance explained --------------------------------------------------------------
+    def _variance_parts(self) -> tuple[dict[str, float], float, float]:
+        """Per-factor random-effect variance (mean of zᵢᵀΣzᵢ), fixed-effect variance, σ²."""
+        per_group: dict[str, float] = {}
+        for t, S in zip(self.reterms, self.covariances):
+            v = float(np.mean(np.einsum("ia,ab,ib->i", t.matrix, S, t.matrix)))
+            per_group[t.group] = per_group.get(t.group, 0.0) + v
+        fixed = float(np.var(self.design.X @ self.fixef.to_numpy(), ddof=1)) if self.nobs > 1 else 0.0
+        return per_group, fixed, self.sigma**2
+
+    def icc(self, by_group: bool = False) -> dict:
+        """Intraclass correlation (performance::icc): adjusted and unadjusted.
+
+        Adjusted = σ²_RE / (σ²_RE + σ²_ε); unadjusted also counts the variance of the
+        fixed-effects predictions.  Random slopes enter through the mean of zᵢᵀΣzᵢ
+        (Johnson 2014), also for uncorrelated (||) terms.  ``by_group`` adds one
+        entry per grouping factor.
+        """
+        per_group, fixed, resid = self._variance_parts()
+        re = sum(per_group.values())
+        out: dict = {"adjusted": re / (re + resid), "unadjusted": re / (re + resid + fixed)}
+        if by_group:
+            out["by_group"] = {
+                g: {"adjusted": v / (re + resid), "unadjusted": v / (re + resid + fixed)}
+                for g, v in per_group.items()
+            }
+        return out
+
+    def r2(self) -> dict[str, float]:
+        """Nakagawa's marginal and conditional R² (performance::r2_nakagawa)."""
+        per_group, fixed, resid = self._variance_parts()
+        re = sum(per_group.values())
+        total = fixed + re + resid
+        return {"marginal": fixed / total, "conditional": (fixed + re) / total}
+
+    # ----- tables --------------------------------------------------------------------------
+    def tidy(self, effects: str = "fixed") -> pd.DataFrame:
+        """broom.mixed's tidy(): effects 'fixed', 'ran_pars', 'ran_vals' or 'ran_coefs'."""
+        from .tidy import tidy
+
+        return tidy(self, effects)
+
+    def glance(self) -> pd.DataFrame:
+        """One-row model summary as broom.mixed's glance()."""
+        return pd.DataFrame(
+            [{
+                "nobs": self.nobs, "sigma": self.sigma, "logLik": self.loglik, "AIC": self.aic,
+                "BIC": self.bic, "deviance": self.deviance, "df.residual": self.df_resid,
+                "REMLcrit": self.objective if self.REML else np.nan,
+            }]
+        )
+
+    def summary(self):
+        """lme4's summary(): a printable object whose text mirrors ``summary(lmer)``."""
+        from .summary import Summary
+
+        return Summary(self)
+
+    def __repr__(self) -> str:
+        kind = "REML" if self.REML else "maximum likelihood"
+        return (
+            f"<Linear mixed model fit by {kind}: {self.formula}; nobs={self.nobs}, "
+            f"objective={self.objective:.4f}>"
+        )
+

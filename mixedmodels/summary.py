@@ -1,0 +1,164 @@
+"""The printed summary of a fitted linear mixed model, section by section as lme4's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .rformat import format_column, render_table
+
+
+class Summary:
+    """``print(m.summary())`` gives lme4's ``summary(lmer)`` layout."""
+
+    def __init__(self, fit):
+        self.fit = fit
+
+    @property
+    def coefficients(self) -> pd.DataFrame:
+        """The fixed-effects table: Estimate, Std. Error, t value."""
+        f = self.fit
+        return pd.DataFrame(
+            {"Estimate": f.fixef, "Std. Error": f.se, "t value": f.fixef / f.se}
+        )
+
+    def __str__(self) -> str:
+        sections = [
+            self._title(),
+            self._fit_criterion(),
+            scaled_residuals_block(self.fit.scaled_residuals().to_numpy()),
+            random_effects_block(self.fit) + "\n" + observations_line(self.fit),
+            fixed_effects_block(self.coefficients),
+            fixed_correlation_block(self.fit.vcov),
+        ]
+        notes = notes_block(self.fit)
+        if notes:
+            sections.append(notes)
+        return "\n\n".join(s for s in sections if s) + "\n"
+
+    __repr__ = __str__
+
+    def _title(self) -> str:
+        f = self.fit
+        kind = "REML" if f.REML else "maximum likelihood "
+        lines = [f"Linear mixed model fit by {kind} ['lmerMod']", f"Formula: {f.formula}"]
+        if f.data_name:
+            lines.append(f"   Data: {f.data_name}")
+        if f.design.weights is not None:
+            lines.append("Weights: (prior weights given)")
+        if f.design.offset is not None:
+            lines.append(" Offset: (offset given)")
+        return "\n".join(lines)
+
+    def _fit_criterion(self) -> str:
+        f = self.fit
+        if f.REML:
+            return f"REML criterion at convergence: {f.objective:.1f}"
+        return information_criteria_block(f.aic, f.bic, f.loglik, f.deviance, f.df_resid)
+
+
+def information_criteria_block(aic: float, bic: float, loglik: float, deviance: float, df_resid: int) -> str:
+    """The AIC/BIC/logLik/deviance/df.resid line of ML fits."""
+    header = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
+    values = [f"{aic:.1f}", f"{bic:.1f}", f"{loglik:.1f}", f"{deviance:.1f}", f"{df_resid:d}"]
+    w = max(len(c) for c in header + values)  # R prints a named vector in one common width
+    return " ".join(h.rjust(w) for h in header) + " \n" + " ".join(v.rjust(w) for v in values) + " "
+
+
+def scaled_residuals_block(r: np.ndarray) -> str:
+    q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1])
+    cells = format_column(q, 4)
+    header = ["Min", "1Q", "Median", "3Q", "Max"]
+    w = max(max(len(c) for c in cells), 6)
+    return "Scaled residuals: \n" + " ".join(h.rjust(w) for h in header) + " \n" + " ".join(c.rjust(w) for c in cells) + " "
+
+
+def random_effects_block(fit) -> str:
+    """Groups, Name, Variance, Std.Dev. and the correlations of each term."""
+    vc = fit.varcorr
+    var_rows = vc[vc["var2"].isna()]
+    variances = _right_justified(format_column(var_rows["vcov"].tolist(), 4))
+    sds = _right_justified(format_column(var_rows["sdcor"].tolist(), 4))
+    rows: list[list[str]] = []
+    k = 0
+    max_p = max((t.p for t in fit.reterms), default=1)
+    for t, group, S in zip(fit.reterms, fit.term_groups, fit.covariances):
+        sd = np.sqrt(np.diag(S))
+        for a, name in enumerate(t.columns):
+            corr = []
+            for b in range(a):
+                c = S[a, b] / (sd[a] * sd[b]) if sd[a] > 0 and sd[b] > 0 else np.nan
+                corr.append("NaN" if np.isnan(c) else f"{c:.2f}")
+            rows.append([group if a == 0 else "", name, variances[k], sds[k]] + corr + [""] * (max_p - 1 - len(corr)))
+            k += 1
+    rows.append(["Residual", "", variances[k], sds[k]] + [""] * (max_p - 1))
+    header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (max_p - 2) if max_p > 1 else [])
+    align = ["l"] * len(header)  # R prints this character table left-aligned
+    return "Random effects:\n" + render_table(header, rows, align, indent=" ")
+
+
+def _right_justified(cells: list[str]) -> list[str]:
+    width = max(len(c) for c in cells)
+    return [c.rjust(width) for c in cells]
+
+
+def observations_line(fit) -> str:
+    groups = "; ".join(f"{g}, {n}" for g, n in fit.ngroups.items())
+    line = f"Number of obs: {fit.nobs}, groups:  {groups}"
+    if fit.n_dropped:
+        line += f"\n({fit.n_dropped} observation{'s' if fit.n_dropped != 1 else ''} deleted due to missingness)"
+    return line
+
+
+def fixed_effects_block(table: pd.DataFrame) -> str:
+    """Estimates and SEs share one format; every other column has its own."""
+    est_se = format_column(table.iloc[:, :2].to_numpy().ravel().tolist(), 4)
+    est, se = est_se[0::2], est_se[1::2]
+    columns = [est, se] + [format_column(table[c].tolist(), 4) for c in table.columns[2:]]
+    rows = [[name] + [col[i] for col in columns] for i, name in enumerate(table.index)]
+    header = [""] + list(table.columns)
+    return "Fixed effects:\n" + render_table(header, rows, ["l"] + ["r"] * len(table.columns))
+
+
+def fixed_correlation_block(vcov: pd.DataFrame) -> str:
+    """Lower triangle of the correlation of β̂ with abbreviated names, as lme4."""
+    p = len(vcov)
+    if p < 2:
+        return ""
+    V = vcov.to_numpy()
+    d = np.sqrt(np.diag(V))
+    C = V / np.outer(d, d)
+    names = list(vcov.index)
+    abbrev = [abbreviate(n) for n in names]
+    rows = [[names[i]] + [f"{C[i, j]:.3f}" for j in range(i)] + [""] * (p - 1 - i) for i in range(1, p)]
+    return "Correlation of Fixed Effects:\n" + render_table([""] + abbrev[:-1], rows, ["l"] + ["r"] * (p - 1))
+
+
+def abbreviate(name: str, minlength: int = 6) -> str:
+    """R's abbreviate() for column labels: drop lower-case vowels from the end, then letters."""
+    if len(name) <= minlength:
+        return name
+    chars = list(name)
+    i = len(chars) - 1
+    while len(chars) > minlength and i > 0:
+        if chars[i] in "aeiou" and chars[i - 1] != " ":
+            del chars[i]
+        i -= 1
+    i = len(chars) - 1
+    while len(chars) > minlength and i > 0:
+        if chars[i].islower():
+            del chars[i]
+        i -= 1
+    return "".join(chars[:max(minlength, 0)]) if len(chars) > minlength else "".join(chars)
+
+
+def notes_block(fit) -> str:
+    notes = []
+    if fit.is_singular():
+        notes.append("boundary (singular) fit: see is_singular() and the guide on singular fits")
+    if not fit.optimum.converged:
+        notes.append(f"convergence: {fit.optimum.message}")
+    if fit.design.dropped_columns:
+        notes.append("fixed-effect model matrix is rank deficient so dropping "
+                     f"{len(fit.design.dropped_columns)} column(s): " + ", ".join(fit.design.dropped_columns))
+    return "\n".join(notes)

@@ -1,0 +1,61 @@
+"""broom.mixed-style tidy tables of a fitted mixed model."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def tidy(fit, effects: str = "fixed") -> pd.DataFrame:
+    """One row per estimate, with broom.mixed's column names and term labels."""
+    makers = {"fixed": _fixed, "ran_pars": _ran_pars, "ran_vals": _ran_vals, "ran_coefs": _ran_coefs}
+    if effects not in makers:
+        raise ValueError(f"effects must be one of {', '.join(map(repr, makers))}, not {effects!r}")
+    return makers[effects](fit)
+
+
+def _fixed(fit) -> pd.DataFrame:
+    est, se = fit.fixef, fit.se
+    return pd.DataFrame({
+        "effect": "fixed",
+        "term": list(est.index),
+        "estimate": est.to_numpy(),
+        "std.error": se.to_numpy(),
+        "statistic": (est / se).to_numpy(),
+    })
+
+
+def _ran_pars(fit) -> pd.DataFrame:
+    rows = []
+    for r in fit.varcorr.itertuples(index=False):
+        if r.grp == "Residual":
+            rows.append(("Residual", "sd__Observation", r.sdcor))
+        elif r.var2 is None or pd.isna(r.var2):
+            rows.append((r.grp, f"sd__{r.var1}", r.sdcor))
+        else:
+            rows.append((r.grp, f"cor__{r.var1}.{r.var2}", r.sdcor))
+    frame = pd.DataFrame(rows, columns=["group", "term", "estimate"])
+    frame.insert(0, "effect", "ran_pars")
+    return frame
+
+
+def _ran_vals(fit) -> pd.DataFrame:
+    frames = []
+    for group, modes in fit.ranef.items():
+        sds = fit.ranef_sd[group]
+        for term in modes.columns:
+            frames.append(pd.DataFrame({
+                "effect": "ran_vals", "group": group, "level": modes.index.astype(str),
+                "term": term, "estimate": modes[term].to_numpy(), "std.error": sds[term].to_numpy(),
+            }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _ran_coefs(fit) -> pd.DataFrame:
+    frames = []
+    for group, coefs in fit.coef.items():
+        for term in coefs.columns:
+            frames.append(pd.DataFrame({
+                "effect": "ran_coefs", "group": group, "level": coefs.index.astype(str),
+                "term": term, "estimate": coefs[term].to_numpy(),
+            }))
+    return pd.concat(frames, ignore_index=True)
