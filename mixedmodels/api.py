@@ -6,7 +6,10 @@ import pandas as pd
 
 from .design import build_design
 from .errors import DataError, FormulaError
+from .families import Family, get_family
 from .formula import parse_formula
+from .glmm import GeneralizedLinearMixedModel
+from .glmm_results import GlmerResult
 from .lmm import LinearMixedModel
 from .results import LmerResult
 
@@ -40,14 +43,14 @@ def lmer(
     return LmerResult(parsed, model, report, data_name=data.attrs.get("name"))
 
 
-def _check_groups(design) -> None:
-    """Each grouping factor needs more than one level and fewer levels than observations."""
+def _check_groups(design, lmm: bool = True) -> None:
+    """Each grouping factor needs more than one level; an LMM's fewer effects than observations."""
     for t in design.reterms:
         if t.nlevels < 2:
             raise DataError(
                 f"grouping factor {t.group!r} has {t.nlevels} level; a random effect needs at least 2 levels"
             )
-        if t.q >= design.n:
+        if lmm and t.q >= design.n:
             raise DataError(
                 f"the term ({t.expr} | {t.group}) has {t.q} random effects for {design.n} observations; "
                 "the random effects and the residual are not identifiable (is a grouping factor an "
@@ -69,3 +72,33 @@ def _engine_start(model: LinearMixedModel, start: object):
     sizes = [reterms[i].ntheta for i in public]
     pieces = dict(zip(public, np.split(start, np.cumsum(sizes)[:-1])))
     return np.concatenate([pieces[i] for i in model.order])
+
+
+def glmer(
+    formula: str,
+    data: pd.DataFrame,
+    family: str | Family = "binomial",
+    nAGQ: int = 1,
+    weights: object = None,
+    offset: object = None,
+    maxeval: int = 100_000,
+) -> GlmerResult:
+    """Fit a generalized linear mixed model from an lme4 formula by maximum likelihood.
+
+    ``family`` is a name ('binomial', 'poisson', 'Gamma', 'inverse_gaussian',
+    'gaussian') or a family object such as ``mm.families.Binomial(link="probit")``.
+    ``nAGQ=1`` is the Laplace approximation, ``nAGQ>1`` adaptive Gauss–Hermite
+    quadrature (one scalar random-effects term), ``nAGQ=0`` the faster fit with β
+    estimated inside PIRLS.  Binomial responses may be 0/1, booleans, two-level
+    factors (second level = success), proportions with ``weights=`` trials, or
+    ``cbind(successes, failures)``.
+    """
+    fam = get_family(family)
+    parsed = parse_formula(formula)
+    if not parsed.random:
+        raise FormulaError("glmer needs at least one random-effects term such as (1 | group)", formula)
+    design = build_design(parsed, data, weights=weights, offset=offset, binomial=fam.name == "binomial")
+    _check_groups(design, lmm=False)
+    model = GeneralizedLinearMixedModel(design, fam, nAGQ=nAGQ)
+    stage1, stage2 = model.fit(maxeval=maxeval)
+    return GlmerResult(parsed, model, stage2 if stage2 is not None else stage1, data_name=data.attrs.get("name"))

@@ -47,15 +47,25 @@ def block_diagonal_crossprod(term: ReTerm, w: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def crossproducts(reterms: tuple[ReTerm, ...], Xy: np.ndarray, w: np.ndarray | None) -> Crossproducts:
-    """All blocks of A for terms in the given order and the dense [X y]."""
-    zts = [zt_matrix(t) for t in reterms]
-    wzts = zts if w is None else [zt @ sp.diags(w) for zt in zts]
-    WXy = Xy if w is None else Xy * w[:, None]
-    diag = tuple(block_diagonal_crossprod(t, w) for t in reterms)
-    off = tuple(
-        tuple(sp.csr_matrix(wzts[j] @ zts[k].T) for k in range(j))
-        for j in range(len(reterms))
-    )
-    xz = tuple(np.asarray((zt @ WXy).T) for zt in zts)
-    return Crossproducts(diag=diag, off=off, xz=xz, xx=Xy.T @ WXy)
+class CrossproductBuilder:
+    """Computes A for the fixed terms and any weights and [X y]; Zᵢᵀ is built once.
+
+    The LMM builds A once; PIRLS rebuilds it with new working weights and
+    working response at every iteration.
+    """
+
+    def __init__(self, reterms: tuple[ReTerm, ...]):
+        self.reterms = reterms
+        self.zts = [zt_matrix(t) for t in reterms]
+
+    def __call__(self, Xy: np.ndarray, w: np.ndarray | None) -> Crossproducts:
+        zts, reterms = self.zts, self.reterms
+        wzts = zts if w is None else [zt.multiply(w).tocsr() for zt in zts]
+        WXy = Xy if w is None else Xy * w[:, None]
+        diag = tuple(block_diagonal_crossprod(t, w) for t in reterms)
+        off = tuple(
+            tuple(sp.csr_matrix(wzts[j] @ zts[k].T) for k in range(j))
+            for j in range(len(reterms))
+        )
+        xz = tuple(np.asarray((zt @ WXy).T) for zt in zts)
+        return Crossproducts(diag=diag, off=off, xz=xz, xx=Xy.T @ WXy)

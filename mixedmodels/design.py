@@ -47,8 +47,13 @@ def build_design(
     data: pd.DataFrame,
     weights: object = None,
     offset: object = None,
+    binomial: bool = False,
 ) -> Design:
-    """Evaluate every part of the model on the complete cases of ``data``."""
+    """Evaluate every part of the model on the complete cases of ``data``.
+
+    ``binomial`` admits the response forms of binomial GLMMs (cbind, factors,
+    booleans); their trials multiply the prior weights.
+    """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if len(data) == 0:
@@ -71,17 +76,23 @@ def build_design(
         )
     frame = data.loc[complete, used] if n_dropped else data[used]
 
-    y, X, xnames, spec = _fixed_part(parsed, frame)
+    y, trials = _response(parsed, frame, binomial)
+    X, xnames, spec = _fixed_part(parsed, frame)
     X, xnames, dropped = _drop_aliased(X, xnames)
     reterms = tuple(t for bar in parsed.random for t in _reterms(bar, frame))
     if w is not None:
         w = w[complete]
-        if np.any(w < 0) or not np.all(np.isfinite(w)):
-            raise DataError("weights must be finite and non-negative")
+        if np.any(w <= 0) or not np.all(np.isfinite(w)):
+            raise DataError("weights must be finite and positive")
+    if trials is not None:
+        w = trials if w is None else w * trials
     if o is not None:
         o = o[complete]
         if not np.all(np.isfinite(o)):
             raise DataError("offset must be finite")
+    for expr in parsed.offsets:
+        term = _numeric(expr, frame, "the offset")
+        o = term if o is None else o + term
     return Design(
         y=y,
         X=X,
@@ -99,7 +110,7 @@ def build_design(
 
 def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
     """The columns of ``data`` that the formula mentions, in data order."""
-    texts = [parsed.response, parsed.fixed] + [t.expr for t in parsed.random]
+    texts = [parsed.response, parsed.fixed, *parsed.offsets] + [t.expr for t in parsed.random]
     groups = {g for t in parsed.random for g in t.group}
     for g in groups:
         if g not in data.columns:
@@ -121,7 +132,7 @@ def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
 
 
 _IDENT = re.compile(r"`([^`]*)`|'[^']*'|\"[^\"]*\"|(?<![\w.])([A-Za-z_][A-Za-z0-9_.]*)")
-_KNOWN = {"np", "numpy", "I", "C", "log", "exp", "sqrt", "abs", "center", "scale",
+_KNOWN = {"np", "numpy", "I", "C", "log", "exp", "sqrt", "abs", "log2", "log10", "log1p", "center", "scale",
           "poly", "bs", "cbind", "offset", "True", "False", "None", "Treatment", "Sum",
           "contr", "math", "lag", "standardize", "Q"}
 
@@ -167,27 +178,104 @@ def _optional_vector(value: object, data: pd.DataFrame, what: str) -> np.ndarray
     return arr
 
 
-def _fixed_part(parsed: ParsedFormula, frame: pd.DataFrame):
-    """Response and fixed-effects matrix through formulaic, with R's column names."""
+#: R's spellings of common transforms, available inside formulas next to ``np.*``.
+FORMULA_CONTEXT = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
+                   "log2": np.log2, "log10": np.log10, "log1p": np.log1p}
+
+
+def evaluate(expr: str, frame: pd.DataFrame, what: str) -> formulaic.ModelMatrix:
+    """A formulaic model matrix of ``expr`` on ``frame``; errors name the formula part."""
     try:
-        mm = formulaic.model_matrix(parsed.fixed_formula, frame, na_action="ignore")
-    except FormulaError:
-        raise
-    except Exception as exc:  # formulaic raises many kinds; name the formula part
-        raise FormulaError(f"cannot evaluate the fixed part {parsed.fixed_formula!r}: {exc}") from exc
-    lhs, rhs = mm.lhs, mm.rhs
-    if lhs.shape[1] != 1:
-        raise DataError(
-            f"the response {parsed.response!r} must be one numeric column; it gave "
-            f"{lhs.shape[1]} columns (is it a factor?)"
-        )
-    y = lhs.to_numpy(dtype=float).ravel()
+        return formulaic.model_matrix(expr, frame, na_action="ignore", context=FORMULA_CONTEXT)
+    except Exception as exc:  # formulaic raises many kinds
+        raise FormulaError(f"cannot evaluate {what} {expr!r}: {exc}") from exc
+
+
+def _fixed_part(parsed: ParsedFormula, frame: pd.DataFrame):
+    """Fixed-effects matrix through formulaic, with R's column names."""
+    rhs = evaluate(parsed.fixed, frame, "the fixed part")
     X = rhs.to_numpy(dtype=float)
     names = tuple(r_name(c) for c in rhs.columns)
-    _check_finite(y, parsed.response)
     for j, name in enumerate(names):
         _check_finite(X[:, j], name)
-    return y, X, names, rhs.model_spec
+    return X, names, rhs.model_spec
+
+
+def _numeric(expr: str, frame: pd.DataFrame, what: str) -> np.ndarray:
+    """One numeric column from an expression such as 'y', 'np.log(y)' or 'size - k'."""
+    if expr in frame.columns and not pd.api.types.is_numeric_dtype(frame[expr].dtype):
+        raise DataError(
+            f"{what} {expr!r} must be numeric, but the column has dtype {frame[expr].dtype}"
+            + ("; glmer(family='binomial') accepts two-level factors" if what == "the response" else "")
+        )
+    values = evaluate(f"0 + I({expr})", frame, what).to_numpy(dtype=float)
+    if values.shape[1] != 1:
+        raise DataError(f"{what} {expr!r} must be one numeric column; it gave {values.shape[1]}")
+    out = values.ravel()
+    _check_finite(out, expr)
+    return out
+
+
+_CBIND = re.compile(r"^cbind\s*\((.*)\)$", re.S)
+
+
+def _response(parsed: ParsedFormula, frame: pd.DataFrame, binomial: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The response y, and binomial trials when the response gives them.
+
+    Binomial responses may be ``cbind(successes, failures)`` (y = proportion,
+    trials = their sum), booleans, or two-level factors (the second level is a
+    success, as in R).
+    """
+    text = parsed.response.strip()
+    match = _CBIND.match(text)
+    if match:
+        if not binomial:
+            raise DataError("cbind(successes, failures) responses need glmer(..., family='binomial')")
+        parts = _split_arguments(match.group(1))
+        if len(parts) != 2:
+            raise FormulaError("cbind() takes two arguments: cbind(successes, failures)", parsed.text, 0)
+        succ, fail = (_numeric(p, frame, "cbind() argument") for p in parts)
+        if np.any(succ < 0) or np.any(fail < 0):
+            raise DataError(f"cbind({parts[0]}, {parts[1]}) has negative counts")
+        trials = succ + fail
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = np.where(trials > 0, succ / np.where(trials > 0, trials, 1), 0.0)
+        return y, trials
+    if binomial and text in frame.columns and _is_two_valued_type(frame[text]):
+        return _two_level(frame[text], text), None
+    return _numeric(text, frame, "the response"), None
+
+
+def _is_two_valued_type(column: pd.Series) -> bool:
+    return pd.api.types.is_bool_dtype(column.dtype) or not pd.api.types.is_numeric_dtype(column.dtype)
+
+
+def _two_level(column: pd.Series, name: str) -> np.ndarray:
+    """0/1 from a boolean or a two-level factor: the second level is success (R)."""
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return column.to_numpy(dtype=float)
+    codes, levels = factor_codes(column)
+    if len(levels) != 2:
+        raise DataError(
+            f"the binomial response {name!r} is a factor with {len(levels)} levels "
+            f"({', '.join(map(str, list(levels)[:5]))}); it needs exactly 2 (the second is success)"
+        )
+    return codes.astype(float)
+
+
+def _split_arguments(text: str) -> list[str]:
+    """Split a call's argument list at top-level commas."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
 
 
 def _check_finite(values: np.ndarray, name: str) -> None:
@@ -263,10 +351,7 @@ def factor_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
 def _reterms(bar: RandomTerm, frame: pd.DataFrame) -> list[ReTerm]:
     """The ReTerms of one bar; ``||`` gives one scalar term per column of its matrix."""
     codes, levels = grouping_factor(frame, bar.group)
-    try:
-        mat = formulaic.model_matrix(bar.expr, frame, na_action="ignore")
-    except Exception as exc:
-        raise FormulaError(f"cannot evaluate the random-effects term ({bar.expr} | {bar.group_name}): {exc}") from exc
+    mat = evaluate(bar.expr, frame, f"the random-effects term ({bar.expr} | {bar.group_name}), left part")
     Xi = mat.to_numpy(dtype=float)
     names = tuple(r_name(c) for c in mat.columns)
     if Xi.shape[1] == 0:

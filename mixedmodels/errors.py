@@ -42,6 +42,10 @@ class FormulaError(MixedModelsError):
         return "\n".join(lines)
 
 
+class FitError(MixedModelsError):
+    """The model could not be fitted (e.g. PIRLS failed); the message says why and what to try."""
+
+
 class DataError(MixedModelsError):
     """The data do not fit the model (missing columns, bad values, ...)."""
 

@@ -46,6 +46,7 @@ class ParsedFormula:
     response: str
     fixed: str
     random: tuple[RandomTerm, ...]
+    offsets: tuple[str, ...] = ()  # expressions of offset(...) summands, as R's offset()
 
     @property
     def fixed_formula(self) -> str:
@@ -104,6 +105,7 @@ def parse_formula(formula: str) -> ParsedFormula:
 
     fixed: list[str] = []
     random: list[RandomTerm] = []
+    offsets: list[str] = []
     for piece_start, piece_end in layout.split("+", tilde + 1, len(formula), _TOP):
         start, end = _strip(formula, piece_start, piece_end)
         if start == end:
@@ -116,13 +118,34 @@ def parse_formula(formula: str) -> ParsedFormula:
             start, end = _strip(formula, bar_end, end)
         if start < end:
             _reject_hidden_bars(layout, start, end)
-            fixed.append(formula[start:end])
+            inner = _offset_argument(layout, start, end)
+            if inner is not None:
+                offsets.append(inner)
+            else:
+                fixed.append(formula[start:end])
     return ParsedFormula(
         text=formula,
         response=formula[:tilde].strip(),
         fixed=_join_summands(fixed),
         random=tuple(random),
+        offsets=tuple(offsets),
     )
+
+
+def _offset_argument(layout: _Layout, start: int, end: int) -> str | None:
+    """The argument of a summand that is exactly ``offset(...)``, else None."""
+    text = layout.text
+    if not text.startswith("offset", start):
+        return None
+    paren = start + len("offset")
+    while paren < end and text[paren].isspace():
+        paren += 1
+    if paren >= end or text[paren] != "(" or layout.closer.get(paren) != end - 1:
+        return None
+    inner = text[paren + 1 : end - 1].strip()
+    if not inner:
+        raise FormulaError("offset() needs an expression, e.g. offset(log(exposure))", text, paren)
+    return inner
 
 
 def _scan(text: str) -> _Layout:

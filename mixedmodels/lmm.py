@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from .blockchol import BlockedCholesky, factorize
-from .crossprod import Crossproducts, crossproducts
+from .crossprod import CrossproductBuilder, Crossproducts
 from .design import Design
 from .optimizer import OptimumReport, optimize
 from .reterm import ReTerm
@@ -31,7 +31,7 @@ class LinearMixedModel:
         self.order = sorted(range(len(design.reterms)), key=lambda i: -design.reterms[i].q)
         self.terms: tuple[ReTerm, ...] = tuple(design.reterms[i] for i in self.order)
         y = design.y if design.offset is None else design.y - design.offset
-        self.crossprod: Crossproducts = crossproducts(self.terms, np.column_stack([design.X, y]), design.weights)
+        self.crossprod: Crossproducts = CrossproductBuilder(self.terms)(np.column_stack([design.X, y]), design.weights)
         self._theta_slices = _slices([t.ntheta for t in self.terms])
         w = design.weights
         self._log_weights = 0.0 if w is None else float(np.log(w).sum())

@@ -40,6 +40,7 @@ def minimize_bobyqa(
     ftol_abs: float = 1e-8,
     xtol_abs: float = 1e-10,
     maxeval: int = 100_000,
+    initial_step: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, int, str]:
     """Minimise f over x ≥ lower by BOBYQA; returns (x, f(x), evaluations, stop reason)."""
     n = len(x0)
@@ -57,7 +58,7 @@ def minimize_bobyqa(
     opt.set_ftol_abs(ftol_abs)
     opt.set_xtol_abs(xtol_abs)
     opt.set_maxeval(maxeval)
-    opt.set_initial_step(np.where(np.isfinite(lower), 0.75, 1.0))
+    opt.set_initial_step(np.where(np.isfinite(lower), 0.75, 1.0) if initial_step is None else initial_step)
     x = opt.optimize(np.maximum(np.asarray(x0, dtype=float), lower))
     return x, opt.last_optimum_value(), count[0], _NLOPT_RESULTS.get(opt.last_optimize_result(), "stopped")
 
@@ -77,12 +78,13 @@ def optimize(
     x0: np.ndarray,
     lower: np.ndarray,
     maxeval: int = 100_000,
+    initial_step: np.ndarray | None = None,
 ) -> OptimumReport:
     """BOBYQA, a check of the optimum, and one restart from it when the check fails."""
-    x, fun, nfev, reason = minimize_bobyqa(f, x0, lower, maxeval=maxeval)
+    x, fun, nfev, reason = minimize_bobyqa(f, x0, lower, maxeval=maxeval, initial_step=initial_step)
     ok, grad, gain = check_optimum(f, x, lower, fun)
     if not ok and reason != "maximum number of evaluations reached":
-        x2, fun2, nfev2, reason = minimize_bobyqa(f, x, lower, maxeval=maxeval)
+        x2, fun2, nfev2, reason = minimize_bobyqa(f, x, lower, maxeval=maxeval, initial_step=initial_step)
         nfev += nfev2
         if fun2 <= fun:
             x, fun = x2, fun2
@@ -125,7 +127,7 @@ def check_optimum(
     if not free.any():
         return True, grad, 0.0
     g = grad[free]
-    H = _hessian(f, x, fx, h, np.flatnonzero(free))
+    H = finite_difference_hessian(f, x, fx, h, np.flatnonzero(free))
     try:
         step = np.linalg.solve(H, g)
         gain = 0.5 * float(g @ step)
@@ -136,8 +138,16 @@ def check_optimum(
     return gain < tol * max(1.0, abs(fx)), grad, gain
 
 
-def _hessian(f, x, fx, h, idx) -> np.ndarray:
-    """Central-difference Hessian over the coordinates ``idx``."""
+def finite_difference_hessian(
+    f: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    fx: float,
+    h: np.ndarray | None = None,
+    idx: np.ndarray | None = None,
+) -> np.ndarray:
+    """Central-difference Hessian of f at x over the coordinates ``idx`` (default: all)."""
+    h = 1e-4 * np.maximum(np.abs(x), 1.0) if h is None else h
+    idx = np.arange(len(x)) if idx is None else idx
     m = len(idx)
     H = np.zeros((m, m))
     for a, i in enumerate(idx):

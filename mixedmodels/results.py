@@ -1,8 +1,10 @@
-"""A fitted linear mixed model and what users ask of it.
+"""Fitted mixed models and what users ask of them.
 
-Everything is derived once from the optimum θ̂ and the blocked Cholesky factor at
-θ̂.  Random-effects terms are reported in lme4's order (decreasing number of
-levels, ties in formula order), whatever order the engine used.
+``MixedModelResult`` holds what linear and generalized fits share: everything is
+derived once from the optimum θ̂, the spherical conditional modes u and the
+blocked Cholesky factor at θ̂.  Random-effects terms are reported in lme4's
+order (decreasing number of levels, ties in formula order), whatever order the
+engine used.  ``LmerResult`` adds the LMM's profiled quantities.
 """
 
 from __future__ import annotations
@@ -24,19 +26,22 @@ from .reterm import ReTerm, _lower_indices
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
 
 
-class LmerResult:
-    """A linear mixed model fitted by REML or ML (lme4's ``lmerMod``)."""
+class MixedModelResult:
+    """What every fitted mixed model offers; subclasses supply the fit-specific parts."""
 
-    def __init__(self, parsed: ParsedFormula, model: LinearMixedModel, report: OptimumReport, data_name: str | None = None):
+    #: whether VarCorr has a Residual row (Gaussian LMMs, families with a scale)
+    has_residual_row = True
+
+    def __init__(self, parsed: ParsedFormula, model, report: OptimumReport, theta_engine: np.ndarray,
+                 factor: BlockedCholesky, data_name: str | None = None):
         self.formula = parsed.text
         self.parsed = parsed
         self.model = model
         self.design: Design = model.design
-        self.REML = model.REML
         self.optimum = report
         self.data_name = data_name
-        self._theta_engine = report.x
-        self._factor: BlockedCholesky = model.factor(report.x)
+        self._theta_engine = theta_engine
+        self._factor = factor
         # lme4's order of terms: decreasing number of levels, stable in formula order
         reterms = self.design.reterms
         self._public = sorted(range(len(reterms)), key=lambda i: -reterms[i].nlevels)
@@ -85,27 +90,6 @@ class LmerResult:
                 names.append(f"{t.group}.{t.columns[a]}" if a == b else f"{t.group}.{t.columns[a]}.{t.columns[b]}")
         return names
 
-    @cached_property
-    def fixef(self) -> pd.Series:
-        """Fixed-effects estimates β̂."""
-        return pd.Series(self._factor.beta(), index=list(self.design.xnames), name="Estimate")
-
-    @cached_property
-    def sigma(self) -> float:
-        """Residual standard deviation σ̂."""
-        dof = self.nobs - self.p if self.REML else self.nobs
-        return float(self._factor.r / np.sqrt(dof))
-
-    @cached_property
-    def vcov(self) -> pd.DataFrame:
-        """Covariance of β̂: σ² (L_X L_Xᵀ)⁻¹."""
-        p = self.p
-        LX = self._factor.L[-1][-1][:p, :p]
-        Linv = np.linalg.solve(LX, np.eye(p)) if p else np.zeros((0, 0))
-        V = self.sigma**2 * (Linv.T @ Linv)
-        names = list(self.design.xnames)
-        return pd.DataFrame(V, index=names, columns=names)
-
     @property
     def se(self) -> pd.Series:
         """Standard errors of the fixed effects."""
@@ -140,33 +124,12 @@ class LmerResult:
         return out
 
     @property
-    def df(self) -> int:
-        """Number of estimated parameters: β, θ and σ."""
-        return self.p + len(self.theta) + 1
-
-    # ----- likelihood --------------------------------------------------------------------
-    @property
-    def objective(self) -> float:
-        """The REML criterion (REML fits) or −2 log-likelihood (ML fits), as lme4."""
-        return float(self.optimum.fun)
-
-    @property
-    def loglik(self) -> float:
-        """Log-likelihood (the REML log-likelihood for REML fits, as lme4's logLik)."""
-        return -0.5 * self.objective
-
-    @property
     def aic(self) -> float:
         return -2.0 * self.loglik + 2 * self.df
 
     @property
     def bic(self) -> float:
         return -2.0 * self.loglik + np.log(self.nobs) * self.df
-
-    @cached_property
-    def deviance(self) -> float:
-        """−2 log-likelihood at the estimates (for REML fits: the ML deviance at θ̂)."""
-        return float(self.model.objective(self._theta_engine, REML=False))
 
     @property
     def df_resid(self) -> int:
@@ -176,9 +139,8 @@ class LmerResult:
     @cached_property
     def _b(self) -> list[np.ndarray]:
         """Conditional modes b = Λu per term (engine order), as (levels, p) arrays."""
-        u = self._factor.spherical_modes(self._factor.beta())
         out = []
-        for uj, T, t in zip(u, self._factor.lambdas, self.model.terms):
+        for uj, T, t in zip(self._u, self._factor.lambdas, self.model.terms):
             out.append(uj.reshape(t.nlevels, t.p) @ T.T)
         return out
 
@@ -242,7 +204,8 @@ class LmerResult:
                 for a in range(b + 1, t.p):
                     corr = S[a, b] / (sd[a] * sd[b]) if sd[a] > 0 and sd[b] > 0 else np.nan
                     rows.append((group, t.columns[b], t.columns[a], S[a, b], corr))
-        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        if self.has_residual_row:
+            rows.append(("Residual", None, None, self.sigma**2, self.sigma))
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
     def is_singular(self, tol: float = SINGULAR_TOLERANCE) -> bool:
@@ -250,38 +213,23 @@ class LmerResult:
         lower = self.model.theta_lower
         return bool(np.any(self._theta_engine[np.isfinite(lower)] < tol))
 
-    # ----- fitted values -----------------------------------------------------------------
-    @cached_property
-    def fitted(self) -> pd.Series:
-        """Xβ̂ + Zb̂ (+ offset) for the rows used."""
-        eta = self.design.X @ self.fixef.to_numpy()
-        for t, b in zip(self.model.terms, self._b):
-            eta = eta + t.times_b(b)
-        if self.design.offset is not None:
-            eta = eta + self.design.offset
-        return pd.Series(eta, index=self.rows_used, name="fitted")
-
-    @cached_property
-    def residuals(self) -> pd.Series:
-        """Response residuals y − fitted."""
-        return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.rows_used, name="residuals")
-
-    def scaled_residuals(self) -> pd.Series:
-        """Pearson residuals divided by σ̂ (what lme4's summary tabulates)."""
-        r = self.residuals.to_numpy()
-        if self.design.weights is not None:
-            r = r * np.sqrt(self.design.weights)
-        return pd.Series(r / self.sigma, index=self.rows_used, name="scaled residuals")
-
     # ----- variance explained --------------------------------------------------------------
-    def _variance_parts(self) -> tuple[dict[str, float], float, float]:
-        """Per-factor random-effect variance (mean of zᵢᵀΣzᵢ), fixed-effect variance, σ²."""
+    def random_variances(self) -> dict[str, float]:
+        """Variance of each grouping factor's random effects, the mean of zᵢᵀΣzᵢ (Johnson 2014)."""
         per_group: dict[str, float] = {}
         for t, S in zip(self.reterms, self.covariances):
             v = float(np.mean(np.einsum("ia,ab,ib->i", t.matrix, S, t.matrix)))
             per_group[t.group] = per_group.get(t.group, 0.0) + v
+        return per_group
+
+    def _variance_parts(self) -> tuple[dict[str, float], float, float]:
+        """Per-factor random-effect variance, fixed-effect variance, distribution variance."""
         fixed = float(np.var(self.design.X @ self.fixef.to_numpy(), ddof=1)) if self.nobs > 1 else 0.0
-        return per_group, fixed, self.sigma**2
+        return self.random_variances(), fixed, self.distribution_variance()
+
+    def distribution_variance(self) -> float:
+        """The residual (observation-level) variance on the latent scale; σ² for LMMs."""
+        return self.sigma**2
 
     def icc(self, by_group: bool = False) -> dict:
         """Intraclass correlation (performance::icc): adjusted and unadjusted.
@@ -321,9 +269,94 @@ class LmerResult:
             [{
                 "nobs": self.nobs, "sigma": self.sigma, "logLik": self.loglik, "AIC": self.aic,
                 "BIC": self.bic, "deviance": self.deviance, "df.residual": self.df_resid,
-                "REMLcrit": self.objective if self.REML else np.nan,
             }]
         )
+
+
+class LmerResult(MixedModelResult):
+    """A linear mixed model fitted by REML or ML (lme4's ``lmerMod``)."""
+
+    def __init__(self, parsed: ParsedFormula, model: LinearMixedModel, report: OptimumReport, data_name: str | None = None):
+        self.REML = model.REML
+        super().__init__(parsed, model, report, report.x, model.factor(report.x), data_name)
+
+    @cached_property
+    def _u(self) -> list[np.ndarray]:
+        return self._factor.spherical_modes(self._factor.beta())
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        """Fixed-effects estimates β̂."""
+        return pd.Series(self._factor.beta(), index=list(self.design.xnames), name="Estimate")
+
+    @cached_property
+    def sigma(self) -> float:
+        """Residual standard deviation σ̂."""
+        dof = self.nobs - self.p if self.REML else self.nobs
+        return float(self._factor.r / np.sqrt(dof))
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of β̂: σ² (L_X L_Xᵀ)⁻¹."""
+        p = self.p
+        LX = self._factor.L[-1][-1][:p, :p]
+        Linv = np.linalg.solve(LX, np.eye(p)) if p else np.zeros((0, 0))
+        V = self.sigma**2 * (Linv.T @ Linv)
+        names = list(self.design.xnames)
+        return pd.DataFrame(V, index=names, columns=names)
+
+    @property
+    def df(self) -> int:
+        """Number of estimated parameters: β, θ and σ."""
+        return self.p + len(self.theta) + 1
+
+    # ----- likelihood --------------------------------------------------------------------
+    @property
+    def objective(self) -> float:
+        """The REML criterion (REML fits) or −2 log-likelihood (ML fits), as lme4."""
+        return float(self.optimum.fun)
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (the REML log-likelihood for REML fits, as lme4's logLik)."""
+        return -0.5 * self.objective
+
+    @cached_property
+    def deviance(self) -> float:
+        """−2 log-likelihood at the estimates (for REML fits: the ML deviance at θ̂)."""
+        return float(self.model.objective(self._theta_engine, REML=False))
+
+    # ----- fitted values -----------------------------------------------------------------
+    @cached_property
+    def fitted(self) -> pd.Series:
+        """Xβ̂ + Zb̂ (+ offset) for the rows used."""
+        eta = self.design.X @ self.fixef.to_numpy()
+        for t, b in zip(self.model.terms, self._b):
+            eta = eta + t.times_b(b)
+        if self.design.offset is not None:
+            eta = eta + self.design.offset
+        return pd.Series(eta, index=self.rows_used, name="fitted")
+
+    @cached_property
+    def residuals(self) -> pd.Series:
+        """Response residuals y − fitted."""
+        return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.rows_used, name="residuals")
+
+    def scaled_residuals(self) -> pd.Series:
+        """Pearson residuals divided by σ̂ (what lme4's summary tabulates)."""
+        r = self.residuals.to_numpy()
+        if self.design.weights is not None:
+            r = r * np.sqrt(self.design.weights)
+        return pd.Series(r / self.sigma, index=self.rows_used, name="scaled residuals")
+
+    def glance(self) -> pd.DataFrame:
+        out = super().glance()
+        out["REMLcrit"] = self.objective if self.REML else np.nan
+        return out
+
+    def coefficients(self) -> pd.DataFrame:
+        """Estimate, Std. Error, t value (lme4's summary table)."""
+        return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "t value": self.fixef / self.se})
 
     def summary(self):
         """lme4's summary(): a printable object whose text mirrors ``summary(lmer)``."""

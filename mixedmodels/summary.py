@@ -5,22 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .rformat import format_column, render_table
+from .rformat import SIGNIF_LEGEND, format_column, format_pvalues, render_table, signif_stars
 
 
 class Summary:
-    """``print(m.summary())`` gives lme4's ``summary(lmer)`` layout."""
+    """``print(m.summary())`` gives lme4's ``summary(lmer)`` / ``summary(glmer)`` layout."""
 
     def __init__(self, fit):
         self.fit = fit
 
     @property
     def coefficients(self) -> pd.DataFrame:
-        """The fixed-effects table: Estimate, Std. Error, t value."""
-        f = self.fit
-        return pd.DataFrame(
-            {"Estimate": f.fixef, "Std. Error": f.se, "t value": f.fixef / f.se}
-        )
+        """The fixed-effects table with lme4's column names."""
+        return self.fit.coefficients()
 
     def __str__(self) -> str:
         sections = [
@@ -40,11 +37,17 @@ class Summary:
 
     def _title(self) -> str:
         f = self.fit
-        kind = "REML" if f.REML else "maximum likelihood "
-        lines = [f"Linear mixed model fit by {kind} ['lmerMod']", f"Formula: {f.formula}"]
+        family = getattr(f, "family", None)
+        if family is None:
+            kind = "REML" if f.REML else "maximum likelihood "
+            lines = [f"Linear mixed model fit by {kind} ['lmerMod']"]
+        else:
+            lines = [f"Generalized linear mixed model fit by {f.method} ['glmerMod']",
+                     f" Family: {family.name}  ( {family.link.name} )"]
+        lines.append(f"Formula: {f.formula}")
         if f.data_name:
             lines.append(f"   Data: {f.data_name}")
-        if f.design.weights is not None:
+        if f.design.weights is not None and family is None:
             lines.append("Weights: (prior weights given)")
         if f.design.offset is not None:
             lines.append(" Offset: (offset given)")
@@ -52,7 +55,7 @@ class Summary:
 
     def _fit_criterion(self) -> str:
         f = self.fit
-        if f.REML:
+        if getattr(f, "REML", False):
             return f"REML criterion at convergence: {f.objective:.1f}"
         return information_criteria_block(f.aic, f.bic, f.loglik, f.deviance, f.df_resid)
 
@@ -91,7 +94,8 @@ def random_effects_block(fit) -> str:
                 corr.append("NaN" if np.isnan(c) else f"{c:.2f}")
             rows.append([group if a == 0 else "", name, variances[k], sds[k]] + corr + [""] * (max_p - 1 - len(corr)))
             k += 1
-    rows.append(["Residual", "", variances[k], sds[k]] + [""] * (max_p - 1))
+    if fit.has_residual_row:
+        rows.append(["Residual", "", variances[k], sds[k]] + [""] * (max_p - 1))
     header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (max_p - 2) if max_p > 1 else [])
     align = ["l"] * len(header)  # R prints this character table left-aligned
     return "Random effects:\n" + render_table(header, rows, align, indent=" ")
@@ -111,13 +115,23 @@ def observations_line(fit) -> str:
 
 
 def fixed_effects_block(table: pd.DataFrame) -> str:
-    """Estimates and SEs share one format; every other column has its own."""
+    """Estimates and SEs share one format; statistics their own; p-values as R's format.pval."""
     est_se = format_column(table.iloc[:, :2].to_numpy().ravel().tolist(), 4)
-    est, se = est_se[0::2], est_se[1::2]
-    columns = [est, se] + [format_column(table[c].tolist(), 4) for c in table.columns[2:]]
-    rows = [[name] + [col[i] for col in columns] for i, name in enumerate(table.index)]
+    columns = [est_se[0::2], est_se[1::2]]
+    pcol = [c for c in table.columns if c.startswith("Pr(")]
+    for c in table.columns[2:]:
+        columns.append(format_pvalues(table[c].tolist()) if c in pcol else format_column(table[c].tolist(), 4))
     header = [""] + list(table.columns)
-    return "Fixed effects:\n" + render_table(header, rows, ["l"] + ["r"] * len(table.columns))
+    align = ["l"] + ["r"] * len(table.columns)
+    if pcol:
+        columns.append([signif_stars(p) for p in table[pcol[0]]])
+        header.append("")
+        align.append("l")
+    rows = [[name] + [col[i] for col in columns] for i, name in enumerate(table.index)]
+    block = "Fixed effects:\n" + render_table(header, rows, align)
+    if pcol:
+        block += "\n---\n" + SIGNIF_LEGEND
+    return block
 
 
 def fixed_correlation_block(vcov: pd.DataFrame) -> str:

@@ -1,0 +1,199 @@
+"""A fitted generalized linear mixed model (lme4's ``glmerMod``)."""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import ConvergenceWarning
+from .formula import ParsedFormula
+from .glmm import GeneralizedLinearMixedModel, PirlsState
+from .optimizer import OptimumReport, finite_difference_hessian
+from .results import MixedModelResult
+
+
+class GlmerResult(MixedModelResult):
+    """A GLMM fitted by the Laplace approximation, adaptive quadrature, or nAGQ = 0."""
+
+    def __init__(self, parsed: ParsedFormula, model: GeneralizedLinearMixedModel, report: OptimumReport,
+                 data_name: str | None = None):
+        k = model.ntheta
+        theta = report.x[:k]
+        beta = report.x[k:] if model.nAGQ > 0 else None
+        state: PirlsState = model.pirls(theta, beta)
+        self.family = model.family
+        self.nAGQ = model.nAGQ
+        self._state = state
+        self._beta = state.beta
+        self.has_residual_row = model.family.has_dispersion
+        super().__init__(parsed, model, report, theta, state.L, data_name)
+        self._warn_separation()
+
+    @property
+    def _u(self) -> list[np.ndarray]:
+        return self._state.u
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self._beta, index=list(self.design.xnames), name="Estimate")
+
+    @cached_property
+    def sigma(self) -> float:
+        """Residual scale: 1 for binomial and Poisson, √φ for families with a dispersion."""
+        return float(np.sqrt(self.model.dispersion(self._state.mu)))
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of β̂ from the Hessian of the deviance over (θ, β), as lme4 (use.hessian).
+
+        Falls back to the PIRLS system's φ (L_X L_Xᵀ)⁻¹ (β given θ) when the Hessian is
+        not positive definite, with a warning.
+        """
+        names = list(self.design.xnames)
+        V = self._hessian_vcov() if self.nAGQ > 0 else None
+        if V is None:
+            V = self._conditional_vcov()
+        return pd.DataFrame(V, index=names, columns=names)
+
+    def _hessian_vcov(self) -> np.ndarray | None:
+        m, k = self.model, self.model.ntheta
+        x = self.optimum.x
+        H = finite_difference_hessian(lambda z: m.deviance(z[:k], z[k:]), x, self.optimum.fun)
+        m.pirls(x[:k], x[k:])  # leave the warm starts at the optimum
+        try:
+            cov = 2.0 * np.linalg.inv(H)
+            V = cov[k:, k:]
+            np.linalg.cholesky(V)
+            return V
+        except np.linalg.LinAlgError:
+            warnings.warn("the Hessian of the deviance is not positive definite; standard errors "
+                          "use the conditional (β given θ) estimate", ConvergenceWarning, stacklevel=4)
+            return None
+
+    def _conditional_vcov(self) -> np.ndarray:
+        m, p = self.model, self.p
+        state = m.pirls(self._theta_engine, self._beta)
+        L, _, _ = m._pwls_step(state.eta, state.mu, state.beta, m.lambdas(self._theta_engine), update_beta=True)
+        LX = L.L[-1][-1][:p, :p]
+        Linv = np.linalg.solve(LX, np.eye(p))
+        return self.sigma**2 * (Linv.T @ Linv)
+
+    @property
+    def df(self) -> int:
+        """Number of parameters: β, θ and a dispersion where the family has one."""
+        return self.p + len(self.theta) + int(self.family.has_dispersion)
+
+    @property
+    def objective(self) -> float:
+        """−2 log-likelihood on lme4's scale (Laplace; AGQ omits the saturated constant, as lme4)."""
+        return float(self.optimum.fun)
+
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.objective
+
+    @property
+    def deviance(self) -> float:
+        return self.objective
+
+    # ----- fitted values and residuals ---------------------------------------------------
+    @property
+    def linear_predictor(self) -> pd.Series:
+        return pd.Series(self._state.eta, index=self.rows_used, name="eta")
+
+    @cached_property
+    def fitted(self) -> pd.Series:
+        """Fitted means μ̂ on the response scale."""
+        return pd.Series(self._state.mu, index=self.rows_used, name="fitted")
+
+    def predict(self, type: str = "link") -> pd.Series:
+        """Predictions for the fitted data on the 'link' or 'response' scale."""
+        if type == "link":
+            return self.linear_predictor
+        if type == "response":
+            return self.fitted
+        raise ValueError(f"type must be 'link' or 'response', not {type!r}")
+
+    def residuals_of(self, type: str = "deviance") -> pd.Series:
+        """Residuals of type 'deviance' (default, as R), 'pearson', 'response' or 'working'."""
+        y, mu, eta = self.design.y, self._state.mu, self._state.eta
+        wt = self.model.prior_weights
+        fam = self.family
+        if type == "response":
+            r = y - mu
+        elif type == "pearson":
+            r = (y - mu) * np.sqrt(wt) / np.sqrt(fam.variance(mu))
+        elif type == "deviance":
+            r = np.sign(y - mu) * np.sqrt(np.maximum(fam.deviance_residuals(y, mu, wt), 0))
+        elif type == "working":
+            r = (y - mu) / fam.link.mu_eta(eta)
+        else:
+            raise ValueError(f"type must be 'deviance', 'pearson', 'response' or 'working', not {type!r}")
+        return pd.Series(r, index=self.rows_used, name=f"{type} residuals")
+
+    @property
+    def residuals(self) -> pd.Series:
+        """Deviance residuals (R's default for GLMMs)."""
+        return self.residuals_of("deviance")
+
+    def scaled_residuals(self) -> pd.Series:
+        """Pearson residuals (what lme4's glmer summary tabulates)."""
+        return self.residuals_of("pearson") / self.sigma
+
+    # ----- variance explained --------------------------------------------------------------
+    def distribution_variance(self) -> float:
+        """Latent-scale observation variance (Nakagawa et al. 2017): π²/3 for logit, ..."""
+        link = self.family.link.name
+        fam = self.family.name
+        if fam == "binomial":
+            return {"logit": np.pi**2 / 3, "probit": 1.0, "cloglog": np.pi**2 / 6}.get(link, np.pi**2 / 3)
+        if fam == "poisson" and link == "log":
+            lam = np.exp(self.fixef.get("(Intercept)", 0.0) + 0.5 * sum(self.random_variances().values()))
+            return float(np.log1p(1 / lam))
+        return self.sigma**2
+
+    def _warn_separation(self) -> None:
+        """Fitted probabilities of 0 or 1 with huge coefficients usually mean separation."""
+        if self.family.name != "binomial":
+            return
+        mu = self._state.mu
+        extreme = (mu < 1e-8) | (mu > 1 - 1e-8)
+        big = [n for n, b in self.fixef.items() if abs(b) > 10]
+        if extreme.any() and big:
+            warnings.warn(
+                f"fitted probabilities numerically 0 or 1 occurred for {int(extreme.sum())} observations and "
+                f"the coefficient(s) {', '.join(map(repr, big))} are very large: the response is probably "
+                "(quasi-)perfectly separated by these predictors; consider removing them or a penalised fit",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+
+    # ----- tables --------------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        if self.nAGQ == 0:
+            return "maximum likelihood (Laplace Approximation, nAGQ = 0)"
+        if self.nAGQ == 1:
+            return "maximum likelihood (Laplace Approximation)"
+        return f"maximum likelihood (Adaptive Gauss-Hermite Quadrature, nAGQ = {self.nAGQ})"
+
+    def coefficients(self) -> pd.DataFrame:
+        """Estimate, Std. Error, z value, Pr(>|z|)."""
+        z = self.fixef / self.se
+        return pd.DataFrame({
+            "Estimate": self.fixef, "Std. Error": self.se, "z value": z,
+            "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z)),
+        })
+
+    def summary(self):
+        from .summary import Summary
+
+        return Summary(self)
+
+    def __repr__(self) -> str:
+        return (f"<Generalized linear mixed model ({self.family.name}, {self.family.link.name}) fit by "
+                f"{self.method}: {self.formula}; nobs={self.nobs}, objective={self.objective:.4f}>")
