@@ -48,24 +48,66 @@ def block_diagonal_crossprod(term: ReTerm, w: np.ndarray | None) -> np.ndarray:
 
 
 class CrossproductBuilder:
-    """Computes A for the fixed terms and any weights and [X y]; Zᵢᵀ is built once.
+    """Computes A for the fixed terms and any weights and [X y].
 
-    The LMM builds A once; PIRLS rebuilds it with new working weights and
-    working response at every iteration.
+    The sparsity pattern of each Zⱼᵀ W Zₖ does not depend on W, so it is found
+    once: every observation's contribution is mapped to its stored entry, and a
+    rebuild is one weighted ``bincount`` per block.  Blocks filled beyond
+    ``DENSE_FILL`` are kept dense.  The LMM builds A once; PIRLS rebuilds it at
+    every iteration with new working weights and working response.
     """
+
+    DENSE_FILL = 0.1
 
     def __init__(self, reterms: tuple[ReTerm, ...]):
         self.reterms = reterms
         self.zts = [zt_matrix(t) for t in reterms]
+        self.patterns = [[_pattern(reterms[j], reterms[k]) for k in range(j)] for j in range(len(reterms))]
 
     def __call__(self, Xy: np.ndarray, w: np.ndarray | None) -> Crossproducts:
-        zts, reterms = self.zts, self.reterms
-        wzts = zts if w is None else [zt.multiply(w).tocsr() for zt in zts]
+        reterms = self.reterms
         WXy = Xy if w is None else Xy * w[:, None]
         diag = tuple(block_diagonal_crossprod(t, w) for t in reterms)
         off = tuple(
-            tuple(sp.csr_matrix(wzts[j] @ zts[k].T) for k in range(j))
+            tuple(pattern.fill(reterms[j], reterms[k], w) for k, pattern in enumerate(self.patterns[j]))
             for j in range(len(reterms))
         )
-        xz = tuple(np.asarray((zt @ WXy).T) for zt in zts)
+        xz = tuple(np.asarray((zt @ WXy).T) for zt in self.zts)
         return Crossproducts(diag=diag, off=off, xz=xz, xx=Xy.T @ WXy)
+
+
+@dataclass(frozen=True)
+class _BlockPattern:
+    """Where each observation's products land in the stored entries of Zⱼᵀ W Zₖ."""
+
+    slot: np.ndarray  # entry index of each (observation, a, b) product
+    rows: np.ndarray  # row of each stored entry
+    cols: np.ndarray  # column of each stored entry
+    shape: tuple[int, int]
+    dense: bool
+
+    def fill(self, tj: ReTerm, tk: ReTerm, w: np.ndarray | None):
+        wxj = tj.matrix if w is None else tj.matrix * w[:, None]
+        products = (wxj[:, :, None] * tk.matrix[:, None, :]).ravel()
+        values = np.bincount(self.slot, weights=products, minlength=len(self.rows))
+        if self.dense:
+            out = np.zeros(self.shape)
+            out[self.rows, self.cols] = values
+            return out
+        indptr = np.searchsorted(self.rows, np.arange(self.shape[0] + 1))
+        return sp.csr_matrix((values, self.cols, indptr), shape=self.shape)
+
+
+def _pattern(tj: ReTerm, tk: ReTerm) -> _BlockPattern:
+    pj, pk = tj.p, tk.p
+    rows = (tj.codes[:, None, None] * pj + np.arange(pj)[None, :, None]) + np.zeros((1, 1, pk), dtype=np.int64)
+    cols = (tk.codes[:, None, None] * pk + np.arange(pk)[None, None, :]) + np.zeros((1, pj, 1), dtype=np.int64)
+    keys = (rows * tk.q + cols).ravel()
+    unique, slot = np.unique(keys, return_inverse=True)
+    shape = (tj.q, tk.q)
+    return _BlockPattern(slot=slot.ravel(), rows=unique // tk.q, cols=unique % tk.q, shape=shape,
+                         dense=len(unique) > _dense_fill() * shape[0] * shape[1])
+
+
+def _dense_fill() -> float:
+    return CrossproductBuilder.DENSE_FILL

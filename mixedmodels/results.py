@@ -284,6 +284,13 @@ class LmerResult(MixedModelResult):
     def _u(self) -> list[np.ndarray]:
         return self._factor.spherical_modes(self._factor.beta())
 
+    def refit_ml(self) -> LmerResult:
+        """The same model fitted by maximum likelihood (for likelihood-ratio tests); self if ML."""
+        if not self.REML:
+            return self
+        model = LinearMixedModel(self.design, REML=False)
+        return LmerResult(self.parsed, model, model.fit(theta0=self._theta_engine), self.data_name)
+
     @cached_property
     def fixef(self) -> pd.Series:
         """Fixed-effects estimates β̂."""
