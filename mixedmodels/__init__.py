@@ -1,7 +1,7 @@
 """lme4-style linear and generalized linear mixed models."""
 
 from . import datasets, families
-from .api import glmer, lmer
+from .api import glmer, glmer_nb, lmer
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "lmer",
     "glmer",
+    "glmer_nb",
     "LmerResult",
     "GlmerResult",
     "families",

@@ -231,6 +231,38 @@ class Gaussian(Family):
         return y
 
 
+class NegativeBinomial(Family):
+    """Overdispersed counts: Var(y) = μ + μ²/θ for a known θ (estimated by glmer_nb)."""
+
+    name = "negative.binomial"
+    links = ("log", "sqrt", "identity")
+    default_link = "log"
+
+    def __init__(self, theta: float, link: str | None = None):
+        if not (np.isfinite(theta) and theta > 0):
+            raise FamilyError(f"the negative binomial θ must be a positive number, not {theta!r}")
+        super().__init__(link)
+        self.theta = float(theta)
+
+    def __repr__(self) -> str:
+        return f"NegativeBinomial(theta={self.theta:.6g}, link={self.link.name!r})"
+
+    def variance(self, mu):
+        return mu + mu**2 / self.theta
+
+    def deviance_residuals(self, y, mu, wt):
+        k = self.theta
+        return 2 * wt * (special.xlogy(y, y / mu) - (y + k) * np.log((y + k) / (mu + k)))
+
+    def minus_two_loglik(self, y, mu, wt, dispersion):
+        k = self.theta
+        ll = (special.gammaln(k + y) - special.gammaln(k) - special.gammaln(y + 1)
+              + k * np.log(k / (k + mu)) + special.xlogy(y, mu / (k + mu)))
+        return -2 * wt * ll
+
+    check_response = Poisson.check_response
+
+
 FAMILIES: dict[str, type[Family]] = {
     "binomial": Binomial,
     "poisson": Poisson,

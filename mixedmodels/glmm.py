@@ -27,7 +27,8 @@ from .optimizer import OptimumReport, optimize
 from .reterm import ReTerm
 
 _PIRLS_MAXIT = 100
-_PIRLS_TOL = 1e-11
+_PIRLS_TOL = 1e-11  # allowed relative rise of the penalised deviance (round-off)
+_PIRLS_STEP_TOL = 1e-10  # converged when no mode moves by more than this (relative)
 _MAX_HALVINGS = 20
 
 
@@ -137,7 +138,12 @@ class GeneralizedLinearMixedModel:
                     f"(at θ = {np.round(theta, 4).tolist()}); the model may be overparameterised, the "
                     "response may be perfectly separated by a predictor, or predictors may need rescaling"
                 )
-            done = abs(pdev - trial_pdev) < _PIRLS_TOL * (1 + abs(trial_pdev))
+            change = max(max((float(np.abs(a - b).max(initial=0)) for a, b in zip(trial_u, u)), default=0.0),
+                         float(np.abs(trial_beta - beta).max(initial=0)))
+            size = max(max((float(np.abs(a).max(initial=0)) for a in trial_u), default=0.0), 1.0)
+            # Newton converges quadratically: stop when the step itself is negligible,
+            # which makes the deviance a smooth function of (θ, β) for the optimizer
+            done = change < _PIRLS_STEP_TOL * size or pdev - trial_pdev == 0
             u, beta, eta, mu, pdev = trial_u, trial_beta, trial_eta, trial_mu, trial_pdev
             if done:
                 break
@@ -237,15 +243,23 @@ class GeneralizedLinearMixedModel:
         return optimize(lambda th: self._safe(lambda: self.laplace(self.pirls(th))), self.theta_start,
                         self.theta_lower, maxeval=maxeval)
 
-    def fit(self, maxeval: int = 100_000) -> tuple[OptimumReport, OptimumReport | None]:
-        """Stage 1, then (unless nAGQ = 0) θ and β together; returns both reports."""
-        stage1 = self.fit_stage1(maxeval)
-        state = self.pirls(stage1.x)
-        if self.nAGQ == 0:
-            return stage1, None
+    def fit(self, maxeval: int = 100_000, start: np.ndarray | None = None) -> tuple[OptimumReport | None, OptimumReport | None]:
+        """Stage 1, then (unless nAGQ = 0) θ and β together; returns both reports.
+
+        A ``start`` of (θ, β) from a related fit skips stage 1.
+        """
         k = self.ntheta
+        if start is None:
+            stage1 = self.fit_stage1(maxeval)
+            if self.nAGQ == 0:
+                return stage1, None
+            state = self.pirls(stage1.x)
+            start = np.concatenate([stage1.x, state.beta])
+        else:
+            stage1 = None
+            self._beta_start = np.asarray(start[k:], dtype=float)
+            state = self.pirls(start[:k])
         lower = np.concatenate([self.theta_lower, np.full(self.p, -np.inf)])
-        start = np.concatenate([stage1.x, state.beta])
         steps = np.concatenate([np.full(k, 0.75), _beta_scale(state.L, self.p)])
 
         def objective(x):

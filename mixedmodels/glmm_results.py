@@ -19,6 +19,9 @@ from .results import MixedModelResult
 class GlmerResult(MixedModelResult):
     """A GLMM fitted by the Laplace approximation, adaptive quadrature, or nAGQ = 0."""
 
+    #: parameters estimated outside (θ, β), such as glmer_nb's dispersion θ
+    extra_parameters = 0
+
     def __init__(self, parsed: ParsedFormula, model: GeneralizedLinearMixedModel, report: OptimumReport,
                  data_name: str | None = None):
         k = model.ntheta
@@ -62,7 +65,8 @@ class GlmerResult(MixedModelResult):
     def _hessian_vcov(self) -> np.ndarray | None:
         m, k = self.model, self.model.ntheta
         x = self.optimum.x
-        H = finite_difference_hessian(lambda z: m.deviance(z[:k], z[k:]), x, self.optimum.fun)
+        h = 1e-3 * np.maximum(np.abs(x), 1.0)  # wide enough to average out PIRLS round-off
+        H = finite_difference_hessian(lambda z: m.deviance(z[:k], z[k:]), x, m.deviance(x[:k], x[k:]), h)
         m.pirls(x[:k], x[k:])  # leave the warm starts at the optimum
         try:
             cov = 2.0 * np.linalg.inv(H)
@@ -85,7 +89,7 @@ class GlmerResult(MixedModelResult):
     @property
     def df(self) -> int:
         """Number of parameters: β, θ and a dispersion where the family has one."""
-        return self.p + len(self.theta) + int(self.family.has_dispersion)
+        return self.p + len(self.theta) + int(self.family.has_dispersion) + self.extra_parameters
 
     @property
     def objective(self) -> float:
