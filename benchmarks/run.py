@@ -50,11 +50,17 @@ TOL = 1e-6
 # --------------------------------------------------------------------------- processes
 
 
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+_THREADS: int | None = None  # --threads: BLAS threads of every tool process
+
+
 def run_measured(cmd: list[str], workdir: str, tag: str, timeout: float | None) -> dict:
     """Run cmd to completion; return its exit status, wall time and peak RSS (MiB)."""
     out_path = os.path.join(workdir, f"{tag}.stdout")
     err_path = os.path.join(workdir, f"{tag}.stderr")
     env = dict(os.environ)
+    if _THREADS is not None:
+        env.update({v: str(_THREADS) for v in THREAD_VARIABLES})
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
@@ -317,6 +323,8 @@ def details(rows: list[dict]) -> str:
     for row in rows:
         if "skipped" in row:
             continue
+        lines.append(f"| {row['case']} | (load average) | {row['load_start']:.2f} at start, "
+                     f"{row['load_end']:.2f} at end | | | | |")
         for tool in ("mixedmodels", "lme4", "statsmodels"):
             r = row[tool]
             if r.get("status") != "ok":
@@ -350,6 +358,8 @@ def machine_text(info: dict, rinfo: dict | None) -> str:
         f"formulaic {info.get('formulaic', '?')}, mixedmodels {info['mixedmodels']}",
         f"- statsmodels: {info['statsmodels']}",
     ]
+    lines.append("- BLAS threads: " + (f"{_THREADS} (--threads)" if _THREADS is not None else ", ".join(
+        f"{v}={os.environ[v]}" for v in THREAD_VARIABLES if v in os.environ) or "library default"))
     if rinfo:
         lines.append(
             f"- {rinfo.get('R')}, lme4 {rinfo.get('lme4')}, Matrix {rinfo.get('Matrix')}; "
@@ -389,7 +399,11 @@ def main(argv=None) -> int:
     ap.add_argument("--statsmodels-timeout", type=float, default=1800.0,
                     help="seconds allowed per statsmodels fitting process (default 1800)")
     ap.add_argument("--warmup-threshold", type=float, default=10.0)
+    ap.add_argument("--threads", type=int, help="BLAS/OpenMP threads for every tool process "
+                    "(sets OPENBLAS_NUM_THREADS etc.; default: the environment's)")
     args = ap.parse_args(argv)
+    global _THREADS
+    _THREADS = args.threads
 
     if args.cases:
         names = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -432,8 +446,9 @@ def main(argv=None) -> int:
             if rinfo:
                 write_r_data(data, os.path.join(workdir, "r"))
             del data
+            row["load_start"] = os.getloadavg()[0]
             print(f"[{name}] n={row['n']:,}, data ready in {time.perf_counter() - t0:.1f} s; "
-                  f"load average {os.getloadavg()[0]:.2f}", flush=True)
+                  f"load average {row['load_start']:.2f}", flush=True)
 
             row["mixedmodels"] = python_tool("mixedmodels", case, data_path, workdir, reps, args)
             print(f"[{name}] mixedmodels: {_time(row['mixedmodels'])} s", flush=True)
@@ -452,6 +467,7 @@ def main(argv=None) -> int:
                 sm_args.timeout = min(limits) if limits else None
                 row["statsmodels"] = python_tool("statsmodels", case, data_path, workdir, reps, sm_args)
             print(f"[{name}] statsmodels: {_time(row['statsmodels'])}", flush=True)
+            row["load_end"] = os.getloadavg()[0]
             summarise(row)
             rows.append(row)
 

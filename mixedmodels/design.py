@@ -358,9 +358,10 @@ def _reterms(bar: RandomTerm, frame: pd.DataFrame) -> list[ReTerm]:
         raise FormulaError(f"the random-effects term ({bar.expr} | {bar.group_name}) has no columns")
     for j, name in enumerate(names):
         _check_finite(Xi[:, j], name)
-    pieces = [(Xi, names)] if bar.correlated else [(Xi[:, [j]], (n,)) for j, n in enumerate(names)]
+    pieces = [tuple(range(len(names)))] if bar.correlated else [(j,) for j in range(len(names))]
     return [
-        ReTerm(group=bar.group_name, codes=codes, levels=levels, matrix=np.ascontiguousarray(m),
-               columns=cols, expr=bar.expr)
-        for m, cols in pieces
+        ReTerm(group=bar.group_name, codes=codes, levels=levels, matrix=np.ascontiguousarray(Xi[:, list(idx)]),
+               columns=tuple(names[j] for j in idx), expr=bar.expr, group_columns=bar.group,
+               spec=mat.model_spec, column_index=idx)
+        for idx in pieces
     ]

@@ -114,13 +114,8 @@ class GlmerResult(MixedModelResult):
         """Fitted means μ̂ on the response scale."""
         return pd.Series(self._state.mu, index=self.rows_used, name="fitted")
 
-    def predict(self, type: str = "link") -> pd.Series:
-        """Predictions for the fitted data on the 'link' or 'response' scale."""
-        if type == "link":
-            return self.linear_predictor
-        if type == "response":
-            return self.fitted
-        raise ValueError(f"type must be 'link' or 'response', not {type!r}")
+    def inverse_link(self, eta: np.ndarray) -> np.ndarray:
+        return self.family.link.inverse(eta)
 
     def residuals_of(self, type: str = "deviance") -> pd.Series:
         """Residuals of type 'deviance' (default, as R), 'pearson', 'response' or 'working'."""

@@ -256,6 +256,30 @@ class MixedModelResult:
         total = fixed + re + resid
         return {"marginal": fixed / total, "conditional": (fixed + re) / total}
 
+    # ----- prediction ----------------------------------------------------------------------
+    def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
+                allow_new_levels: bool = False, type: str = "response", offset: object = None) -> pd.Series:
+        """Predictions, as lme4's predict(): all random effects by default, none with
+        ``re_form="~0"``, or those of the factors a formula such as ``"~(1|g)"`` names.
+
+        New levels get zero random effects if ``allow_new_levels``, else a DataError.
+        ``type`` is "response" (default) or "link" (GLMMs; the same for LMMs).
+        """
+        from .prediction import fitted_linear_predictor, linear_predictor
+
+        if type not in ("response", "link"):
+            raise ValueError(f"type must be 'response' or 'link', not {type!r}")
+        if newdata is None:
+            eta, index = fitted_linear_predictor(self, re_form), self.rows_used
+        else:
+            eta, index = linear_predictor(self, newdata, re_form, allow_new_levels, offset), newdata.index
+        values = self.inverse_link(eta) if type == "response" else eta
+        return pd.Series(values, index=index, name="prediction")
+
+    def inverse_link(self, eta: np.ndarray) -> np.ndarray:
+        """The mean from the linear predictor: the identity for LMMs."""
+        return eta
+
     # ----- tables --------------------------------------------------------------------------
     def tidy(self, effects: str = "fixed") -> pd.DataFrame:
         """broom.mixed's tidy(): effects 'fixed', 'ran_pars', 'ran_vals' or 'ran_coefs'."""

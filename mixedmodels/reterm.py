@@ -7,7 +7,7 @@ Its random effects are ordered level-major: level 0's pᵢ effects, then level 1
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ class ReTerm:
     matrix: np.ndarray  # raw model matrix Xᵢ, n × p, float64
     columns: tuple[str, ...]  # names of the columns of Xᵢ, e.g. ("(Intercept)", "Days")
     expr: str  # the left-hand side of the bar as written
+    group_columns: tuple[str, ...] = ()  # the data columns forming the grouping factor
+    spec: object = field(default=None, repr=False, compare=False)  # formulaic ModelSpec of the matrix
+    column_index: tuple[int, ...] = ()  # which columns of spec's matrix this term uses (|| splits)
 
     @property
     def nlevels(self) -> int:

@@ -1,0 +1,133 @@
+"""Predictions on new data: the stored formulaic specs replayed, levels mapped to modes.
+
+``re_form`` chooses the random effects: None uses all, "~0" or "NA" none, and a
+formula such as "~(1 | Subject)" the terms of the grouping factors it names.
+Levels not seen in fitting get zero random effects when ``allow_new_levels``,
+else a DataError naming them; unseen categories of fixed-effect factors are
+always an error, since no coefficient exists for them.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, FormulaError
+from .formula import parse_formula
+from .reterm import ReTerm
+
+
+def linear_predictor(fit, newdata: pd.DataFrame, re_form: str | None = None,
+                     allow_new_levels: bool = False, offset: object = None) -> np.ndarray:
+    """η = Xβ + Zb (+ offset) for the rows of ``newdata``; NaN where a predictor is missing."""
+    if not isinstance(newdata, pd.DataFrame):
+        raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
+    X = _replay(fit.design.model_spec, newdata, "fixed-effects")
+    eta = X[:, _kept_columns(fit)] @ fit.fixef.to_numpy()
+    groups = _random_groups(fit, re_form)
+    for t, b in zip(fit.model.terms, fit._b):
+        if t.group in groups:
+            eta = eta + _random_part(t, b, newdata, allow_new_levels)
+    return eta + _offset(fit, newdata, offset)
+
+
+def fitted_linear_predictor(fit, re_form: str | None = None) -> np.ndarray:
+    """η on the fitted rows with only the random effects that ``re_form`` names."""
+    groups = _random_groups(fit, re_form)
+    eta = fit.design.X @ fit.fixef.to_numpy()
+    for t, b in zip(fit.model.terms, fit._b):
+        if t.group in groups:
+            eta = eta + t.times_b(b)
+    return eta if fit.design.offset is None else eta + fit.design.offset
+
+
+def _replay(spec, newdata: pd.DataFrame, what: str) -> np.ndarray:
+    """The model matrix of a stored spec on new data; unseen categories are an error."""
+    from formulaic.errors import FormulaicError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            return spec.get_model_matrix(newdata, na_action="ignore").to_numpy(dtype=float)
+        except (FormulaicError, Warning) as exc:
+            text = str(exc)
+            if "categories outside" in text or "not seen" in text:
+                levels = re.search(r"\{.*?\}", text)
+                raise DataError(
+                    f"newdata has factor levels not seen when fitting ({what} part): "
+                    f"{levels.group(0) if levels else text}; a prediction needs a coefficient for each level"
+                ) from None
+            raise DataError(f"cannot evaluate the {what} part on newdata: {text}") from None
+        except KeyError as exc:
+            raise DataError(f"newdata lacks the column {exc} that the model uses") from None
+
+
+def _kept_columns(fit) -> list[int]:
+    """Columns of the replayed X that survived the rank-deficiency check."""
+    from .design import r_name
+
+    names = [r_name(c) for c in fit.design.model_spec.column_names]
+    return [names.index(n) for n in fit.design.xnames]
+
+
+def _random_groups(fit, re_form: str | None) -> set[str]:
+    if re_form is None:
+        return {t.group for t in fit.design.reterms}
+    text = re_form.strip()
+    if text in ("~0", "~ 0", "NA", "~NA") or text.replace(" ", "") == "~0":
+        return set()
+    parsed = parse_formula(text if "~" in text else f"~ {text}")
+    wanted = {bar.group_name for bar in parsed.random}
+    known = {t.group for t in fit.design.reterms}
+    unknown = wanted - known
+    if unknown or not wanted:
+        raise FormulaError(
+            f"re_form must name random-effect terms of the model ({', '.join(sorted(known))}), "
+            f"or be '~0' for none; got {re_form!r}"
+        )
+    return wanted
+
+
+def _random_part(t: ReTerm, b: np.ndarray, newdata: pd.DataFrame, allow_new_levels: bool) -> np.ndarray:
+    """Zᵢ b for new rows: their raw matrix times the modes of their levels (0 for new levels)."""
+    missing = [c for c in t.group_columns if c not in newdata.columns]
+    if missing:
+        raise DataError(f"newdata lacks the grouping column(s) {', '.join(map(repr, missing))}")
+    labels = _group_labels(newdata, t.group_columns)
+    codes = pd.Index(t.levels.astype(str)).get_indexer(labels)
+    new = (codes < 0) & ~pd.isna(labels)
+    if new.any() and not allow_new_levels:
+        shown = ", ".join(repr(v) for v in pd.unique(labels[new])[:5])
+        raise DataError(
+            f"newdata has level(s) of {t.group!r} not seen when fitting: {shown}; pass "
+            "allow_new_levels=True to predict them with zero random effects (the population mean)"
+        )
+    Xi = _replay(t.spec, newdata, f"random-effects ({t.expr} | {t.group})")[:, list(t.column_index)]
+    modes = np.vstack([b, np.zeros((1, b.shape[1]))])[np.where(codes < 0, len(b), codes)]
+    return np.einsum("ij,ij->i", Xi, modes)
+
+
+def _group_labels(newdata: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
+    """String labels of the grouping factor, 'a:b' for interactions (as when fitting)."""
+    parts = [newdata[c].astype(object).where(newdata[c].notna(), None) for c in columns]
+    out = []
+    for values in zip(*parts):
+        out.append(None if any(v is None for v in values) else ":".join(map(str, values)))
+    return np.array(out, dtype=object)
+
+
+def _offset(fit, newdata: pd.DataFrame, offset: object) -> np.ndarray:
+    """Formula offsets evaluated on newdata, plus an explicit ``offset`` vector."""
+    from .design import _numeric
+
+    total = np.zeros(len(newdata))
+    for expr in fit.parsed.offsets:
+        total = total + _numeric(expr, newdata, "the offset")
+    if offset is not None:
+        total = total + np.asarray(offset, dtype=float)
+    elif fit.design.offset is not None and not fit.parsed.offsets:
+        raise DataError("the model was fitted with offset=; pass offset= for newdata too")
+    return total
