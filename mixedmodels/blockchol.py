@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
+from scipy.linalg import blas
 import scipy.sparse as sp
 
 from .crossprod import Crossproducts
@@ -55,7 +56,7 @@ class BlockedCholesky:
         LXy = self.L[self.K][self.K]
         if self.p == 0:
             return np.zeros(0)
-        return sla.solve_triangular(LXy[: self.p, : self.p], LXy[self.p, : self.p], lower=True, trans="T")
+        return _solve_lower_t(LXy[: self.p, : self.p], LXy[self.p, : self.p])
 
     def spherical_modes(self, beta: np.ndarray) -> list[np.ndarray]:
         """Conditional modes u of the spherical random effects, by blocked back-substitution."""
@@ -129,7 +130,7 @@ def factorize(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> BlockedCho
             R = _as_dense(_lam_t_left(Tj, _lam_right(Aj[k], lambdas[k])))
             for m in range(k):
                 R = R - _as_dense(row[m] @ L[k][m].T)
-            row.append(sla.solve_triangular(L[k][k], R.T, lower=True, check_finite=False).T)
+            row.append(right_solve_lower_t(L[k][k], R))
         S = _block_diag_dense(Tj.T @ A.diag[j] @ Tj) + np.eye(_nrows(row[0])) if j < K else A.xx.copy()
         for m in range(j):
             S = S - _as_dense(row[m] @ row[m].T)
@@ -196,7 +197,7 @@ def _solve_lower(Ljj: np.ndarray, E: np.ndarray) -> np.ndarray:
     if Ljj.ndim == 3:
         nl, p, _ = Ljj.shape
         return np.linalg.solve(Ljj, E.reshape(nl, p, -1)).reshape(E.shape)
-    return sla.solve_triangular(Ljj, E, lower=True, check_finite=False)
+    return blas.dtrsm(1.0, Ljj, E, side=0, lower=1)
 
 
 def _solve_lower_t(Ljj: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -204,4 +205,13 @@ def _solve_lower_t(Ljj: np.ndarray, v: np.ndarray) -> np.ndarray:
     if Ljj.ndim == 3:
         nl, p, _ = Ljj.shape
         return np.linalg.solve(Ljj.transpose(0, 2, 1), v.reshape(nl, p, 1)).ravel()
-    return sla.solve_triangular(Ljj, v, lower=True, trans="T", check_finite=False)
+    return blas.dtrsm(1.0, Ljj, v[:, None], side=0, lower=1, trans_a=1).ravel()
+
+
+def right_solve_lower_t(Lkk: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """R Lkk⁻ᵀ by one BLAS trsm call.
+
+    Direct BLAS avoids the per-call overhead of LAPACK wrappers, which dominates
+    for the many small blocks of PIRLS iterations.
+    """
+    return blas.dtrsm(1.0, Lkk, R, side=1, lower=1, trans_a=1)
