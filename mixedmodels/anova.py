@@ -246,7 +246,8 @@ def _refit(fit: LmerResult, reterms: tuple[ReTerm, ...]) -> LmerResult | LmResul
     design = replace(fit.design, reterms=reterms)
     p = fit.parsed
     bars = tuple(RandomTerm(t.expr, tuple(t.group.split(":"))) for t in reterms)
-    text = " + ".join([p.fixed_formula] + [f"offset({o})" for o in p.offsets] + [f"({b.expr} | {b.group_name})" for b in bars])
+    pieces = [f"offset({o})" for o in p.offsets] + [f"({b.expr} | {b.group_name})" for b in bars]
+    text = " + ".join([p.fixed_formula, *pieces])
     parsed = ParsedFormula(text=text, response=p.response, fixed=p.fixed, random=bars, offsets=p.offsets)
     if not reterms:
         return LmResult(parsed, design, fit.data_name)
@@ -262,13 +263,13 @@ def _render(table: pd.DataFrame) -> str:
     for name in table.columns:
         x = table[name].to_numpy(dtype=float)
         if name == pcol:
-            columns.append(_format_pvalues(x, _DIGITS - 1))
+            columns.append(_format_pval(x, _DIGITS - 1))
         elif name in ("Chisq", "F", "Cp") or str(name)[1:7] == " value":
-            columns.append(r_format(np.round(x, _DIGITS - 1), _DIGITS))
+            columns.append(_r_format(np.round(x, _DIGITS - 1), _DIGITS))
         elif str(name).endswith("Df"):
-            columns.append(r_format(x, _DIGITS))
+            columns.append(_r_format(x, _DIGITS))
         else:
-            columns.append(r_format(_zapsmall(x, _DIGITS), _DIGITS))
+            columns.append(_r_format(_zapsmall(x, _DIGITS), _DIGITS))
     header = [""] + [str(c) for c in table.columns]
     align = ["l"] + ["r"] * len(table.columns)
     p = table[pcol].to_numpy(dtype=float) if pcol is not None else np.array([])
@@ -291,7 +292,7 @@ def _zapsmall(x: np.ndarray, digits: int) -> np.ndarray:
     return np.round(x, max(0, math.floor(digits - math.log10(mx) + 0.5)) if mx > 0 else digits)
 
 
-def r_format(values: Sequence[float], digits: int) -> list[str]:
+def _r_format(values: Sequence[float], digits: int) -> list[str]:
     """R's ``format(x, digits)`` of a numeric vector: common fixed decimals or common scientific
     mantissa, whichever is narrower (fixed on ties); NaN becomes ''."""
     finite = [float(v) for v in values if np.isfinite(v)]
@@ -312,7 +313,7 @@ def r_format(values: Sequence[float], digits: int) -> list[str]:
     return [format(float(v), fmt) if np.isfinite(v) else "" for v in values]
 
 
-def _format_pvalues(p: np.ndarray, digits: int, eps: float = float(np.finfo(float).eps)) -> list[str]:
+def _format_pval(p: np.ndarray, digits: int, eps: float = float(np.finfo(float).eps)) -> list[str]:
     """R's ``format.pval``: small and large p-values formatted as two groups, '< 2.2e-16' below eps."""
     out = ["" for _ in p]
     ok = [i for i, v in enumerate(p) if np.isfinite(v)]
@@ -321,7 +322,7 @@ def _format_pvalues(p: np.ndarray, digits: int, eps: float = float(np.finfo(floa
     expo = {i: math.floor(math.log10(p[i])) if p[i] > 0 else -50 for i in rest}
     fixp = [i for i in rest if expo[i] >= -3 or (expo[i] == -4 and digits > 1)]
     for group in (fixp, [i for i in rest if i not in fixp]):
-        for i, text in zip(group, r_format([p[i] for i in group], digits)):
+        for i, text in zip(group, _r_format([p[i] for i in group], digits)):
             out[i] = text
     if tiny:
         d = max(1, digits - 2)
@@ -332,5 +333,5 @@ def _format_pvalues(p: np.ndarray, digits: int, eps: float = float(np.finfo(floa
                 d = max(1, nc - 7)
             sep = "" if d == 1 and nc <= 6 else " "
         for i in tiny:
-            out[i] = "<" + sep + r_format([eps], d)[0]
+            out[i] = "<" + sep + _r_format([eps], d)[0]
     return out

@@ -95,6 +95,10 @@ class Family:
     def starting_mu(self, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
         return y + 0.1 * (y == 0)
 
+    def sample(self, mu: np.ndarray, wt: np.ndarray, dispersion: float, rng: np.random.Generator) -> np.ndarray:
+        """Responses drawn from the family at means μ (for simulate and the bootstrap)."""
+        raise NotImplementedError
+
     def check_response(self, y: np.ndarray, wt: np.ndarray) -> None:
         """Raise a FamilyError naming the problem when y is impossible for the family."""
 
@@ -123,6 +127,10 @@ class Binomial(Family):
     def starting_mu(self, y, wt):
         return (wt * y + 0.5) / (wt + 1)
 
+    def sample(self, mu, wt, dispersion, rng):
+        trials = np.round(wt).astype(np.int64)
+        return rng.binomial(trials, mu) / np.maximum(trials, 1)
+
     def check_response(self, y, wt):
         if np.any((y < 0) | (y > 1)):
             raise FamilyError(
@@ -145,6 +153,9 @@ class Poisson(Family):
 
     def variance(self, mu):
         return mu
+
+    def sample(self, mu, wt, dispersion, rng):
+        return rng.poisson(mu).astype(float)
 
     def deviance_residuals(self, y, mu, wt):
         return 2 * wt * (special.xlogy(y, y / mu) - (y - mu))
@@ -180,6 +191,9 @@ class Gamma(Family):
     def starting_mu(self, y, wt):
         return y
 
+    def sample(self, mu, wt, dispersion, rng):
+        return rng.gamma(1 / dispersion, mu * dispersion)
+
     def check_response(self, y, wt):
         if np.any(y <= 0):
             raise FamilyError("Gamma responses must be positive; found values <= 0")
@@ -205,6 +219,9 @@ class InverseGaussian(Family):
     def starting_mu(self, y, wt):
         return y
 
+    def sample(self, mu, wt, dispersion, rng):
+        return rng.wald(mu, 1 / dispersion)
+
     def check_response(self, y, wt):
         if np.any(y <= 0):
             raise FamilyError("inverse Gaussian responses must be positive; found values <= 0")
@@ -229,6 +246,9 @@ class Gaussian(Family):
 
     def starting_mu(self, y, wt):
         return y
+
+    def sample(self, mu, wt, dispersion, rng):
+        return mu + np.sqrt(dispersion / wt) * rng.standard_normal(mu.shape)
 
 
 class NegativeBinomial(Family):
@@ -261,6 +281,9 @@ class NegativeBinomial(Family):
         return -2 * wt * ll
 
     check_response = Poisson.check_response
+
+    def sample(self, mu, wt, dispersion, rng):
+        return rng.negative_binomial(self.theta, self.theta / (self.theta + mu)).astype(float)
 
 
 FAMILIES: dict[str, type[Family]] = {

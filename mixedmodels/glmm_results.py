@@ -117,6 +117,19 @@ class GlmerResult(MixedModelResult):
     def inverse_link(self, eta: np.ndarray) -> np.ndarray:
         return self.family.link.inverse(eta)
 
+    def draw_response(self, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.family.sample(mu, self.model.prior_weights, self.sigma**2, rng)
+
+    def refit(self, y: object) -> GlmerResult:
+        """The same model fitted to a new response (proportions for binomial with trials)."""
+        from .simulate import with_response
+
+        model = GeneralizedLinearMixedModel(with_response(self.design, y), self.family, nAGQ=self.nAGQ)
+        _, report = model.fit(start=self.optimum.x) if self.nAGQ > 0 else model.fit()
+        refitted = GlmerResult(self.parsed, model, report, self.data_name)
+        refitted.extra_parameters = self.extra_parameters
+        return refitted
+
     def residuals_of(self, type: str = "deviance") -> pd.Series:
         """Residuals of type 'deviance' (default, as R), 'pearson', 'response' or 'working'."""
         y, mu, eta = self.design.y, self._state.mu, self._state.eta

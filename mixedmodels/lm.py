@@ -15,6 +15,7 @@ from scipy import linalg, stats
 from .design import Design, build_design
 from .errors import FormulaError
 from .formula import ParsedFormula, parse_formula
+from .summary import fixed_effects_block
 
 _LOG_2PI = np.log(2 * np.pi)
 
@@ -166,8 +167,6 @@ class LmSummary:
         self.coefficients = fit.coefficients()
 
     def __str__(self) -> str:
-        from .summary import fixed_effects_block
-
         f = self.fit
         head = [f"Formula: {f.formula}"] + ([f"   Data: {f.data_name}"] if f.data_name else [])
         table = fixed_effects_block(self.coefficients).replace("Fixed effects:", "Coefficients:", 1)

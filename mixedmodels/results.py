@@ -256,6 +256,26 @@ class MixedModelResult:
         total = fixed + re + resid
         return {"marginal": fixed / total, "conditional": (fixed + re) / total}
 
+    # ----- inference -----------------------------------------------------------------------
+    def parameters(self) -> pd.Series:
+        """Every parameter, one row each: random-effect SDs and correlations, σ, fixed effects."""
+        from .bootstrap import parameters
+
+        return parameters(self)
+
+    def bootstrap(self, nsim: int = 1000, seed: int | None = None, statistic=None, progress: bool | None = None):
+        """Parametric bootstrap (lme4's bootMer), reproducible by seed; see BootstrapResult."""
+        from .bootstrap import bootstrap
+
+        return bootstrap(self, nsim, seed, statistic, progress)
+
+    def confint(self, method: str = "wald", level: float = 0.95, nsim: int = 500, seed: int | None = None,
+                progress: bool | None = None) -> pd.DataFrame:
+        """Confidence intervals, one row per parameter: 'wald' (fixed effects) or 'boot' (all)."""
+        from .bootstrap import confint
+
+        return confint(self, method, level, nsim, seed, progress)
+
     # ----- prediction ----------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
                 allow_new_levels: bool = False, type: str = "response", offset: object = None) -> pd.Series:
@@ -279,6 +299,16 @@ class MixedModelResult:
     def inverse_link(self, eta: np.ndarray) -> np.ndarray:
         """The mean from the linear predictor: the identity for LMMs."""
         return eta
+
+    def simulate(self, nsim: int = 1, seed: int | np.random.Generator | None = None,
+                 re_form: str | None = "~0") -> pd.DataFrame:
+        """Simulated responses (lme4's simulate): one column per replicate, reproducible by seed.
+
+        ``re_form="~0"`` draws new random effects; ``None`` keeps the fitted modes.
+        """
+        from .simulate import simulate
+
+        return simulate(self, nsim, seed, re_form)
 
     # ----- tables --------------------------------------------------------------------------
     def tidy(self, effects: str = "fixed") -> pd.DataFrame:
@@ -307,6 +337,17 @@ class LmerResult(MixedModelResult):
     @cached_property
     def _u(self) -> list[np.ndarray]:
         return self._factor.spherical_modes(self._factor.beta())
+
+    def draw_response(self, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        w = np.ones_like(mu) if self.design.weights is None else self.design.weights
+        return mu + self.sigma * rng.standard_normal(mu.shape) / np.sqrt(w)
+
+    def refit(self, y: object) -> LmerResult:
+        """The same model fitted to a new response vector (one value per observation used)."""
+        from .simulate import with_response
+
+        model = LinearMixedModel(with_response(self.design, y), REML=self.REML)
+        return LmerResult(self.parsed, model, model.fit(theta0=self._theta_engine), self.data_name)
 
     def refit_ml(self) -> LmerResult:
         """The same model fitted by maximum likelihood (for likelihood-ratio tests); self if ML."""
