@@ -43,13 +43,13 @@ class AnovaTable:
         self.models = models  # the (refitted) models of the rows, by row name
 
     def __str__(self) -> str:
-        text = "\n".join(self.heading) + "\n" + _render(self.table)
-        return text + "\n"
+        return "\n".join([*self.heading, _render(self.table)]) + "\n"
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(chr(10).join(self.heading))}</pre>" + self.table.to_html(na_rep="")
+        heading = html.escape("\n".join(self.heading))
+        return f"<pre>{heading}</pre>" + self.table.to_html(na_rep="")
 
 
 # ----- anova ---------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def anova(*models: object, refit: bool = True, names: Sequence[str] | None = Non
             "Df": df,
             "Pr(>Chisq)": _chisq_pvalues(chisq, df),
         },
-        index=pd.Index(list(fits), name=None),
+        index=list(fits),
     )
     first = next(iter(fits.values()))
     heading = ([f"Data: {first.data_name}"] if first.data_name else []) + ["Models:"]
@@ -157,7 +157,7 @@ def ranova(fit: LmerResult) -> AnovaTable:
             "Df": df,
             "Pr(>Chisq)": _chisq_pvalues(lrt, df),
         },
-        index=pd.Index(list(fits)),
+        index=list(fits),
     )
     heading = ["ANOVA-like table for random-effects: Single term deletions", "", "Model:", fit.formula]
     return AnovaTable(table, heading, fits)
@@ -212,7 +212,7 @@ def _slope_columns(t: ReTerm) -> dict[str, list[int]]:
             owned.setdefault(_owner(column, factors, t), []).append(j)
     return {
         label: cols for label, cols in owned.items()
-        if not any(set(factors[label]) < set(other) for other in factors.values())
+        if not any(set(factors[label]) < set(factors[other]) for other in owned)
     }
 
 
@@ -319,7 +319,7 @@ def _format_pval(p: np.ndarray, digits: int, eps: float = float(np.finfo(float).
     ok = [i for i, v in enumerate(p) if np.isfinite(v)]
     tiny = [i for i in ok if p[i] < eps]
     rest = [i for i in ok if p[i] >= eps]
-    expo = {i: math.floor(math.log10(p[i])) if p[i] > 0 else -50 for i in rest}
+    expo = {i: math.floor(math.log10(p[i])) for i in rest}
     fixp = [i for i in rest if expo[i] >= -3 or (expo[i] == -4 and digits > 1)]
     for group in (fixp, [i for i in rest if i not in fixp]):
         for i, text in zip(group, _r_format([p[i] for i in group], digits)):

@@ -93,7 +93,11 @@ def confint(fit, method: str = "wald", level: float = 0.95, nsim: int = 500, see
         return _wald(fit, level)
     if method == "boot":
         return bootstrap(fit, nsim, seed, progress=progress).confint(level)
-    raise ValueError(f"method must be 'wald' or 'boot' (profile intervals are planned), not {method!r}")
+    if method == "profile":
+        from .profile import profile_confint
+
+        return profile_confint(fit, level)
+    raise ValueError(f"method must be 'wald', 'profile' or 'boot', not {method!r}")
 
 
 def _wald(fit, level: float) -> pd.DataFrame:

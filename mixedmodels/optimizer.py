@@ -41,26 +41,39 @@ def minimize_bobyqa(
     xtol_abs: float = 1e-10,
     maxeval: int = 100_000,
     initial_step: np.ndarray | None = None,
+    upper: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, int, str]:
-    """Minimise f over x ≥ lower by BOBYQA; returns (x, f(x), evaluations, stop reason)."""
+    """Minimise f over lower ≤ x (≤ upper) by BOBYQA; returns (x, f(x), evaluations, stop reason)."""
     n = len(x0)
     count = [0]
+    best = {"f": np.inf, "x": None}
 
     def objective(x: np.ndarray, grad: np.ndarray) -> float:
         count[0] += 1
         value = f(x)
+        if value < best["f"]:
+            best.update(f=value, x=x.copy())
         return value if np.isfinite(value) else _HUGE
 
     opt = nlopt.opt(nlopt.LN_BOBYQA, n)
     opt.set_min_objective(objective)
     opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
+    if upper is not None:
+        opt.set_upper_bounds(upper)
     opt.set_ftol_rel(ftol_rel)
     opt.set_ftol_abs(ftol_abs)
     opt.set_xtol_abs(xtol_abs)
     opt.set_maxeval(maxeval)
     opt.set_initial_step(np.where(np.isfinite(lower), 0.75, 1.0) if initial_step is None else initial_step)
-    x = opt.optimize(np.maximum(np.asarray(x0, dtype=float), lower))
-    return x, opt.last_optimum_value(), count[0], _NLOPT_RESULTS.get(opt.last_optimize_result(), "stopped")
+    x0 = np.maximum(np.asarray(x0, dtype=float), lower)
+    try:
+        opt.optimize(x0 if upper is None else np.minimum(x0, upper))
+        reason = _NLOPT_RESULTS.get(opt.last_optimize_result(), "stopped")
+    except nlopt.RoundoffLimited:
+        reason = "round-off limited"  # no further progress possible; the best point stands
+    if best["x"] is None:
+        best.update(x=x0, f=f(x0))
+    return best["x"], best["f"], count[0], reason
 
 
 _NLOPT_RESULTS = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ import scipy.linalg as sla
 from scipy import stats
 
 from .errors import ConvergenceWarning
+
+if TYPE_CHECKING:
+    from .results import LmerResult
 
 _LOG_2PI = np.log(2 * np.pi)
 _ZERO_TOL = np.sqrt(np.finfo(float).eps / 7e-7)  # numDeriv's zero.tol
@@ -62,7 +65,10 @@ def hessian(f: Callable[[np.ndarray], float], x: np.ndarray, d: float = 0.1, r: 
             e = np.zeros(n)
             e[[i, j]] = h[[i, j]]
             s = f(x + e) - 2 * f0 + f(x - e)
-            estimates.append(s / h[i] ** 2 if i == j else (s - H[i, i] * h[i] ** 2 - H[j, j] * h[j] ** 2) / (2 * h[i] * h[j]))
+            if i == j:
+                estimates.append(s / h[i] ** 2)
+            else:  # s ≈ Hᵢᵢhᵢ² + Hⱼⱼhⱼ² + 2Hᵢⱼhᵢhⱼ
+                estimates.append((s - H[i, i] * h[i] ** 2 - H[j, j] * h[j] ** 2) / (2 * h[i] * h[j]))
         return _richardson(estimates)
 
     for i in range(n):
@@ -77,7 +83,7 @@ def hessian(f: Callable[[np.ndarray], float], x: np.ndarray, d: float = 0.1, r: 
 class VarparModel:
     """lmerTest's deviance and cov(β̂) of a fitted LMM as functions of varpar = (θ, σ)."""
 
-    def __init__(self, fit):
+    def __init__(self, fit: LmerResult):
         self.model, self.REML = fit.model, fit.REML
         self.n, self.p = fit.nobs, fit.p
         w = fit.design.weights
@@ -117,10 +123,10 @@ class VarparDerivatives:
     jacobian: np.ndarray  # (k, p, p)
 
 
-_DERIVATIVES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_DERIVATIVES: weakref.WeakKeyDictionary[LmerResult, VarparDerivatives] = weakref.WeakKeyDictionary()
 
 
-def varpar_derivatives(fit) -> VarparDerivatives:
+def varpar_derivatives(fit: LmerResult) -> VarparDerivatives:
     """A = 2 H⁺ (pseudo-inverse over eigenvalues > 1e-8, as lmerTest) and ∂V/∂varpar; cached per fit."""
     if fit not in _DERIVATIVES:
         vm = VarparModel(fit)
@@ -150,7 +156,7 @@ def _contrast_dfs(D: VarparDerivatives, L: np.ndarray) -> tuple[np.ndarray, np.n
     return var, 2 * var**2 / np.einsum("ik,kl,il->i", g, D.vcov_varpar, g)
 
 
-def satterthwaite(fit, L: np.ndarray | None = None) -> pd.DataFrame:
+def satterthwaite(fit: LmerResult, L: np.ndarray | None = None) -> pd.DataFrame:
     """t tests of lᵀβ = 0 with Satterthwaite df, one per row of L (default: each coefficient)."""
     D = varpar_derivatives(fit)
     index = list(fit.fixef.index) if L is None else None
@@ -174,7 +180,7 @@ class FTest(NamedTuple):
     p: float
 
 
-def satterthwaite_f(fit, L: np.ndarray) -> FTest:
+def satterthwaite_f(fit: LmerResult, L: np.ndarray) -> FTest:
     """lmerTest's contestMD: F = Σ tₘ²/q over the eigen-directions of L V Lᵀ, df from their νₘ."""
     D = varpar_derivatives(fit)
     L = np.atleast_2d(np.asarray(L, dtype=float))

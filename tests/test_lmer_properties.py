@@ -16,7 +16,11 @@ from hypothesis import strategies as st
 
 import mixedmodels as mm
 
-SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same 15 examples on every run, so a failure is reproducible and CI
+# is not flaky; drop it (or raise max_examples) locally to explore further.
+SETTINGS = settings(
+    max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 FORMULAS = {
     "intercept": "y ~ x + (1 | g)",

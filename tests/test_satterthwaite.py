@@ -1,7 +1,8 @@
 r"""Satterthwaite df and p-values agree with lmerTest 3.1-3.
 
-Two sources: the ``satterthwaite`` field of the lme4 references (REML fits'
-coefficient tables), and ``tests/fixtures/satterthwaite/*.json``: ML fits and
+Two sources: the ``satterthwaite`` field of the lme4 references and extra
+references (REML fits' coefficient tables, with weights, offsets, missing rows,
+vector-valued terms, ...), and ``tests/fixtures/satterthwaite/*.json``: ML fits and
 type-III Satterthwaite F tests (``anova(m, type = 3)`` with the contrast
 matrices of ``show_tests``).  Tolerances: df, F and DenDF within 1% relative;
 p-values within 5% of their log10.  The latter were written by this R script,
@@ -51,10 +52,12 @@ from scipy.optimize import minimize_scalar
 
 import mixedmodels as mm
 from mixedmodels.satterthwaite import VarparModel, hessian, jacobian, satterthwaite, satterthwaite_f
-from reference import load_reference, reference_names
+from reference import (extra_reference_names, load_extra_reference, load_fixture_data, load_reference,
+                       reference_names)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "satterthwaite"
 REFERENCES = [n for n in reference_names() if load_reference(n).get("satterthwaite")]
+EXTRA_REFERENCES = [n for n in extra_reference_names() if load_extra_reference(n).get("satterthwaite")]
 LMERTEST = sorted(p.stem for p in FIXTURES.glob("*.json"))
 
 _FITS: dict[tuple[str, str, bool], mm.LmerResult] = {}
@@ -89,6 +92,18 @@ def test_reference_coefficient_tables(name):
     assert_pvalues_close(table["Pr(>|t|)"], ref["satterthwaite"]["p"])
 
 
+@pytest.mark.parametrize("name", EXTRA_REFERENCES)
+def test_extra_reference_coefficient_tables(name):
+    ref = load_extra_reference(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mm.SingularFitWarning)
+        m = mm.lmer(ref["formula_py"], load_fixture_data(ref["dataset"]), REML=ref["REML"],
+                    weights=ref.get("weights"), offset=ref.get("offset"))
+    table = satterthwaite(m)
+    np.testing.assert_allclose(table["df"], ref["satterthwaite"]["df"], rtol=0.01)
+    assert_pvalues_close(table["Pr(>|t|)"], ref["satterthwaite"]["p"])
+
+
 @pytest.mark.parametrize("name", LMERTEST)
 def test_lmertest_coefficient_tables(name):
     ref = lmertest(name)
@@ -118,10 +133,20 @@ def test_lmertest_type3_f_tests(name):
 def test_deviance_minimised_over_sigma_is_the_profiled_objective(REML):
     m = fit("sleepstudy", "Reaction ~ Days + (Days|Subject)", REML)
     vm = VarparModel(m)
-    best = minimize_scalar(lambda s: vm.deviance(np.append(m._theta_engine, s)), bracket=(0.5 * m.sigma, 2 * m.sigma))
+
+    def deviance_at(sigma: float) -> float:
+        return vm.deviance(np.append(m._theta_engine, sigma))
+
+    best = minimize_scalar(deviance_at, bracket=(0.5 * m.sigma, 2 * m.sigma))
     assert best.fun == pytest.approx(m.objective, rel=1e-10)
     assert best.x == pytest.approx(m.sigma, rel=1e-6)
-    assert vm.deviance(vm.varpar) == pytest.approx(m.model.objective(m._theta_engine), rel=1e-12)
+
+
+def test_weighted_deviance_at_the_estimates_is_the_objective():
+    ref = load_extra_reference("sleepstudy_weights")
+    m = mm.lmer(ref["formula_py"], load_fixture_data(ref["dataset"]), weights=ref["weights"])
+    vm = VarparModel(m)
+    assert vm.deviance(vm.varpar) == pytest.approx(m.objective, rel=1e-12)
 
 
 def test_vcov_beta_at_the_estimates_is_vcov():
@@ -136,8 +161,9 @@ def test_scalar_theta_at_the_bound_is_symmetric():
     vm = VarparModel(m)
     assert m._theta_engine[0] < 1e-4
     for h in (1e-4, 0.1):
-        assert vm.deviance(np.array([-h, m.sigma])) == pytest.approx(vm.deviance(np.array([h, m.sigma])), rel=1e-12)
-        np.testing.assert_allclose(vm.vcov_beta(np.array([-h, m.sigma])), vm.vcov_beta(np.array([h, m.sigma])), rtol=1e-12)
+        up, down = np.array([h, m.sigma]), np.array([-h, m.sigma])
+        assert vm.deviance(down) == pytest.approx(vm.deviance(up), rel=1e-12)
+        np.testing.assert_allclose(vm.vcov_beta(down), vm.vcov_beta(up), rtol=1e-12)
 
 
 def test_numerical_derivatives():
