@@ -131,15 +131,15 @@ def varpar_derivatives(fit: LmerResult) -> VarparDerivatives:
     if fit not in _DERIVATIVES:
         vm = VarparModel(fit)
         evals, evecs = np.linalg.eigh(hessian(vm.deviance, vm.varpar))
-        if np.any(evals <= _EIGEN_TOL):
+        pos = evals > _EIGEN_TOL
+        if not pos.all():
             warnings.warn(
                 "Hessian of the deviance wrt (θ, σ) has eigenvalues "
-                f"{', '.join(f'{v:.1e}' for v in evals[evals <= _EIGEN_TOL])} that are negative or close to "
+                f"{', '.join(f'{v:.1e}' for v in evals[~pos])} that are negative or close to "
                 "zero; the Satterthwaite df use its pseudo-inverse",
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        pos = evals > _EIGEN_TOL
         A = 2 * (evecs[:, pos] / evals[pos]) @ evecs[:, pos].T
         _DERIVATIVES[fit] = VarparDerivatives(
             beta=fit.fixef.to_numpy(), vcov=vm.vcov_beta(vm.varpar), vcov_varpar=A,
