@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import MixedModelsError, MixedModelsWarning
+from .errors import MixedModelsError, MixedModelsWarning, warn
 from .formula import ParsedFormula, RandomTerm
 from .glmm_results import GlmerResult
 from .lm import LmResult
@@ -78,10 +77,10 @@ def anova(*models: object, refit: bool = True, names: Sequence[str] | None = Non
     labels = _model_names(models, names)
     reml = [getattr(m, "REML", False) for m in models]
     if refit and any(reml):
-        warnings.warn("refitting model(s) with ML (instead of REML)", RefitWarning, stacklevel=2)
+        warn("refitting model(s) with ML (instead of REML)", RefitWarning)
         models = tuple(m.refit_ml() if r else m for m, r in zip(models, reml))
     elif any(reml) and not all(reml):
-        warnings.warn("some models fit with REML = TRUE, some not", MixedModelsWarning, stacklevel=2)
+        warn("some models fit with REML = TRUE, some not", MixedModelsWarning)
 
     order = sorted(range(len(models)), key=lambda i: models[i].df)  # stable, as R's order()
     fits = {labels[i]: models[i] for i in order}

@@ -7,7 +7,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 
 from .design import build_design
-from .errors import DataError, FormulaError
+from .errors import DataError, FitError, FormulaError
 from .families import Family, NegativeBinomial, get_family
 from .formula import parse_formula
 from .glmm import GeneralizedLinearMixedModel
@@ -100,7 +100,13 @@ def glmer(
     design = build_design(parsed, data, weights=weights, offset=offset, binomial=fam.name == "binomial")
     _check_groups(design, lmm=False)
     model = GeneralizedLinearMixedModel(design, fam, nAGQ=nAGQ)
-    stage1, stage2 = model.fit(maxeval=maxeval)
+    try:
+        stage1, stage2 = model.fit(maxeval=maxeval)
+    except (np.linalg.LinAlgError, FloatingPointError, OverflowError) as exc:
+        raise FitError(
+            f"the fit failed numerically ({exc}); look for extreme values in the response or predictors, "
+            "rescale predictors with very large or small values, or simplify the random effects"
+        ) from exc
     return GlmerResult(parsed, model, stage2 if stage2 is not None else stage1, data_name=data.attrs.get("name"))
 
 

@@ -9,14 +9,13 @@ The caller's data frame is only read, never modified.
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 
 import formulaic
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, FormulaError, RankDeficiencyWarning, did_you_mean
+from .errors import DataError, FormulaError, RankDeficiencyWarning, did_you_mean, warn
 from .formula import ParsedFormula, RandomTerm
 from .reterm import ReTerm
 
@@ -311,11 +310,10 @@ def _drop_aliased(X: np.ndarray, names: tuple[str, ...]):
             keep.append(j)
     dropped = tuple(names[j] for j in range(len(names)) if j not in keep)
     if dropped:
-        warnings.warn(
+        warn(
             "fixed-effect model matrix is rank deficient; dropping aliased column(s) "
             + ", ".join(repr(d) for d in dropped),
             RankDeficiencyWarning,
-            stacklevel=4,
         )
     return X[:, keep], tuple(names[j] for j in keep), dropped
 

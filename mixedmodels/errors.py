@@ -8,6 +8,9 @@ whole family at once.
 from __future__ import annotations
 
 import difflib
+import os
+import sys
+import warnings
 from collections.abc import Iterable
 
 
@@ -81,3 +84,12 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """
     matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" Did you mean '{matches[0]}'?" if matches else ""
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """Issue a warning attributed to the user's line: the first caller outside this package."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

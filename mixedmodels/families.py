@@ -69,6 +69,7 @@ class Family:
     links: tuple[str, ...] = ()
     default_link = ""
     has_dispersion = False
+    positive_mean = False  # the mean must be > 0 (counts, Gamma, inverse Gaussian)
 
     def __init__(self, link: str | None = None):
         link = self.default_link if link is None else link
@@ -103,7 +104,14 @@ class Family:
         """Raise a FamilyError naming the problem when y is impossible for the family."""
 
     def valid_eta(self, eta: np.ndarray) -> bool:
-        return bool(np.all(np.isfinite(eta)))
+        """Whether η gives means inside the family's range (so PIRLS can step-halve back)."""
+        if not np.all(np.isfinite(eta)):
+            return False
+        if self.positive_mean and self.link.name in ("identity", "inverse", "1/mu^2"):
+            return bool(np.all(eta > 0))
+        if self.positive_mean and self.link.name == "sqrt":
+            return bool(np.all(eta > 0))
+        return True
 
 
 class Binomial(Family):
@@ -132,6 +140,11 @@ class Binomial(Family):
         return rng.binomial(trials, mu) / np.maximum(trials, 1)
 
     def check_response(self, y, wt):
+        if np.all(y == y[0]) and y[0] in (0.0, 1.0):
+            raise FamilyError(
+                f"every binomial response is {int(y[0])}: the model has nothing to fit (the "
+                "success probability would be estimated as exactly 0 or 1)"
+            )
         if np.any((y < 0) | (y > 1)):
             raise FamilyError(
                 "binomial responses must be 0/1, two-level factors, proportions in [0, 1] with "
@@ -150,6 +163,7 @@ class Poisson(Family):
     name = "poisson"
     links = ("log", "identity", "sqrt")
     default_link = "log"
+    positive_mean = True
 
     def variance(self, mu):
         return mu
@@ -166,6 +180,13 @@ class Poisson(Family):
     def check_response(self, y, wt):
         if np.any(y < 0):
             raise FamilyError("poisson responses must be non-negative counts; found negative values")
+        if np.all(y == 0):
+            raise FamilyError("every count is 0: the model has nothing to fit (the mean would be estimated as 0)")
+        if np.max(y) > 1e15:
+            raise FamilyError(
+                f"counts as large as {np.max(y):.3g} overflow the Poisson likelihood's arithmetic; "
+                "check the response's units (model rates with an offset, e.g. offset(log(exposure)))"
+            )
         if np.any(np.abs(y - np.round(y)) > 1e-8):
             raise FamilyError("poisson responses must be whole-number counts; found non-integer values")
 
@@ -176,6 +197,7 @@ class Gamma(Family):
     name = "Gamma"
     links = ("inverse", "log", "identity")
     default_link = "inverse"
+    positive_mean = True
     has_dispersion = True
 
     def variance(self, mu):
@@ -205,6 +227,7 @@ class InverseGaussian(Family):
     name = "inverse.gaussian"
     links = ("1/mu^2", "inverse", "log", "identity")
     default_link = "1/mu^2"
+    positive_mean = True
     has_dispersion = True
 
     def variance(self, mu):
@@ -257,6 +280,7 @@ class NegativeBinomial(Family):
     name = "negative.binomial"
     links = ("log", "sqrt", "identity")
     default_link = "log"
+    positive_mean = True
 
     def __init__(self, theta: float, link: str | None = None):
         if not (np.isfinite(theta) and theta > 0):

@@ -2,7 +2,7 @@
 
 For given θ (and β) the conditional modes u come from penalised iteratively
 reweighted least squares: each iteration is the LMM's blocked Cholesky on the
-crossproducts with working weights and working response (DESIGN.md).  Then
+crossproducts with working weights and working response (docs/design.md).  Then
 
     Laplace:  −2ℓ ≈ Σ −2 log f(yᵢ | μᵢ) + ‖u‖² + log |L|²,
 

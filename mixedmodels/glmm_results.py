@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import ConvergenceWarning
+from .errors import ConvergenceWarning, warn
 from .formula import ParsedFormula
 from .glmm import GeneralizedLinearMixedModel, PirlsState
 from .optimizer import OptimumReport, finite_difference_hessian
@@ -74,8 +73,8 @@ class GlmerResult(MixedModelResult):
             np.linalg.cholesky(V)
             return V
         except np.linalg.LinAlgError:
-            warnings.warn("the Hessian of the deviance is not positive definite; standard errors "
-                          "use the conditional (β given θ) estimate", ConvergenceWarning, stacklevel=4)
+            warn("the Hessian of the deviance is not positive definite; standard errors "
+                          "use the conditional (β given θ) estimate", ConvergenceWarning)
             return None
 
     def _conditional_vcov(self) -> np.ndarray:
@@ -176,12 +175,11 @@ class GlmerResult(MixedModelResult):
         extreme = (mu < 1e-8) | (mu > 1 - 1e-8)
         big = [n for n, b in self.fixef.items() if abs(b) > 10]
         if extreme.any() and big:
-            warnings.warn(
+            warn(
                 f"fitted probabilities numerically 0 or 1 occurred for {int(extreme.sum())} observations and "
                 f"the coefficient(s) {', '.join(map(repr, big))} are very large: the response is probably "
                 "(quasi-)perfectly separated by these predictors; consider removing them or a penalised fit",
                 ConvergenceWarning,
-                stacklevel=4,
             )
 
     # ----- tables --------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The linear mixed model's profiled deviance and its optimisation over θ.
 
 After set-up the model needs only the crossproduct blocks A and n: each
-evaluation of the objective is one blocked Cholesky factorisation (DESIGN.md).
+evaluation of the objective is one blocked Cholesky factorisation (docs/design.md).
 Terms are ordered by decreasing number of random effects so that the largest
 keeps its block-diagonal block and fill-in lands in the smaller ones.
 """
@@ -78,7 +78,7 @@ class LinearMixedModel:
 
 
 def deviance_from_factor(L: BlockedCholesky, n: int, REML: bool) -> float:
-    """The profiled deviance of DESIGN.md from the blocked Cholesky factor."""
+    """The profiled deviance of docs/design.md from the blocked Cholesky factor."""
     r2 = L.r**2
     if REML:
         nu = n - L.p

@@ -95,13 +95,14 @@ def optimize(
 ) -> OptimumReport:
     """BOBYQA, a check of the optimum, and one restart from it when the check fails."""
     x, fun, nfev, reason = minimize_bobyqa(f, x0, lower, maxeval=maxeval, initial_step=initial_step)
-    ok, grad, gain = check_optimum(f, x, lower, fun)
+    scale = np.ones(len(x)) if initial_step is None else np.asarray(initial_step, dtype=float)
+    ok, grad, gain = check_optimum(f, x, lower, fun, scale=scale)
     if not ok and reason != "maximum number of evaluations reached":
         x2, fun2, nfev2, reason = minimize_bobyqa(f, x, lower, maxeval=maxeval, initial_step=initial_step)
         nfev += nfev2
         if fun2 <= fun:
             x, fun = x2, fun2
-        ok, grad, gain = check_optimum(f, x, lower, fun)
+        ok, grad, gain = check_optimum(f, x, lower, fun, scale=scale)
     if ok:
         message = f"converged ({reason})"
     else:
@@ -118,16 +119,18 @@ def check_optimum(
     lower: np.ndarray,
     fx: float,
     tol: float = 1e-6,
+    scale: np.ndarray | None = None,
 ) -> tuple[bool, np.ndarray, float]:
     """Is x a minimum? Compare the improvement a Newton step could make with ``tol``.
 
     ``tol`` is relative to the objective: 1e-6 of a deviance is far below anything
     a test or a comparison of models can see.  The gradient and Hessian come from
-    central differences over the parameters
+    central differences, with steps proportional to each parameter's ``scale``
+    (e.g. its standard error), over the parameters
     not held at their bound (a parameter at its bound whose gradient points into
     the bound is fine).  Returns (converged, gradient, predicted improvement).
     """
-    h = 1e-4 * np.maximum(np.abs(x), 1.0)
+    h = 1e-4 * np.maximum(np.abs(x), 1.0 if scale is None else np.minimum(scale, 1.0))
     at_bound = (x - lower) <= h
     grad = np.zeros_like(x)
     for i in range(len(x)):

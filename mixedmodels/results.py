@@ -9,7 +9,6 @@ engine used.  ``LmerResult`` adds the LMM's profiled quantities.
 
 from __future__ import annotations
 
-import warnings
 from functools import cached_property
 
 import numpy as np
@@ -17,7 +16,7 @@ import pandas as pd
 
 from .blockchol import BlockedCholesky
 from .design import Design
-from .errors import ConvergenceWarning, SingularFitWarning
+from .errors import ConvergenceWarning, SingularFitWarning, warn
 from .formula import ParsedFormula
 from .lmm import LinearMixedModel
 from .optimizer import OptimumReport
@@ -47,14 +46,10 @@ class MixedModelResult:
         self._public = sorted(range(len(reterms)), key=lambda i: -reterms[i].nlevels)
         self._engine_index = {formula_i: k for k, formula_i in enumerate(model.order)}
         if not report.converged:
-            warnings.warn(f"model failed to converge: {report.message}", ConvergenceWarning, stacklevel=3)
+            warn(f"model failed to converge: {report.message}", ConvergenceWarning)
         if self.is_singular():
-            warnings.warn(
-                "boundary (singular) fit: a random-effect variance is (near) zero or a "
-                "correlation is ±1; see is_singular() and the guide on singular fits",
-                SingularFitWarning,
-                stacklevel=3,
-            )
+            warn("boundary (singular) fit: a random-effect variance is (near) zero or a "
+                "correlation is ±1; see is_singular() and the guide on singular fits", SingularFitWarning)
 
     # ----- the terms in lme4's order -------------------------------------------------
     @property
@@ -421,6 +416,20 @@ class LmerResult(MixedModelResult):
             r = r * np.sqrt(self.design.weights)
         return pd.Series(r / self.sigma, index=self.rows_used, name="scaled residuals")
 
+    def satterthwaite(self, L: np.ndarray | None = None) -> pd.DataFrame:
+        """lmerTest's t tests with Satterthwaite df: one per coefficient, or per row of L."""
+        from .satterthwaite import satterthwaite
+
+        return satterthwaite(self, L)
+
+    def summary(self, ddf: str = "Satterthwaite"):
+        """lmerTest's summary: t tests with Satterthwaite df (default) or lme4's (``ddf="lme4"``)."""
+        from .summary import Summary
+
+        if ddf not in ("Satterthwaite", "lme4"):
+            raise ValueError(f"ddf must be 'Satterthwaite' or 'lme4' (Kenward-Roger is planned), not {ddf!r}")
+        return Summary(self, ddf=ddf)
+
     def glance(self) -> pd.DataFrame:
         out = super().glance()
         out["REMLcrit"] = self.objective if self.REML else np.nan
@@ -429,12 +438,6 @@ class LmerResult(MixedModelResult):
     def coefficients(self) -> pd.DataFrame:
         """Estimate, Std. Error, t value (lme4's summary table)."""
         return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "t value": self.fixef / self.se})
-
-    def summary(self):
-        """lme4's summary(): a printable object whose text mirrors ``summary(lmer)``."""
-        from .summary import Summary
-
-        return Summary(self)
 
     def __repr__(self) -> str:
         kind = "REML" if self.REML else "maximum likelihood"

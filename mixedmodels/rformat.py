@@ -43,8 +43,7 @@ def format_pvalue(p: float, digits: int = 3, eps: float = 2.2e-16) -> str:
         return "NA"
     if p < eps:
         return "< 2e-16"
-    text = f"{p:.{digits}g}"
-    return text.replace("e-0", "e-")
+    return f"{p:.{digits}g}"
 
 
 def format_pvalues(ps: Sequence[float], digits: int = 3) -> list[str]:

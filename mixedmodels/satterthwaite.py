@@ -11,7 +11,6 @@ its default steps, as lmerTest does.
 
 from __future__ import annotations
 
-import warnings
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, NamedTuple
@@ -21,7 +20,7 @@ import pandas as pd
 import scipy.linalg as sla
 from scipy import stats
 
-from .errors import ConvergenceWarning
+from .errors import ConvergenceWarning, warn
 
 if TYPE_CHECKING:
     from .results import LmerResult
@@ -133,13 +132,9 @@ def varpar_derivatives(fit: LmerResult) -> VarparDerivatives:
         evals, evecs = np.linalg.eigh(hessian(vm.deviance, vm.varpar))
         pos = evals > _EIGEN_TOL
         if not pos.all():
-            warnings.warn(
-                "Hessian of the deviance wrt (θ, σ) has eigenvalues "
+            warn("Hessian of the deviance wrt (θ, σ) has eigenvalues "
                 f"{', '.join(f'{v:.1e}' for v in evals[~pos])} that are negative or close to "
-                "zero; the Satterthwaite df use its pseudo-inverse",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+                "zero; the Satterthwaite df use its pseudo-inverse", ConvergenceWarning)
         A = 2 * (evecs[:, pos] / evals[pos]) @ evecs[:, pos].T
         _DERIVATIVES[fit] = VarparDerivatives(
             beta=fit.fixef.to_numpy(), vcov=vm.vcov_beta(vm.varpar), vcov_varpar=A,

@@ -5,18 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .rformat import SIGNIF_LEGEND, format_column, format_pvalues, render_table, signif_stars
+from .rformat import SIGNIF_LEGEND, column_decimals, format_column, format_pvalues, render_table, signif_stars
 
 
 class Summary:
     """``print(m.summary())`` gives lme4's ``summary(lmer)`` / ``summary(glmer)`` layout."""
 
-    def __init__(self, fit):
+    def __init__(self, fit, ddf: str | None = None):
         self.fit = fit
+        self.ddf = ddf  # "Satterthwaite" or "lme4" for LMMs; None for GLMMs
 
     @property
     def coefficients(self) -> pd.DataFrame:
-        """The fixed-effects table with lme4's column names."""
+        """The fixed-effects table with lme4's / lmerTest's column names."""
+        if self.ddf == "Satterthwaite":
+            return self.fit.satterthwaite()
         return self.fit.coefficients()
 
     def __str__(self) -> str:
@@ -38,7 +41,10 @@ class Summary:
     def _title(self) -> str:
         f = self.fit
         family = getattr(f, "family", None)
-        if family is None:
+        if family is None and self.ddf == "Satterthwaite":
+            kind = "REML" if f.REML else "maximum likelihood "
+            lines = [f"Linear mixed model fit by {kind}. t-tests use Satterthwaite's method ['lmerModLmerTest']"]
+        elif family is None:
             kind = "REML" if f.REML else "maximum likelihood "
             lines = [f"Linear mixed model fit by {kind} ['lmerMod']"]
         else:
@@ -69,11 +75,19 @@ def information_criteria_block(aic: float, bic: float, loglik: float, deviance: 
 
 
 def scaled_residuals_block(r: np.ndarray) -> str:
-    q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1])
+    q = zapsmall(np.quantile(r, [0, 0.25, 0.5, 0.75, 1]), 5)
     cells = format_column(q, 4)
     header = ["Min", "1Q", "Median", "3Q", "Max"]
     w = max(max(len(c) for c in cells), 6)
     return "Scaled residuals: \n" + " ".join(h.rjust(w) for h in header) + " \n" + " ".join(c.rjust(w) for c in cells) + " "
+
+
+def zapsmall(x: np.ndarray, digits: int) -> np.ndarray:
+    """R's zapsmall: round to ``digits`` significant digits of the largest magnitude."""
+    big = np.max(np.abs(x))
+    if big == 0:
+        return x
+    return np.round(x, max(0, digits - int(np.ceil(np.log10(big)))))
 
 
 def random_effects_block(fit) -> str:
@@ -118,9 +132,15 @@ def fixed_effects_block(table: pd.DataFrame) -> str:
     """Estimates and SEs share one format; statistics their own; p-values as R's format.pval."""
     est_se = format_column(table.iloc[:, :2].to_numpy().ravel().tolist(), 4)
     columns = [est_se[0::2], est_se[1::2]]
+    decimals = column_decimals(table.iloc[:, :2].to_numpy().ravel().tolist(), 4)
     pcol = [c for c in table.columns if c.startswith("Pr(")]
     for c in table.columns[2:]:
-        columns.append(format_pvalues(table[c].tolist()) if c in pcol else format_column(table[c].tolist(), 4))
+        if c in pcol:
+            columns.append(format_pvalues(table[c].tolist()))
+        elif c == "df":  # lmerTest shows df with the estimates' decimals
+            columns.append([f"{v:.{decimals}f}" for v in table[c]])
+        else:
+            columns.append(format_column(table[c].tolist(), 4))
     header = [""] + list(table.columns)
     align = ["l"] + ["r"] * len(table.columns)
     if pcol:

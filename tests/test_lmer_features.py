@@ -474,3 +474,68 @@ def test_unused_category_of_fixed_factor_is_dropped_silently():
     assert list(fit.fixef.index) == ["(Intercept)", "standLRT", "schgendboys"]
     assert not fit.design.dropped_columns
     assert "rank deficient" not in str(fit.summary())
+
+
+def test_missing_values_in_grouping_factor_and_slope_drop_rows():
+    data = load_fixture_data("sleepstudyWO")
+    data.loc[[3, 40], "Subject"] = np.nan  # missing group (categorical NA)
+    data["x"] = data["Days"].astype(float)
+    data.loc[[7], "x"] = np.nan  # used only in the random part
+    fit = mm.lmer("Reaction ~ Days + (x | Subject)", data)
+    assert fit.n_dropped == 3 and fit.nobs == 177
+    assert not {3, 7, 40} & set(fit.rows_used)
+    complete = mm.lmer("Reaction ~ Days + (x | Subject)", data.drop(index=[3, 7, 40]))
+    assert fit.objective == pytest.approx(complete.objective, rel=1e-10)
+
+
+def test_missing_category_of_fixed_factor_drops_rows():
+    data = load_fixture_data("Exam")
+    data.loc[[0, 10, 20], "sex"] = np.nan
+    fit = mm.lmer("normexam ~ standLRT + sex + (1 | school)", data)
+    assert fit.n_dropped == 3 and fit.nobs == len(data) - 3
+
+
+# ----- R's coding of ordered factors and logicals ----------------------------------------
+# lme4 1.1-31: d <- sleepstudy; d$ph <- factor(cut(d$Days, c(-1, 2, 5, 9),
+#   labels = c("a", "b", "c")), ordered = TRUE); lmer(Reaction ~ ph + (1 | Subject), d)
+ORDERED_REF = {
+    "REMLcrit": 1798.41103817471,
+    "fixef": {"(Intercept)": 295.05294722222101, "ph.L": 47.68202843645644, "ph.Q": 2.04081392563737},
+    "se": {"(Intercept)": 9.05615103374939, "ph.L": 4.20985534732143, "ph.Q": 4.40576617326674},
+}
+
+
+def _sleep_phases() -> pd.DataFrame:
+    data = load_fixture_data("sleepstudy")
+    phase = pd.cut(data["Days"], [-1, 2, 5, 9], labels=["a", "b", "c"])
+    data["ph"] = pd.Categorical(phase, categories=["a", "b", "c"], ordered=True)
+    return data
+
+
+def test_ordered_factor_ml_fit_is_the_same_model():
+    """Contrasts only reparametrise X: the ML fit (not REML's) is invariant to them."""
+    ordered = _sleep_phases()
+    plain = ordered.assign(ph=ordered["ph"].cat.as_unordered())
+    a = mm.lmer("Reaction ~ ph + (1 | Subject)", ordered, REML=False)
+    b = mm.lmer("Reaction ~ ph + (1 | Subject)", plain, REML=False)
+    assert a.objective == pytest.approx(b.objective, rel=1e-9)
+
+
+def test_ordered_factor_uses_polynomial_contrasts_as_r():
+    """R codes an ordered factor by contr.poly (ph.L, ph.Q), also in lme4; the bundled
+    InstEval (studage, lectage) and VerbAgg load such columns as ordered Categoricals.
+    The REML criterion depends on the coding of X (log|XᵀV⁻¹X|): with treatment
+    coding it is 1797.312, log 3 below lme4's."""
+    fit = mm.lmer("Reaction ~ ph + (1 | Subject)", _sleep_phases())
+    assert list(fit.fixef.index) == list(ORDERED_REF["fixef"])
+    se = pd.Series(ORDERED_REF["se"])
+    assert np.all(np.abs(fit.fixef - pd.Series(ORDERED_REF["fixef"])) <= 0.02 * se)
+    assert fit.objective == pytest.approx(ORDERED_REF["REMLcrit"], rel=1e-6)
+
+
+def test_logical_fixed_effect_is_named_as_r():
+    """R names the column of a logical x 'xTRUE' (lme4: '(Intercept)', 'lateTRUE')."""
+    data = load_fixture_data("sleepstudy")
+    data["late"] = data["Days"] > 4
+    fit = mm.lmer("Reaction ~ late + (1 | Subject)", data)
+    assert list(fit.fixef.index) == ["(Intercept)", "lateTRUE"]
