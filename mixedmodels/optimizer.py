@@ -17,6 +17,7 @@ import nlopt
 import numpy as np
 
 _HUGE = 1e100  # returned for θ where the objective cannot be evaluated
+ABSOLUTE_GAIN_TOLERANCE = 1e-3  # deviance units: far below what any likelihood-ratio test can see
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def check_optimum(
 ) -> tuple[bool, np.ndarray, float]:
     """Is x a minimum? Compare the improvement a Newton step could make with ``tol``.
 
-    ``tol`` is relative to the objective: 1e-6 of a deviance is far below anything
+    ``tol`` is relative to the objective, and capped at 1e-3 deviance units for
+    large data sets: either is far below anything
     a test or a comparison of models can see.  The gradient and Hessian come from
     central differences, with steps proportional to each parameter's ``scale``
     (e.g. its standard error), over the parameters
@@ -151,7 +153,7 @@ def check_optimum(
             raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
         gain = float(np.abs(g).max()) * float(h.max())
-    return gain < tol * max(1.0, abs(fx)), grad, gain
+    return gain < min(tol * max(1.0, abs(fx)), ABSOLUTE_GAIN_TOLERANCE), grad, gain
 
 
 def finite_difference_hessian(

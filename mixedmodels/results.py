@@ -251,6 +251,10 @@ class MixedModelResult:
         total = fixed + re + resid
         return {"marginal": fixed / total, "conditional": (fixed + re) / total}
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows the model's summary."""
+        return self.summary()._repr_html_()
+
     # ----- inference -----------------------------------------------------------------------
     def parameters(self) -> pd.Series:
         """Every parameter, one row each: random-effect SDs and correlations, σ, fixed effects."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 
@@ -37,6 +39,10 @@ class Summary:
         return "\n\n".join(s for s in sections if s) + "\n"
 
     __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the same text, monospaced."""
+        return f"<pre>{html.escape(str(self))}</pre>"
 
     def _title(self) -> str:
         f = self.fit
