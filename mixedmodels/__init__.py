@@ -1,6 +1,7 @@
 """lme4-style linear and generalized linear mixed models."""
 
 from . import datasets, families
+from .anova import AnovaTable, anova, ranova
 from .api import glmer, glmer_nb, lmer
 from .errors import (
     ConvergenceWarning,
@@ -8,11 +9,14 @@ from .errors import (
     FamilyError,
     FitError,
     FormulaError,
+    RankDeficiencyWarning,
+    RefitWarning,
     MixedModelsError,
     MixedModelsWarning,
     SingularFitWarning,
 )
 from .glmm_results import GlmerResult
+from .lm import LmResult, lm
 from .results import LmerResult
 
 __version__ = "0.1.0"
@@ -24,6 +28,13 @@ __all__ = [
     "LmerResult",
     "GlmerResult",
     "families",
+    "lm",
+    "LmResult",
+    "anova",
+    "ranova",
+    "AnovaTable",
+    "RankDeficiencyWarning",
+    "RefitWarning",
     "datasets",
     "MixedModelsError",
     "FormulaError",

@@ -7,7 +7,6 @@ printed form follows R's ``print.anova``.
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -16,21 +15,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import MixedModelsError, MixedModelsWarning, warn
+from .errors import MixedModelsError, MixedModelsWarning, RefitWarning, warn
 from .formula import ParsedFormula, RandomTerm
 from .glmm_results import GlmerResult
 from .lm import LmResult
 from .lmm import LinearMixedModel
 from .reterm import ReTerm
 from .results import LmerResult
-from .rformat import SIGNIF_LEGEND, render_table, signif_stars
+from .rformat import SIGNIF_LEGEND, format_pval_vector, format_vector, render_table, signif_stars, zapsmall
 
 _INTERCEPT = "(Intercept)"
 _DIGITS = 5  # print.anova: max(getOption("digits") - 2, 3)
-
-
-class RefitWarning(MixedModelsWarning):
-    """REML fits were refitted by maximum likelihood before a likelihood-ratio test."""
 
 
 class AnovaTable:
@@ -262,13 +257,13 @@ def _render(table: pd.DataFrame) -> str:
     for name in table.columns:
         x = table[name].to_numpy(dtype=float)
         if name == pcol:
-            columns.append(_format_pval(x, _DIGITS - 1))
+            columns.append(format_pval_vector(x, _DIGITS - 1))
         elif name in ("Chisq", "F", "Cp") or str(name)[1:7] == " value":
-            columns.append(_r_format(np.round(x, _DIGITS - 1), _DIGITS))
+            columns.append(format_vector(np.round(x, _DIGITS - 1), _DIGITS))
         elif str(name).endswith("Df"):
-            columns.append(_r_format(x, _DIGITS))
+            columns.append(format_vector(x, _DIGITS))
         else:
-            columns.append(_r_format(_zapsmall(x, _DIGITS), _DIGITS))
+            columns.append(format_vector(zapsmall(x, _DIGITS), _DIGITS))
     header = [""] + [str(c) for c in table.columns]
     align = ["l"] + ["r"] * len(table.columns)
     p = table[pcol].to_numpy(dtype=float) if pcol is not None else np.array([])
@@ -281,56 +276,3 @@ def _render(table: pd.DataFrame) -> str:
         align.append("l")
     rows = [[str(name)] + [col[i] for col in columns] for i, name in enumerate(table.index)]
     return render_table(header, rows, align) + ("\n---\n" + SIGNIF_LEGEND if stars else "")
-
-
-def _zapsmall(x: np.ndarray, digits: int) -> np.ndarray:
-    """R's zapsmall: round to about ``digits`` significant digits of the largest value
-    (R rounds the non-integer number of decimals ``digits - log10(max)`` to the nearest)."""
-    finite = x[np.isfinite(x)]
-    mx = float(np.max(np.abs(finite))) if finite.size else 0.0
-    return np.round(x, max(0, math.floor(digits - math.log10(mx) + 0.5)) if mx > 0 else digits)
-
-
-def _r_format(values: Sequence[float], digits: int) -> list[str]:
-    """R's ``format(x, digits)`` of a numeric vector: common fixed decimals or common scientific
-    mantissa, whichever is narrower (fixed on ties); NaN becomes ''."""
-    finite = [float(v) for v in values if np.isfinite(v)]
-    if not finite:
-        return ["" for _ in values]
-    sig, expo = [], []
-    for v in finite:
-        mantissa, e = f"{abs(v):.{digits - 1}e}".split("e")
-        sig.append(len(mantissa.replace(".", "").rstrip("0")) or 1)
-        expo.append(int(e) if v != 0 else 0)
-    neg = any(v < 0 for v in finite)
-    decimals = max(max(0, s - e - 1) for s, e in zip(sig, expo))
-    left = max((v < 0) + max(e, 0) + 1 for v, e in zip(finite, expo))
-    fixed_width = left + decimals + (decimals > 0)
-    mant = max(sig)
-    sci_width = neg + mant + (mant > 1) + (5 if any(abs(e) >= 100 for e in expo) else 4)
-    fmt = f".{decimals}f" if fixed_width <= sci_width else f".{mant - 1}e"
-    return [format(float(v), fmt) if np.isfinite(v) else "" for v in values]
-
-
-def _format_pval(p: np.ndarray, digits: int, eps: float = float(np.finfo(float).eps)) -> list[str]:
-    """R's ``format.pval``: small and large p-values formatted as two groups, '< 2.2e-16' below eps."""
-    out = ["" for _ in p]
-    ok = [i for i, v in enumerate(p) if np.isfinite(v)]
-    tiny = [i for i in ok if p[i] < eps]
-    rest = [i for i in ok if p[i] >= eps]
-    expo = {i: math.floor(math.log10(p[i])) for i in rest}
-    fixp = [i for i in rest if expo[i] >= -3 or (expo[i] == -4 and digits > 1)]
-    for group in (fixp, [i for i in rest if i not in fixp]):
-        for i, text in zip(group, _r_format([p[i] for i in group], digits)):
-            out[i] = text
-    if tiny:
-        d = max(1, digits - 2)
-        sep = " " if d > 1 else ""
-        if rest:
-            nc = max(len(out[i]) for i in rest)
-            if d > 1 and d + 6 > nc:
-                d = max(1, nc - 7)
-            sep = "" if d == 1 and nc <= 6 else " "
-        for i in tiny:
-            out[i] = "<" + sep + _r_format([eps], d)[0]
-    return out

@@ -73,6 +73,10 @@ class RankDeficiencyWarning(MixedModelsWarning):
     """The fixed-effects model matrix is rank deficient; columns were dropped."""
 
 
+class RefitWarning(MixedModelsWarning):
+    """REML fits were refitted by maximum likelihood before a likelihood-ratio test."""
+
+
 class DroppedRowsWarning(MixedModelsWarning):
     """Rows with missing values were removed before fitting."""
 

@@ -7,7 +7,7 @@ import html
 import numpy as np
 import pandas as pd
 
-from .rformat import SIGNIF_LEGEND, column_decimals, format_column, format_pvalues, render_table, signif_stars
+from .rformat import SIGNIF_LEGEND, column_decimals, format_column, zapsmall, format_pvalues, render_table, signif_stars
 
 
 class Summary:
@@ -86,14 +86,6 @@ def scaled_residuals_block(r: np.ndarray) -> str:
     header = ["Min", "1Q", "Median", "3Q", "Max"]
     w = max(max(len(c) for c in cells), 6)
     return "Scaled residuals: \n" + " ".join(h.rjust(w) for h in header) + " \n" + " ".join(c.rjust(w) for c in cells) + " "
-
-
-def zapsmall(x: np.ndarray, digits: int) -> np.ndarray:
-    """R's zapsmall: round to ``digits`` significant digits of the largest magnitude."""
-    big = np.max(np.abs(x))
-    if big == 0:
-        return x
-    return np.round(x, max(0, digits - int(np.ceil(np.log10(big)))))
 
 
 def random_effects_block(fit) -> str:

@@ -53,7 +53,9 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.anova import AnovaTable, RefitWarning, _format_pval, _r_format, anova, ranova
+from mixedmodels import RefitWarning
+from mixedmodels.anova import AnovaTable, anova, ranova
+from mixedmodels.rformat import format_pval_vector, format_vector
 from mixedmodels.errors import FormulaError, MixedModelsError, MixedModelsWarning
 from mixedmodels.lm import LmResult, lm
 from reference import load_fixture_data, load_reference
@@ -274,10 +276,10 @@ def test_ranova_needs_an_lmer_fit(sleepstudy):
 @pytest.mark.parametrize("case", range(4))
 def test_format_pval_as_r(case):
     ref = fixture("format")["pvalues"][case]
-    assert _format_pval(np.array(ref["p"]), 4) == ref["text"]
+    assert format_pval_vector(np.array(ref["p"]), 4) == ref["text"]
 
 
 @pytest.mark.parametrize("case", range(5))
 def test_format_numbers_as_r(case):
     ref = fixture("format")["numbers"][case]
-    assert _r_format(ref["x"], 5) == [s.strip() for s in ref["text"]]
+    assert format_vector(ref["x"], 5) == [s.strip() for s in ref["text"]]

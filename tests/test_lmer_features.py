@@ -495,6 +495,21 @@ def test_missing_category_of_fixed_factor_drops_rows():
     assert fit.n_dropped == 3 and fit.nobs == len(data) - 3
 
 
+def test_unused_category_of_random_term_factor_gives_no_random_effect():
+    """(0 + f | g) with an unused category of f (as after subsetting a DataFrame) is the
+    3×3 model lme4 fits, not a 4×4 one with a phantom, unidentified variance."""
+    ref, _ = fitted("factor_slope")
+    data = load_fixture_data("FactorSlope")
+    data["f"] = data["f"].cat.add_categories(["z"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RankDeficiencyWarning)
+        fit = fit_reference(ref, data)
+    assert fit.theta_names == ref["theta_names"]
+    assert fit.df == ref["df"]
+    assert fit.objective == pytest.approx(ref["objective"], rel=1e-6)
+    assert len(fit.varcorr) == len(ref["varcorr"])
+
+
 # ----- R's coding of ordered factors and logicals ----------------------------------------
 # lme4 1.1-31: d <- sleepstudy; d$ph <- factor(cut(d$Days, c(-1, 2, 5, 9),
 #   labels = c("a", "b", "c")), ordered = TRUE); lmer(Reaction ~ ph + (1 | Subject), d)
