@@ -35,6 +35,7 @@ class Design:
     response_name: str
     model_spec: object = field(repr=False)  # formulaic ModelSpec of the fixed part
     dropped_columns: tuple[str, ...] = ()  # aliased columns of X removed
+    kept_columns: tuple[int, ...] = ()  # columns of model_spec's matrix that X keeps
 
     @property
     def n(self) -> int:
@@ -73,11 +74,13 @@ def build_design(
             "no complete rows: every row has a missing value in one of "
             + ", ".join(repr(c) for c in used)
         )
-    frame = data.loc[complete, used] if n_dropped else data[used]
+    frame = _drop_unused_categories(data.loc[complete, used] if n_dropped else data[used])
 
     y, trials = _response(parsed, frame, binomial)
     X, xnames, spec = _fixed_part(parsed, frame)
-    X, xnames, dropped = _drop_aliased(X, xnames)
+    X, kept = _drop_aliased(X, xnames)
+    dropped = tuple(n for j, n in enumerate(xnames) if j not in kept)
+    xnames = tuple(xnames[j] for j in kept)
     reterms = tuple(t for bar in parsed.random for t in _reterms(bar, frame))
     if w is not None:
         w = w[complete]
@@ -104,7 +107,17 @@ def build_design(
         response_name=parsed.response,
         model_spec=spec,
         dropped_columns=dropped,
+        kept_columns=tuple(kept),
     )
+
+
+def _drop_unused_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """R's model frames drop unused factor levels: no column, no aliasing, for an empty level."""
+    out = frame.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].cat.remove_unused_categories()
+    return out
 
 
 def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
@@ -182,19 +195,29 @@ FORMULA_CONTEXT = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
                    "log2": np.log2, "log10": np.log10, "log1p": np.log1p}
 
 
-def evaluate(expr: str, frame: pd.DataFrame, what: str) -> formulaic.ModelMatrix:
-    """A formulaic model matrix of ``expr`` on ``frame``; errors name the formula part."""
+def evaluate(expr: str, frame: pd.DataFrame, what: str) -> tuple[formulaic.ModelMatrix, tuple[str, ...]]:
+    """A formulaic model matrix of ``expr`` on ``frame`` coded as R codes it, with R's column names.
+
+    Ordered factors get polynomial contrasts (R's contr.poly: 'ph.L', 'ph.Q'), logical
+    columns are named 'xTRUE'.  Errors name the formula part.
+    """
+    ordered = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype) and frame[c].cat.ordered]
+    logical = {str(c) for c in frame.columns if pd.api.types.is_bool_dtype(frame[c].dtype)}
+    coded = expr
+    for c in ordered:
+        coded = re.sub(r"(?<![\w.`])(?<!C\()" + re.escape(str(c)) + r"(?![\w.`(])", f"C({c}, contr.poly)", coded)
     try:
-        return formulaic.model_matrix(expr, frame, na_action="ignore", context=FORMULA_CONTEXT)
+        mat = formulaic.model_matrix(coded, frame, na_action="ignore", context=FORMULA_CONTEXT)
     except Exception as exc:  # formulaic raises many kinds
         raise FormulaError(f"cannot evaluate {what} {expr!r}: {exc}") from exc
+    renames = {f"C({c}, contr.poly)": str(c) for c in ordered}
+    return mat, tuple(r_name(col, renames, logical) for col in mat.columns)
 
 
 def _fixed_part(parsed: ParsedFormula, frame: pd.DataFrame):
     """Fixed-effects matrix through formulaic, with R's column names."""
-    rhs = evaluate(parsed.fixed, frame, "the fixed part")
+    rhs, names = evaluate(parsed.fixed, frame, "the fixed part")
     X = rhs.to_numpy(dtype=float)
-    names = tuple(r_name(c) for c in rhs.columns)
     for j, name in enumerate(names):
         _check_finite(X[:, j], name)
     return X, names, rhs.model_spec
@@ -207,7 +230,7 @@ def _numeric(expr: str, frame: pd.DataFrame, what: str) -> np.ndarray:
             f"{what} {expr!r} must be numeric, but the column has dtype {frame[expr].dtype}"
             + ("; glmer(family='binomial') accepts two-level factors" if what == "the response" else "")
         )
-    values = evaluate(f"0 + I({expr})", frame, what).to_numpy(dtype=float)
+    values = evaluate(f"0 + I({expr})", frame, what)[0].to_numpy(dtype=float)
     if values.shape[1] != 1:
         raise DataError(f"{what} {expr!r} must be one numeric column; it gave {values.shape[1]}")
     out = values.ravel()
@@ -286,17 +309,20 @@ def _check_finite(values: np.ndarray, name: str) -> None:
         )
 
 
-def r_name(column: str) -> str:
-    """R's name of a model-matrix column: '(Intercept)', 'service1', 'x:fb'."""
+def r_name(column: str, renames: dict[str, str] | None = None, logical: set[str] = frozenset()) -> str:
+    """R's name of a model-matrix column: '(Intercept)', 'service1', 'x:fb', 'ph.L', 'lateTRUE'."""
     if column == "Intercept":
         return "(Intercept)"
-    return re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", column)
+    for old, new in (renames or {}).items():
+        column = column.replace(old, new)
+    column = re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", column)
+    return ":".join(part + "TRUE" if part in logical else part for part in column.split(":"))
 
 
-def _drop_aliased(X: np.ndarray, names: tuple[str, ...]):
+def _drop_aliased(X: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, list[int]]:
     """Remove columns of X that are linear combinations of earlier ones, with a warning."""
     if X.shape[1] == 0:
-        return X, names, ()
+        return X, []
     keep: list[int] = []
     tol = 1e-7
     Q = np.zeros((X.shape[0], 0))
@@ -315,7 +341,7 @@ def _drop_aliased(X: np.ndarray, names: tuple[str, ...]):
             + ", ".join(repr(d) for d in dropped),
             RankDeficiencyWarning,
         )
-    return X[:, keep], tuple(names[j] for j in keep), dropped
+    return X[:, keep], keep
 
 
 def grouping_factor(frame: pd.DataFrame, group: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:
@@ -349,9 +375,8 @@ def factor_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
 def _reterms(bar: RandomTerm, frame: pd.DataFrame) -> list[ReTerm]:
     """The ReTerms of one bar; ``||`` gives one scalar term per column of its matrix."""
     codes, levels = grouping_factor(frame, bar.group)
-    mat = evaluate(bar.expr, frame, f"the random-effects term ({bar.expr} | {bar.group_name}), left part")
+    mat, names = evaluate(bar.expr, frame, f"the random-effects term ({bar.expr} | {bar.group_name}), left part")
     Xi = mat.to_numpy(dtype=float)
-    names = tuple(r_name(c) for c in mat.columns)
     if Xi.shape[1] == 0:
         raise FormulaError(f"the random-effects term ({bar.expr} | {bar.group_name}) has no columns")
     for j, name in enumerate(names):

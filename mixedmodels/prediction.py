@@ -26,7 +26,7 @@ def linear_predictor(fit, newdata: pd.DataFrame, re_form: str | None = None,
     if not isinstance(newdata, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
     X = _replay(fit.design.model_spec, newdata, "fixed-effects")
-    eta = X[:, _kept_columns(fit)] @ fit.fixef.to_numpy()
+    eta = X[:, list(fit.design.kept_columns)] @ fit.fixef.to_numpy()
     groups = _random_groups(fit, re_form)
     for t, b in zip(fit.model.terms, fit._b):
         if t.group in groups:
@@ -63,14 +63,6 @@ def _replay(spec, newdata: pd.DataFrame, what: str) -> np.ndarray:
             raise DataError(f"cannot evaluate the {what} part on newdata: {text}") from None
         except KeyError as exc:
             raise DataError(f"newdata lacks the column {exc} that the model uses") from None
-
-
-def _kept_columns(fit) -> list[int]:
-    """Columns of the replayed X that survived the rank-deficiency check."""
-    from .design import r_name
-
-    names = [r_name(c) for c in fit.design.model_spec.column_names]
-    return [names.index(n) for n in fit.design.xnames]
 
 
 def _random_groups(fit, re_form: str | None) -> set[str]:
