@@ -185,7 +185,9 @@ def _optional_vector(value: object, data: pd.DataFrame, what: str) -> np.ndarray
             raise DataError(f"{what}={value!r} is not a column of data." + did_you_mean(value, map(str, data.columns)))
         value = data[value]
     arr = np.asarray(value, dtype=float) if not isinstance(value, pd.Series) else value.to_numpy(dtype=float, na_value=np.nan)
-    if arr.ndim != 1 or len(arr) != len(data):
+    if arr.ndim != 1:
+        raise DataError(f"{what} must be a one-dimensional vector, not an array of shape {arr.shape}")
+    if len(arr) != len(data):
         raise DataError(f"{what} has length {arr.size}, but data has {len(data)} rows")
     return arr
 

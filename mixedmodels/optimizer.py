@@ -38,7 +38,7 @@ def minimize_bobyqa(
     lower: np.ndarray,
     *,
     ftol_rel: float = 1e-12,
-    ftol_abs: float = 1e-8,
+    ftol_abs: float = 1e-11,
     xtol_abs: float = 1e-10,
     maxeval: int = 100_000,
     initial_step: np.ndarray | None = None,
