@@ -11,8 +11,8 @@ lme4):
   for R: R start-up, package loading and reading the data are excluded).  The
   first fit is an untimed warm-up when it takes under 10 s; for slower fits it
   is the first timed fit.
-* peak memory: the peak resident set size (ru_maxrss from os.wait4) of the
-  fitting process, and in brackets its excess over a baseline process that only
+* peak memory: the peak resident set size (ru_maxrss from os.wait4, taken by
+  the lean middleman benchmarks/measure.py) of the fitting process, and in brackets its excess over a baseline process that only
   imports the tool and loads the same data.  This counts everything the
   process touches, numpy/BLAS/CHOLMOD allocations included.
 * objective: lme4's objective (REML criterion for lmer, -2 log-likelihood for
@@ -55,35 +55,32 @@ _THREADS: int | None = None  # --threads: BLAS threads of every tool process
 
 
 def run_measured(cmd: list[str], workdir: str, tag: str, timeout: float | None) -> dict:
-    """Run cmd to completion; return its exit status, wall time and peak RSS (MiB)."""
+    """Run cmd to completion; return its exit status, wall time and peak RSS (MiB).
+
+    The command is started by benchmarks/measure.py, a lean middleman, because
+    on Linux a child's ru_maxrss would include this (large) process's peak RSS.
+    """
     out_path = os.path.join(workdir, f"{tag}.stdout")
     err_path = os.path.join(workdir, f"{tag}.stderr")
+    rss_path = os.path.join(workdir, f"{tag}.rss.json")
     env = dict(os.environ)
     if _THREADS is not None:
         env.update({v: str(_THREADS) for v in THREAD_VARIABLES})
+    middleman = [sys.executable, "-S", os.path.join(HERE, "measure.py"), rss_path, str(timeout or 0), "--"]
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        timed_out = False
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if timeout is not None and time.perf_counter() - t0 > timeout:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                timed_out = True
-                break
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - t0
+        subprocess.run(middleman + cmd, stdout=out, stderr=err, env=env, check=False)
     with open(err_path, "rb") as fh:
         stderr = fh.read().decode(errors="replace")
+    try:
+        with open(rss_path) as fh:
+            got = json.load(fh)
+    except (OSError, ValueError):
+        return {"returncode": -1, "timed_out": False, "wall": None, "maxrss_mb": None, "stderr": stderr}
     return {
-        "returncode": proc.returncode,
-        "timed_out": timed_out,
-        "wall": wall,
-        "maxrss_mb": usage.ru_maxrss / 1024.0,  # Linux: KiB
+        "returncode": got["returncode"],
+        "timed_out": got["timed_out"],
+        "wall": got["wall"],
+        "maxrss_mb": got["maxrss_kb"] / 1024.0,  # Linux: KiB
         "stderr": stderr,
     }
 
@@ -378,7 +375,9 @@ model matrices; R: `system.time()` elapsed around `lmer()`/`glmer()`, excluding
 R start-up, package loading and reading the CSV).  The first fit is an untimed
 warm-up when it takes under 10 s, otherwise it is the first timed fit.  Peak
 memory is the peak resident set size (`ru_maxrss` from `os.wait4`) of the fresh
-process that fits the case; in brackets, its excess over a baseline process that
+process that fits the case, started by a lean middleman (`benchmarks/measure.py`:
+on Linux a child's `ru_maxrss` also counts the peak of the process it was spawned
+from); in brackets, its excess over a baseline process that
 only imports the tool and loads the same data.  R's own heap peak from `gc()`
 ("max used") is in the details table; it misses CHOLMOD's and BLAS's
 allocations.  The mixedmodels objective reaches lme4's when it is at most

@@ -86,6 +86,14 @@ class Family:
     def variance(self, mu: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def mu_eta(self, eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """dμ/dη; from μ directly for the canonical links (logit: μ(1−μ), log: μ)."""
+        if self.link.name == "logit":
+            return np.maximum(mu * (1 - mu), _EPS)
+        if self.link.name == "log":
+            return np.maximum(mu, _EPS)
+        return self.link.mu_eta(eta)
+
     def deviance_residuals(self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -130,7 +138,8 @@ class Binomial(Family):
     def minus_two_loglik(self, y, mu, wt, dispersion):
         m = np.round(wt)
         k = np.round(m * y)
-        return -2 * np.where(m > 0, stats.binom.logpmf(k, m, mu), 0.0)
+        log_choose = special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1)
+        return -2 * (log_choose + special.xlogy(k, mu) + special.xlogy(m - k, 1 - mu))
 
     def starting_mu(self, y, wt):
         return (wt * y + 0.5) / (wt + 1)

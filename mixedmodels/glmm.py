@@ -122,6 +122,14 @@ class GeneralizedLinearMixedModel:
         pdev, mu = self._pdev(eta, u)
         for _ in range(_PIRLS_MAXIT):
             L, new_beta, new_u = self._pwls_step(eta, mu, beta, lambdas, update_beta)
+            change = max(max((float(np.abs(a - b).max(initial=0)) for a, b in zip(new_u, u)), default=0.0),
+                         float(np.abs(new_beta - beta).max(initial=0)))
+            size = max(max((float(np.abs(a).max(initial=0)) for a in u), default=0.0), 1.0)
+            # Newton converges quadratically: when the next step is negligible the current
+            # modes are the solution and L is already the factor at them.  Stopping on the
+            # step (not on the deviance) makes the deviance smooth in (θ, β).
+            if change < _PIRLS_STEP_TOL * size:
+                break
             step = 1.0
             for _ in range(_MAX_HALVINGS):
                 trial_u = [a + step * (b - a) for a, b in zip(u, new_u)]
@@ -138,16 +146,9 @@ class GeneralizedLinearMixedModel:
                     f"(at θ = {np.round(theta, 4).tolist()}); the model may be overparameterised, the "
                     "response may be perfectly separated by a predictor, or predictors may need rescaling"
                 )
-            change = max(max((float(np.abs(a - b).max(initial=0)) for a, b in zip(trial_u, u)), default=0.0),
-                         float(np.abs(trial_beta - beta).max(initial=0)))
-            size = max(max((float(np.abs(a).max(initial=0)) for a in trial_u), default=0.0), 1.0)
-            # Newton converges quadratically: stop when the step itself is negligible,
-            # which makes the deviance a smooth function of (θ, β) for the optimizer
-            done = change < _PIRLS_STEP_TOL * size or pdev - trial_pdev == 0
             u, beta, eta, mu, pdev = trial_u, trial_beta, trial_eta, trial_mu, trial_pdev
-            if done:
-                break
-        L, _, _ = self._pwls_step(eta, mu, beta, lambdas, update_beta)  # the factor at the modes
+        else:
+            L, _, _ = self._pwls_step(eta, mu, beta, lambdas, update_beta)  # the factor at the last modes
         self._u_start = [x.copy() for x in u]
         if update_beta:
             self._beta_start = beta.copy()
@@ -155,8 +156,7 @@ class GeneralizedLinearMixedModel:
 
     def _pwls_step(self, eta, mu, beta, lambdas, update_beta):
         """One penalised weighted least-squares solve at working weights of μ."""
-        link = self.family.link
-        mu_eta = link.mu_eta(eta)
+        mu_eta = self.family.mu_eta(eta, mu)
         w = self.prior_weights * mu_eta**2 / self.family.variance(mu)
         z = eta - self.offset + (self.y - mu) / mu_eta  # working response
         if update_beta:

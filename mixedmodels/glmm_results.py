@@ -62,19 +62,25 @@ class GlmerResult(MixedModelResult):
         return pd.DataFrame(V, index=names, columns=names)
 
     def _hessian_vcov(self) -> np.ndarray | None:
+        """2 H⁻¹'s β block, H the Hessian of the deviance that the convergence check computed."""
         m, k = self.model, self.model.ntheta
-        x = self.optimum.x
-        h = 1e-3 * np.maximum(np.abs(x), 1.0)  # wide enough to average out PIRLS round-off
-        H = finite_difference_hessian(lambda z: m.deviance(z[:k], z[k:]), x, m.deviance(x[:k], x[k:]), h)
-        m.pirls(x[:k], x[k:])  # leave the warm starts at the optimum
+        H = self.optimum.hessian
+        if H is None or not np.all(np.isfinite(H)):  # a θ at its bound: the β block alone
+            x = self.optimum.x
+            h = 1e-4 * np.maximum(np.abs(x), 1.0)
+            idx = np.arange(k, len(x))
+            Hb = finite_difference_hessian(lambda z: m.deviance(z[:k], z[k:]), x, self.optimum.fun, h, idx)
+            m.pirls(x[:k], x[k:])  # leave the warm starts at the optimum
+            H = np.zeros((len(x), len(x)))
+            H[:k, :k] = np.eye(k)
+            H[k:, k:] = Hb
         try:
-            cov = 2.0 * np.linalg.inv(H)
-            V = cov[k:, k:]
+            V = (2.0 * np.linalg.inv(H))[k:, k:]
             np.linalg.cholesky(V)
             return V
         except np.linalg.LinAlgError:
             warn("the Hessian of the deviance is not positive definite; standard errors "
-                          "use the conditional (β given θ) estimate", ConvergenceWarning)
+                 "use the conditional (β given θ) estimate", ConvergenceWarning)
             return None
 
     def _conditional_vcov(self) -> np.ndarray:

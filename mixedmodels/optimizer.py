@@ -30,6 +30,7 @@ class OptimumReport:
     converged: bool
     gradient: np.ndarray
     message: str
+    hessian: np.ndarray | None = None  # finite-difference Hessian at x (NaN for parameters held at a bound)
 
 
 def minimize_bobyqa(
@@ -97,13 +98,13 @@ def optimize(
     """BOBYQA, a check of the optimum, and one restart from it when the check fails."""
     x, fun, nfev, reason = minimize_bobyqa(f, x0, lower, maxeval=maxeval, initial_step=initial_step)
     scale = np.ones(len(x)) if initial_step is None else np.asarray(initial_step, dtype=float)
-    ok, grad, gain = check_optimum(f, x, lower, fun, scale=scale)
+    ok, grad, gain, H = check_optimum(f, x, lower, fun, scale=scale)
     if not ok and reason != "maximum number of evaluations reached":
         x2, fun2, nfev2, reason = minimize_bobyqa(f, x, lower, maxeval=maxeval, initial_step=initial_step)
         nfev += nfev2
         if fun2 <= fun:
             x, fun = x2, fun2
-        ok, grad, gain = check_optimum(f, x, lower, fun, scale=scale)
+        ok, grad, gain, H = check_optimum(f, x, lower, fun, scale=scale)
     if ok:
         message = f"converged ({reason})"
     else:
@@ -111,7 +112,7 @@ def optimize(
             f"not converged ({reason}): a Newton step from the optimum would lower the "
             f"objective by about {gain:.2g}"
         )
-    return OptimumReport(x=x, fun=fun, nfev=nfev, converged=ok, gradient=grad, message=message)
+    return OptimumReport(x=x, fun=fun, nfev=nfev, converged=ok, gradient=grad, message=message, hessian=H)
 
 
 def check_optimum(
@@ -121,7 +122,7 @@ def check_optimum(
     fx: float,
     tol: float = 1e-6,
     scale: np.ndarray | None = None,
-) -> tuple[bool, np.ndarray, float]:
+) -> tuple[bool, np.ndarray, float, np.ndarray]:
     """Is x a minimum? Compare the improvement a Newton step could make with ``tol``.
 
     ``tol`` is relative to the objective, and capped at 1e-3 deviance units for
@@ -130,22 +131,23 @@ def check_optimum(
     central differences, with steps proportional to each parameter's ``scale``
     (e.g. its standard error), over the parameters
     not held at their bound (a parameter at its bound whose gradient points into
-    the bound is fine).  Returns (converged, gradient, predicted improvement).
+    the bound is fine).  Returns (converged, gradient, predicted improvement, Hessian),
+    the Hessian with NaN in the rows and columns of parameters held at a bound.
     """
-    h = 1e-4 * np.maximum(np.abs(x), 1.0 if scale is None else np.minimum(scale, 1.0))
+    n = len(x)
+    h = 1e-3 * np.maximum(np.abs(x), 1.0 if scale is None else np.minimum(scale, 1.0))
     at_bound = (x - lower) <= h
-    grad = np.zeros_like(x)
-    for i in range(len(x)):
-        if at_bound[i]:
-            up = f(_shift(x, i, h[i]))
-            grad[i] = (up - fx) / h[i]
-        else:
-            grad[i] = (f(_shift(x, i, h[i])) - f(_shift(x, i, -h[i]))) / (2 * h[i])
+    f_plus = np.array([f(_shift(x, i, h[i])) for i in range(n)])
+    f_minus = np.array([np.nan if at_bound[i] else f(_shift(x, i, -h[i])) for i in range(n)])
+    grad = np.where(at_bound, (f_plus - fx) / h, (f_plus - f_minus) / (2 * h))
     free = ~(at_bound & (grad >= 0))
+    full = np.full((n, n), np.nan)
     if not free.any():
-        return True, grad, 0.0
+        return True, grad, 0.0, full
+    idx = np.flatnonzero(free)
     g = grad[free]
-    H = finite_difference_hessian(f, x, fx, h, np.flatnonzero(free))
+    H = finite_difference_hessian(f, x, fx, h, idx, f_plus, f_minus)
+    full[np.ix_(idx, idx)] = H
     try:
         step = np.linalg.solve(H, g)
         gain = 0.5 * float(g @ step)
@@ -153,7 +155,7 @@ def check_optimum(
             raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
         gain = float(np.abs(g).max()) * float(h.max())
-    return gain < min(tol * max(1.0, abs(fx)), ABSOLUTE_GAIN_TOLERANCE), grad, gain
+    return gain < min(tol * max(1.0, abs(fx)), ABSOLUTE_GAIN_TOLERANCE), grad, gain, full
 
 
 def finite_difference_hessian(
@@ -162,8 +164,13 @@ def finite_difference_hessian(
     fx: float,
     h: np.ndarray | None = None,
     idx: np.ndarray | None = None,
+    f_plus: np.ndarray | None = None,
+    f_minus: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Central-difference Hessian of f at x over the coordinates ``idx`` (default: all)."""
+    """Central-difference Hessian of f at x over the coordinates ``idx`` (default: all).
+
+    ``f_plus``/``f_minus`` are f(x ± hᵢeᵢ) when already known (they give the diagonal).
+    """
     h = 1e-4 * np.maximum(np.abs(x), 1.0) if h is None else h
     idx = np.arange(len(x)) if idx is None else idx
     m = len(idx)
@@ -171,7 +178,9 @@ def finite_difference_hessian(
     for a, i in enumerate(idx):
         for b, j in enumerate(idx[: a + 1]):
             if i == j:
-                H[a, a] = (f(_shift(x, i, h[i])) - 2 * fx + f(_shift(x, i, -h[i]))) / h[i] ** 2
+                up = f(_shift(x, i, h[i])) if f_plus is None else f_plus[i]
+                down = f(_shift(x, i, -h[i])) if f_minus is None else f_minus[i]
+                H[a, a] = (up - 2 * fx + down) / h[i] ** 2
             else:
                 pp = f(_shift(_shift(x, i, h[i]), j, h[j]))
                 pm = f(_shift(_shift(x, i, h[i]), j, -h[j]))
