@@ -36,6 +36,7 @@ class Design:
     model_spec: object = field(repr=False)  # formulaic ModelSpec of the fixed part
     dropped_columns: tuple[str, ...] = ()  # aliased columns of X removed
     kept_columns: tuple[int, ...] = ()  # columns of model_spec's matrix that X keeps
+    frame: pd.DataFrame | None = field(default=None, repr=False)  # the complete rows of the used columns
 
     @property
     def n(self) -> int:
@@ -108,6 +109,7 @@ def build_design(
         model_spec=spec,
         dropped_columns=dropped,
         kept_columns=tuple(kept),
+        frame=frame,
     )
 
 
