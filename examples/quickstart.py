@@ -28,14 +28,18 @@ section(
     "1. Random intercepts and slopes: Reaction ~ Days + (Days | Subject)",
     "Each subject gets a starting reaction time (intercept) and a rate of",
     "slowing per day (slope) of their own, drawn from a common distribution.",
-    "The printed summary has the same layout as lme4's summary(lmer(...)).",
+    "The printed summary has the layout of lmerTest's summary(lmer(...)): lme4's,",
+    "plus degrees of freedom and p-values for the fixed effects by",
+    "Satterthwaite's method (m.summary(ddf='lme4') gives lme4's plain t values).",
 )
 model = mm.lmer("Reaction ~ Days + (Days | Subject)", sleep)
 print(model.summary())
+days = model.satterthwaite().loc["Days"]
 print(
     f"On average reaction time starts at {model.fixef['(Intercept)']:.1f} ms and grows by\n"
     f"{model.fixef['Days']:.2f} ms per day of sleep deprivation "
-    f"(standard error {model.se['Days']:.2f} ms)."
+    f"(standard error {model.se['Days']:.2f} ms;\n"
+    f"t = {days['t value']:.2f} on {days['df']:.0f} df, p = {days['Pr(>|t|)']:.1g})."
 )
 
 section(

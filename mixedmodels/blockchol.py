@@ -60,7 +60,7 @@ class BlockedCholesky:
 
     def spherical_modes(self, beta: np.ndarray) -> list[np.ndarray]:
         """Conditional modes u of the spherical random effects, by blocked back-substitution."""
-        K, p = self.K, self.p
+        K = self.K
         weights = np.append(-beta, 1.0)  # c − L_Xᵀ β as a combination of the [X y] rows
         u: list[np.ndarray] = [np.zeros(0)] * K
         for j in reversed(range(K)):

@@ -14,7 +14,6 @@ first optimises θ with β inside PIRLS (lme4's nAGQ = 0), then (θ, β) togethe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
@@ -24,7 +23,7 @@ from .design import Design
 from .errors import FamilyError, FitError
 from .families import Family
 from .optimizer import OptimumReport, optimize
-from .reterm import ReTerm
+from .reterm import TermSet
 
 _PIRLS_MAXIT = 100
 _PIRLS_TOL = 1e-11  # allowed relative rise of the penalised deviance (round-off)
@@ -43,15 +42,14 @@ class PirlsState:
     L: BlockedCholesky
 
 
-class GeneralizedLinearMixedModel:
+class GeneralizedLinearMixedModel(TermSet):
     """Laplace / AGQ deviance of a GLMM for one design and family."""
 
     def __init__(self, design: Design, family: Family, nAGQ: int = 1):
+        super().__init__(design.reterms)
         self.design = design
         self.family = family
         self.nAGQ = int(nAGQ)
-        self.order = sorted(range(len(design.reterms)), key=lambda i: -design.reterms[i].q)
-        self.terms: tuple[ReTerm, ...] = tuple(design.reterms[i] for i in self.order)
         self.build = CrossproductBuilder(self.terms)
         n = design.n
         self.X = design.X
@@ -59,9 +57,6 @@ class GeneralizedLinearMixedModel:
         self.prior_weights = np.ones(n) if design.weights is None else design.weights
         self.offset = np.zeros(n) if design.offset is None else design.offset
         family.check_response(self.y, self.prior_weights)
-        sizes = [t.ntheta for t in self.terms]
-        ends = np.cumsum(sizes)
-        self._slices = [slice(int(e - s), int(e)) for s, e in zip(sizes, ends)]
         self._u_start = [np.zeros(t.q) for t in self.terms]  # warm starts of PIRLS
         self._beta_start: np.ndarray | None = None
         if self.nAGQ < 0:
@@ -79,24 +74,6 @@ class GeneralizedLinearMixedModel:
     @property
     def p(self) -> int:
         return self.X.shape[1]
-
-    @cached_property
-    def ntheta(self) -> int:
-        return sum(t.ntheta for t in self.terms)
-
-    @cached_property
-    def theta_lower(self) -> np.ndarray:
-        return np.concatenate([t.theta_lower() for t in self.terms])
-
-    @cached_property
-    def theta_start(self) -> np.ndarray:
-        return np.concatenate([t.theta_start() for t in self.terms])
-
-    def theta_slices(self) -> list[slice]:
-        return list(self._slices)
-
-    def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
-        return [t.lambda_factor(theta[s]) for t, s in zip(self.terms, self._slices)]
 
     # ----- the linear predictor and the penalised deviance -------------------------------
     def random_part(self, u: list[np.ndarray], lambdas: list[np.ndarray]) -> np.ndarray:

@@ -97,15 +97,6 @@ class GlmerResult(MixedModelResult):
         return self.p + len(self.theta) + int(self.family.has_dispersion) + self.extra_parameters
 
     @property
-    def objective(self) -> float:
-        """−2 log-likelihood on lme4's scale (Laplace; AGQ omits the saturated constant, as lme4)."""
-        return float(self.optimum.fun)
-
-    @property
-    def loglik(self) -> float:
-        return -0.5 * self.objective
-
-    @property
     def deviance(self) -> float:
         return self.objective
 

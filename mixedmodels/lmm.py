@@ -2,13 +2,10 @@
 
 After set-up the model needs only the crossproduct blocks A and n: each
 evaluation of the objective is one blocked Cholesky factorisation (docs/design.md).
-Terms are ordered by decreasing number of random effects so that the largest
-keeps its block-diagonal block and fill-in lands in the smaller ones.
+The terms' engine order and θ's layout come from ``TermSet``.
 """
 
 from __future__ import annotations
-
-from functools import cached_property
 
 import numpy as np
 
@@ -16,23 +13,20 @@ from .blockchol import BlockedCholesky, factorize
 from .crossprod import CrossproductBuilder, Crossproducts
 from .design import Design
 from .optimizer import OptimumReport, optimize
-from .reterm import ReTerm
+from .reterm import TermSet
 
 _LOG_2PI = np.log(2 * np.pi)
 
 
-class LinearMixedModel:
+class LinearMixedModel(TermSet):
     """Profiled (RE)ML deviance of y = Xβ + Zb + ε for one design."""
 
     def __init__(self, design: Design, REML: bool = True):
+        super().__init__(design.reterms)
         self.design = design
         self.REML = REML
-        # engine order: decreasing number of random effects (stable)
-        self.order = sorted(range(len(design.reterms)), key=lambda i: -design.reterms[i].q)
-        self.terms: tuple[ReTerm, ...] = tuple(design.reterms[i] for i in self.order)
         y = design.y if design.offset is None else design.y - design.offset
         self.crossprod: Crossproducts = CrossproductBuilder(self.terms)(np.column_stack([design.X, y]), design.weights)
-        self._theta_slices = _slices([t.ntheta for t in self.terms])
         w = design.weights
         self._log_weights = 0.0 if w is None else float(np.log(w).sum())
 
@@ -43,18 +37,6 @@ class LinearMixedModel:
     @property
     def p(self) -> int:
         return self.design.X.shape[1]
-
-    @cached_property
-    def theta_lower(self) -> np.ndarray:
-        return np.concatenate([t.theta_lower() for t in self.terms])
-
-    @cached_property
-    def theta_start(self) -> np.ndarray:
-        return np.concatenate([t.theta_start() for t in self.terms])
-
-    def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
-        """The Tᵢ factors of every term from the engine-ordered θ."""
-        return [t.lambda_factor(theta[s]) for t, s in zip(self.terms, self._theta_slices)]
 
     def factor(self, theta: np.ndarray) -> BlockedCholesky:
         return factorize(self.crossprod, self.lambdas(theta), self.p)
@@ -73,9 +55,6 @@ class LinearMixedModel:
         start = self.theta_start if theta0 is None else np.asarray(theta0, dtype=float)
         return optimize(self.objective, start, self.theta_lower, maxeval=maxeval)
 
-    def theta_slices(self) -> list[slice]:
-        return list(self._theta_slices)
-
 
 def deviance_from_factor(L: BlockedCholesky, n: int, REML: bool) -> float:
     """The profiled deviance of docs/design.md from the blocked Cholesky factor."""
@@ -84,8 +63,3 @@ def deviance_from_factor(L: BlockedCholesky, n: int, REML: bool) -> float:
         nu = n - L.p
         return L.logdet_z() + L.logdet_x() + nu * (1.0 + _LOG_2PI + np.log(r2 / nu))
     return L.logdet_z() + n * (1.0 + _LOG_2PI + np.log(r2 / n))
-
-
-def _slices(sizes: list[int]) -> list[slice]:
-    ends = np.cumsum(sizes)
-    return [slice(int(e - s), int(e)) for s, e in zip(sizes, ends)]

@@ -119,6 +119,17 @@ class MixedModelResult:
         return out
 
     @property
+    def objective(self) -> float:
+        """lme4's objective: the REML criterion of REML fits, else −2 log-likelihood
+        (for nAGQ > 1 without the saturated constant, as lme4)."""
+        return float(self.optimum.fun)
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (the REML log-likelihood for REML fits, as lme4's logLik)."""
+        return -0.5 * self.objective
+
+    @property
     def aic(self) -> float:
         return -2.0 * self.loglik + 2 * self.df
 
@@ -382,16 +393,6 @@ class LmerResult(MixedModelResult):
         return self.p + len(self.theta) + 1
 
     # ----- likelihood --------------------------------------------------------------------
-    @property
-    def objective(self) -> float:
-        """The REML criterion (REML fits) or −2 log-likelihood (ML fits), as lme4."""
-        return float(self.optimum.fun)
-
-    @property
-    def loglik(self) -> float:
-        """Log-likelihood (the REML log-likelihood for REML fits, as lme4's logLik)."""
-        return -0.5 * self.objective
-
     @cached_property
     def deviance(self) -> float:
         """−2 log-likelihood at the estimates (for REML fits: the ML deviance at θ̂)."""

@@ -66,6 +66,30 @@ class ReTerm:
         return np.einsum("ij,ij->i", self.matrix, b[self.codes])
 
 
+class TermSet:
+    """The random-effects terms in the engine's order, and θ's layout over them.
+
+    Terms are ordered by decreasing number of random effects (stable), so that the
+    largest keeps its block-diagonal block and fill-in lands in the smaller ones.
+    """
+
+    def __init__(self, reterms: tuple[ReTerm, ...]):
+        self.order = sorted(range(len(reterms)), key=lambda i: -reterms[i].q)
+        self.terms: tuple[ReTerm, ...] = tuple(reterms[i] for i in self.order)
+        ends = np.cumsum([t.ntheta for t in self.terms], dtype=int)
+        self._slices = [slice(int(e - t.ntheta), int(e)) for t, e in zip(self.terms, ends)]
+        self.ntheta = int(ends[-1]) if len(ends) else 0
+        self.theta_lower = np.concatenate([t.theta_lower() for t in self.terms])
+        self.theta_start = np.concatenate([t.theta_start() for t in self.terms])
+
+    def theta_slices(self) -> list[slice]:
+        return list(self._slices)
+
+    def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
+        """The Tᵢ factors of every term from the engine-ordered θ."""
+        return [t.lambda_factor(theta[s]) for t, s in zip(self.terms, self._slices)]
+
+
 def _lower_indices(p: int) -> tuple[np.ndarray, np.ndarray]:
     """Row and column indices of a p×p lower triangle, column by column (lme4's θ order)."""
     cols, rows = np.triu_indices(p)
