@@ -45,3 +45,12 @@ __all__ = [
     "ConvergenceWarning",
     "SingularFitWarning",
 ]
+
+
+def __getattr__(name: str):
+    """``mm.plots`` is imported on first use, so matplotlib stays an optional extra."""
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module(".plots", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -58,10 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for errors in the input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.family is None and (args.link is not None or args.nagq is not None):
-        parser.error("--link and --nagq apply to generalized models; give --family too")
-    if args.family is not None and args.ml:
-        parser.error("--ml applies to linear mixed models; generalized models are always fitted by maximum likelihood")
+    conflict = _conflict(args)
+    if conflict:
+        print(f"mixedmodels: error: {conflict}", file=sys.stderr)
+        return 2
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MixedModelsWarning)
@@ -76,10 +76,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _conflict(args: argparse.Namespace) -> str | None:
+    """Options that do not go together."""
+    if args.family is None and (args.link is not None or args.nagq is not None):
+        return "--link and --nagq apply to generalized models; give --family too"
+    if args.family is not None and args.ml:
+        return "--ml applies to linear mixed models; generalized models are always fitted by maximum likelihood"
+    return None
+
+
 def _one_line(exc: Exception) -> str:
-    """The error as one line; a formula error names the formula instead of pointing a caret at it."""
+    """The error as one line; a formula error names the formula (and position) instead of drawing a caret."""
     if isinstance(exc, FormulaError) and exc.formula is not None:
-        return f"{exc.message} in the formula {exc.formula!r}"
+        where = "" if exc.position is None else f"at character {exc.position + 1} of "
+        return f"{exc.message} ({where}the formula {exc.formula!r})"
     return " ".join(str(exc).split())
 
 

@@ -59,6 +59,7 @@ class GeneralizedLinearMixedModel(TermSet):
         family.check_response(self.y, self.prior_weights)
         self._u_start = [np.zeros(t.q) for t in self.terms]  # warm starts of PIRLS
         self._beta_start: np.ndarray | None = None
+        self._loglik_offset: float | None = None  # Σ −2 log f − deviance kernel, a constant of y
         if self.nAGQ < 0:
             raise FamilyError(f"nAGQ must be 0, 1 or a larger number of quadrature points, not {nAGQ}")
         if self.nAGQ > 1 and (len(self.terms) != 1 or self.terms[0].p != 1):
@@ -84,9 +85,10 @@ class GeneralizedLinearMixedModel(TermSet):
         return out
 
     def _pdev(self, eta: np.ndarray, u: list[np.ndarray]) -> tuple[float, np.ndarray]:
+        """Penalised deviance up to a constant, and μ."""
         mu = self.family.link.inverse(eta)
-        dev = self.family.deviance_residuals(self.y, mu, self.prior_weights).sum()
-        return float(dev + sum(float(x @ x) for x in u)), mu
+        dev = self.family.deviance_kernel(self.y, mu, self.prior_weights)
+        return dev + sum(float(x @ x) for x in u), mu
 
     def pirls(self, theta: np.ndarray, beta: np.ndarray | None = None) -> PirlsState:
         """Conditional modes at θ; β fixed if given, else updated with u (lme4's nAGQ = 0)."""
@@ -171,10 +173,20 @@ class GeneralizedLinearMixedModel(TermSet):
             return 1.0
         return float(self.family.deviance_residuals(self.y, mu, self.prior_weights).sum() / self.n)
 
+    def minus_two_loglik(self, mu: np.ndarray) -> float:
+        """Σ −2 log f(yᵢ | μᵢ).  Without a dispersion it is the deviance kernel plus a
+        constant of y alone, found once (binomial only with whole-number trials)."""
+        fam, y, wt = self.family, self.y, self.prior_weights
+        exact_offset = not fam.has_dispersion and (fam.name != "binomial" or np.all(wt == np.round(wt)))
+        if not exact_offset:
+            return float(fam.minus_two_loglik(y, mu, wt, self.dispersion(mu)).sum())
+        if self._loglik_offset is None:
+            self._loglik_offset = float(fam.minus_two_loglik(y, mu, wt, 1.0).sum()) - fam.deviance_kernel(y, mu, wt)
+        return fam.deviance_kernel(y, mu, wt) + self._loglik_offset
+
     def laplace(self, state: PirlsState) -> float:
         """−2 log-likelihood by the Laplace approximation at the modes of ``state``."""
-        minus2ll = self.family.minus_two_loglik(self.y, state.mu, self.prior_weights, self.dispersion(state.mu)).sum()
-        return float(minus2ll + sum(float(x @ x) for x in state.u) + state.L.logdet_z())
+        return float(self.minus_two_loglik(state.mu) + sum(float(x @ x) for x in state.u) + state.L.logdet_z())
 
     def agq(self, state: PirlsState, theta: np.ndarray) -> float:
         """−2 log-likelihood by adaptive Gauss–Hermite quadrature (one scalar term).

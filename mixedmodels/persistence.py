@@ -24,6 +24,7 @@ repeated on loading; ``is_singular()``, ``optimum`` and the summary still show t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -31,12 +32,12 @@ import tempfile
 import warnings
 import zipfile
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import __name__ as _package
 from .design import Design, build_design
 from .errors import MixedModelsError, MixedModelsWarning
 from .families import FAMILIES, Family, NegativeBinomial, get_family
@@ -98,17 +99,21 @@ def _read(name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     def fail(problem: str) -> ModelFileError:
         return ModelFileError(f"cannot load {name!r}: {problem}")
 
+    damaged = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, RuntimeError)
     try:
-        with np.load(name, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise fail("not a mixedmodels model file (a single .npy array, not an .npz archive)")
-            arrays = {key: archive[key] for key in archive.files}
-    except AttributeError:  # np.load returned a plain array, which has no context manager
-        raise fail("not a mixedmodels model file (a single .npy array, not an .npz archive)") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
+        archive = np.load(name, allow_pickle=False)  # OSErrors (no such file, ...) pass through
+    except damaged as exc:
         raise fail(f"not a mixedmodels model file, or a truncated or corrupted one ({exc})") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise fail("not a mixedmodels model file (a single .npy array, not an .npz archive)")
+    try:
+        with archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (*damaged, OSError) as exc:  # a damaged header can claim encryption, or point anywhere
+        raise fail(f"the file is truncated or corrupted ({exc})") from exc
+    foreign = [key for key, value in arrays.items() if not isinstance(value, np.ndarray)]
+    if foreign:
+        raise fail(f"not a mixedmodels model file (the entry {foreign[0]!r} is not a numpy array)")
     raw = arrays.pop("meta", None)
     if raw is None:
         raise fail("not a mixedmodels model file (the archive has no 'meta' entry)")
@@ -136,8 +141,7 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> MixedModelR
         x=arrays["x"], fun=float(opt["fun"]), nfev=int(opt["nfev"]), converged=bool(opt["converged"]),
         gradient=arrays["gradient"], message=str(opt["message"]), hessian=arrays.get("hessian"),
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MixedModelsWarning)
+    with _without_warnings():
         design = _rebuild_design(meta, arrays)
         if meta["kind"] == "lmer":
             model = LinearMixedModel(design, REML=bool(meta["REML"]))
@@ -158,6 +162,14 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> MixedModelR
     return fit
 
 
+@contextlib.contextmanager
+def _without_warnings() -> Iterator[None]:
+    """The fit's warnings were given when it was fitted; rebuilding it repeats none."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixedModelsWarning)
+        yield
+
+
 def _check_shape(values: np.ndarray, size: int, what: str) -> None:
     if values.shape != (size,):
         raise ModelFileError(f"the stored {what!r} has shape {values.shape}; the model needs {size} values")
@@ -174,7 +186,7 @@ def _rebuild_design(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Desi
         raise ModelFileError(
             f"the model rebuilt from the stored formula and data differs from the saved one in "
             f"{', '.join(parts)} (saved {[meta['design'].get(k) for k in parts]}, rebuilt "
-            f"{[found[k] for k in parts]}); was it written by an incompatible version?"
+            f"{[found[k] for k in parts]})"
         )
     return dataclasses.replace(
         design, y=arrays["y"], weights=arrays.get("weights"), offset=arrays.get("offset"),
@@ -194,7 +206,8 @@ def _describe(design: Design) -> dict[str, Any]:
 def _check_rebuilds(design: Design, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Refuse to save what would not load as the same model (e.g. a design edited by hand)."""
     try:
-        rebuilt = _rebuild_design(meta, arrays)
+        with _without_warnings():
+            rebuilt = _rebuild_design(meta, arrays)
     except MixedModelsError as exc:
         raise ModelFileError(f"the model cannot be rebuilt from its formula and data ({exc})") from exc
     same = np.array_equal(rebuilt.X, design.X) and all(
@@ -249,9 +262,9 @@ def _encode(fit: MixedModelResult) -> tuple[dict[str, Any], dict[str, np.ndarray
 
 
 def _version() -> str:
-    import importlib
+    from . import __version__  # at call time: the package imports this module first
 
-    return str(getattr(importlib.import_module(_package.rpartition(".")[0] or _package), "__version__", "?"))
+    return __version__
 
 
 def _encode_family(family: Family) -> dict[str, Any]:

@@ -31,12 +31,13 @@ class IccReport:
 
     @property
     def reading(self) -> str:
+        """The rule of thumb applied to this ICC."""
         if self.icc > ICC_THRESHOLD:
             return f"ICC > {ICC_THRESHOLD}: clustering matters; a multilevel model is warranted"
         return f"ICC <= {ICC_THRESHOLD}: little clustering; a single-level model may suffice"
 
-    def _lines(self) -> list[str]:
-        return [
+    def __str__(self) -> str:
+        return "\n".join([
             f"Null model: {self.fit.formula}",
             f"ICC (adjusted):         {self.icc:.4f}",
             f"observations n:         {self.n}",
@@ -45,10 +46,9 @@ class IccReport:
             f"design effect:          {self.design_effect:.3f}  (1 + (m - 1) * ICC)",
             f"effective sample size:  {self.effective_n:.1f}  (n / design effect)",
             self.reading,
-        ]
+        ]) + "\n"
 
-    def __str__(self) -> str:
-        return "\n".join(self._lines()) + "\n"
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         return f"<pre>{html.escape(str(self))}</pre>"
@@ -67,13 +67,18 @@ def icc_null(y: str, group: str, data: pd.DataFrame) -> IccReport:
 
 @dataclass
 class PoolingComparison:
-    """Complete pooling (one OLS), no pooling (OLS per cluster) and partial pooling (the mixed model).
+    """Complete pooling (one OLS), no pooling and partial pooling (the mixed model).
+
+    No pooling is Gelman & Hill's: one least-squares fit with separate coefficients per cluster
+    for the random terms' columns and shared ones for the other fixed columns (with random
+    effects for every fixed column: separate regressions per cluster, σ pooled over them).
 
     ``estimates``: per fixed effect, the OLS and mixed-model estimates and SEs and their SE ratio
     (mixed / OLS; above 1 where ignoring the clustering understates the uncertainty).
     ``per_cluster``: per cluster and random-effect term, the no-pooling estimate and SE, the
-    mixed model's coefficient and the shrinkage 1 − (partial − overall)/(no pooling − overall),
-    overall being the mixed model's fixed effect (0: no shrinkage, 1: all the way to it).
+    mixed model's coefficient and the shrinkage
+    1 − (partial − overall)/(no pooling − overall), overall being the mixed model's fixed effect
+    (0: no shrinkage, 1: all the way to it; correlated random effects can take it outside [0, 1]).
     """
 
     estimates: pd.DataFrame
@@ -87,9 +92,10 @@ class PoolingComparison:
         lines = [
             f"Pooling of {self.mixed.formula}",
             "complete pooling: one regression ignoring the clusters (its SEs assume independent rows);",
-            f"no pooling: a separate regression in each level of {self.group};",
+            f"no pooling: separate coefficients in each level of {self.group} (the others shared);",
             "partial pooling: the mixed model, whose per-cluster coefficients shrink the no-pooling",
-            "estimates towards the overall fixed effect, more so for small or noisy clusters.",
+            "estimates towards the overall fixed effect, more so for small or noisy clusters",
+            "(shrinkage 0: none, 1: all the way to the fixed effect).",
             "",
             self.estimates.to_string(float_format=lambda v: f"{v:.4g}"),
             "",
@@ -97,6 +103,8 @@ class PoolingComparison:
             "median shrinkage per term: " + ", ".join(f"{k} {v:.2f}" for k, v in shrink.items()),
         ]
         return "\n".join(lines) + "\n"
+
+    __repr__ = __str__
 
 
 def compare_pooling(formula: str, data: pd.DataFrame) -> PoolingComparison:
@@ -117,18 +125,14 @@ def compare_pooling(formula: str, data: pd.DataFrame) -> PoolingComparison:
 
 
 def _per_cluster(mixed: LmerResult) -> pd.DataFrame:
-    """No-pooling OLS of y on the random terms' columns in each cluster, beside the mixed model's coef."""
+    """No pooling per cluster beside the mixed model's coef, for the random terms' columns."""
     design = mixed.design
     terms = mixed.reterms  # one grouping factor: same codes and levels, possibly several terms (||)
-    Z = np.column_stack([t.matrix for t in terms])
     names = [c for t in terms for c in t.columns]
+    shared = design.X[:, [j for j, c in enumerate(design.xnames) if c not in names]]
     y = design.y if design.offset is None else design.y - design.offset
-    codes, levels = terms[0].codes, terms[0].levels
-    est = np.full((len(levels), len(names)), np.nan)
-    se = np.full_like(est, np.nan)
-    for k in range(len(levels)):
-        rows = codes == k
-        est[k], se[k] = _ols(Z[rows], y[rows])
+    levels = terms[0].levels
+    est, se = _no_pooling(np.column_stack([t.matrix for t in terms]), shared, y, terms[0].codes, len(levels))
     partial = mixed.coef[terms[0].group].loc[:, names].to_numpy()
     overall = mixed.fixef.reindex(names, fill_value=0.0).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -143,13 +147,44 @@ def _per_cluster(mixed: LmerResult) -> pd.DataFrame:
     return frame
 
 
-def _ols(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares estimates and SEs; NaN where a coefficient is not estimable or has no residual df."""
-    n, p = X.shape
-    beta, _, rank, _ = np.linalg.lstsq(X, y, rcond=None)
-    if rank < p:
-        return np.full(p, np.nan), np.full(p, np.nan)
-    if n == p:
-        return beta, np.full(p, np.nan)
-    sigma2 = float(np.sum((y - X @ beta) ** 2)) / (n - p)
-    return beta, np.sqrt(sigma2 * np.diag(np.linalg.inv(X.T @ X)))
+def _no_pooling(Z: np.ndarray, O: np.ndarray, y: np.ndarray, codes: np.ndarray,
+                nlevels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares of y on Z's columns separately per cluster and O's columns shared.
+
+    By Frisch–Waugh–Lovell: O and y are residualised on Z within each cluster to estimate
+    the shared γ, then each cluster's coefficients are (Z_kᵀZ_k)⁻¹Z_kᵀ(y_k − O_kγ), with
+    covariance σ²(Z_kᵀZ_k)⁻¹ + A_k cov(γ) A_kᵀ, A_k = (Z_kᵀZ_k)⁻¹Z_kᵀO_k.  Shared columns
+    aliased with the clusters (cluster-level covariates) are dropped; clusters whose Z_k is
+    rank deficient get NaN.
+    """
+    members = [np.flatnonzero(codes == k) for k in range(nlevels)]
+    pinvs = [np.linalg.pinv(Z[r]) for r in members]
+    O_res, y_res = O.copy(), y.copy()
+    for r, P in zip(members, pinvs):
+        O_res[r] -= Z[r] @ (P @ O[r])
+        y_res[r] -= Z[r] @ (P @ y[r])
+    keep = _independent_columns(O_res)
+    O, O_res = O[:, keep], O_res[:, keep]
+    gamma = np.linalg.lstsq(O_res, y_res, rcond=None)[0]
+    full_rank = [np.linalg.matrix_rank(Z[r]) == Z.shape[1] for r in members]
+    df = len(y) - sum(np.linalg.matrix_rank(Z[r]) for r in members) - len(keep)
+    resid = y_res - O_res @ gamma
+    sigma2 = float(resid @ resid) / df if df > 0 else np.nan
+    cov_gamma = np.linalg.inv(O_res.T @ O_res)
+    est = np.full((nlevels, Z.shape[1]), np.nan)
+    se = np.full_like(est, np.nan)
+    for k, (r, P) in enumerate(zip(members, pinvs)):
+        if full_rank[k]:
+            A = P @ O[r]
+            est[k] = P @ (y[r] - O[r] @ gamma)
+            se[k] = np.sqrt(sigma2 * np.diag(P @ P.T + A @ cov_gamma @ A.T))
+    return est, se
+
+
+def _independent_columns(M: np.ndarray) -> list[int]:
+    """Columns of M, left to right, each linearly independent of those kept before it."""
+    keep: list[int] = []
+    for j in range(M.shape[1]):
+        if np.linalg.matrix_rank(M[:, keep + [j]]) == len(keep) + 1:
+            keep.append(j)
+    return keep
