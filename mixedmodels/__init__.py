@@ -17,7 +17,9 @@ from .errors import (
 )
 from .glmm_results import GlmerResult
 from .lm import LmResult, lm
+from .power import PowerResult, power
 from .results import LmerResult
+from .teaching import IccReport, PoolingComparison, compare_pooling, icc_null
 
 __version__ = "0.1.0"
 
@@ -33,6 +35,12 @@ __all__ = [
     "anova",
     "ranova",
     "AnovaTable",
+    "power",
+    "PowerResult",
+    "icc_null",
+    "IccReport",
+    "compare_pooling",
+    "PoolingComparison",
     "RankDeficiencyWarning",
     "RefitWarning",
     "datasets",

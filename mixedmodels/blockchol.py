@@ -51,6 +51,14 @@ class BlockedCholesky:
         """log |L_X|², the REML correction."""
         return float(2.0 * np.log(np.diag(self.L[self.K][self.K])[: self.p]).sum())
 
+    def beta_precision_inverse(self) -> np.ndarray:
+        """(L_X L_Xᵀ)⁻¹: the covariance of β̂ in units of σ²."""
+        p = self.p
+        if p == 0:
+            return np.zeros((0, 0))
+        Linv = _solve_lower(self.L[self.K][self.K][:p, :p], np.eye(p))
+        return Linv.T @ Linv
+
     def beta(self) -> np.ndarray:
         """Fixed effects: L_Xᵀ β = c_β."""
         LXy = self.L[self.K][self.K]

@@ -121,14 +121,15 @@ class _Progress:
     Shown by default when stderr is a terminal or tqdm can draw in a notebook.
     """
 
-    def __init__(self, total: int, enabled: bool | None):
+    def __init__(self, total: int, enabled: bool | None, desc: str = "bootstrap"):
         self.total, self.done = total, 0
         try:
             from tqdm.auto import tqdm
         except ImportError:
             tqdm = None
         self.enabled = (sys.stderr.isatty() or tqdm is not None and "ipykernel" in sys.modules) if enabled is None else enabled
-        self.bar = tqdm(total=total, desc="bootstrap") if tqdm is not None and self.enabled else None
+        self.desc = desc
+        self.bar = tqdm(total=total, desc=desc) if tqdm is not None and self.enabled else None
 
     def step(self) -> None:
         self.done += 1
@@ -136,7 +137,7 @@ class _Progress:
             self.bar.update(1)
         elif self.enabled:
             filled = int(30 * self.done / self.total)
-            sys.stderr.write(f"\rbootstrap [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}")
+            sys.stderr.write(f"\r{self.desc} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}")
             sys.stderr.flush()
 
     def close(self) -> None:

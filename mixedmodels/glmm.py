@@ -259,7 +259,4 @@ class GeneralizedLinearMixedModel(TermSet):
 
 def _beta_scale(L: BlockedCholesky, p: int) -> np.ndarray:
     """Initial BOBYQA steps for β: its approximate standard errors at stage 1."""
-    LX = L.L[-1][-1][:p, :p]
-    Linv = np.linalg.solve(LX, np.eye(p))
-    se = np.sqrt(np.einsum("ij,ij->j", Linv, Linv))
-    return np.clip(se, 1e-4, 1.0)
+    return np.clip(np.sqrt(np.diag(L.beta_precision_inverse())), 1e-4, 1.0)

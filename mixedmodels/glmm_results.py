@@ -84,12 +84,10 @@ class GlmerResult(MixedModelResult):
             return None
 
     def _conditional_vcov(self) -> np.ndarray:
-        m, p = self.model, self.p
+        m = self.model
         state = m.pirls(self._theta_engine, self._beta)
         L, _, _ = m._pwls_step(state.eta, state.mu, state.beta, m.lambdas(self._theta_engine), update_beta=True)
-        LX = L.L[-1][-1][:p, :p]
-        Linv = np.linalg.solve(LX, np.eye(p))
-        return self.sigma**2 * (Linv.T @ Linv)
+        return self.sigma**2 * L.beta_precision_inverse()
 
     @property
     def df(self) -> int:

@@ -10,7 +10,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, stats
+from scipy import stats
+from scipy.linalg import blas
 
 from .design import Design, build_design
 from .errors import FormulaError
@@ -49,7 +50,7 @@ class LmResult:
         y = design.y if design.offset is None else design.y - design.offset
         self._sqrt_w = np.ones(design.n) if design.weights is None else np.sqrt(design.weights)
         self._Q, self._R = np.linalg.qr(design.X * self._sqrt_w[:, None])
-        self._beta = linalg.solve_triangular(self._R, self._Q.T @ (y * self._sqrt_w)) if self.p else np.zeros(0)
+        self._beta = blas.dtrsm(1.0, self._R, (self._Q.T @ (y * self._sqrt_w))[:, None], lower=0).ravel() if self.p else np.zeros(0)
 
     # ----- sizes -------------------------------------------------------------------------
     @property
@@ -87,7 +88,7 @@ class LmResult:
     @cached_property
     def vcov(self) -> pd.DataFrame:
         """σ̂² (XᵀWX)⁻¹."""
-        Rinv = linalg.solve_triangular(self._R, np.eye(self.p))
+        Rinv = blas.dtrsm(1.0, self._R, np.eye(self.p), lower=0)  # BLAS: no per-call threading overhead
         names = list(self.design.xnames)
         return pd.DataFrame(self.sigma**2 * (Rinv @ Rinv.T), index=names, columns=names)
 

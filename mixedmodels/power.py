@@ -98,7 +98,7 @@ def power(model: MixedModelResult, test: str, nsim: int = 100,
     if effect is not None:
         beta[test] = effect
     grid = list(itertools.product(groups_grid, sizes_grid))
-    bar = _Progress(len(grid) * nsim, enabled=progress)
+    bar = _Progress(len(grid) * nsim, enabled=progress, desc="power")
     rows = []
     for (ng, npg), child in zip(grid, np.random.SeedSequence(seed).spawn(len(grid))):
         seeds = child.spawn(nsim + 1)

@@ -101,11 +101,7 @@ class LmmProfile:
         sigma2 = psi[-1] ** 2
         penalty = F.r**2
         if j is not None:
-            p = F.p
-            LX = F.L[-1][-1][:p, :p]
-            Linv = np.linalg.solve(LX, np.eye(p))
-            Vjj = float(Linv[:, j] @ Linv[:, j])
-            penalty += (b - F.beta()[j]) ** 2 / Vjj
+            penalty += (b - F.beta()[j]) ** 2 / F.beta_precision_inverse()[j, j]
         return F.logdet_z() + self.n * (_LOG_2PI + np.log(sigma2)) + penalty / sigma2 - self.model._log_weights
 
     def profile(self, k: int | None = None, value: float = 0.0, j: int | None = None, b: float = 0.0) -> float:

@@ -380,10 +380,7 @@ class LmerResult(MixedModelResult):
     @cached_property
     def vcov(self) -> pd.DataFrame:
         """Covariance of β̂: σ² (L_X L_Xᵀ)⁻¹."""
-        p = self.p
-        LX = self._factor.L[-1][-1][:p, :p]
-        Linv = np.linalg.solve(LX, np.eye(p)) if p else np.zeros((0, 0))
-        V = self.sigma**2 * (Linv.T @ Linv)
+        V = self.sigma**2 * self._factor.beta_precision_inverse()
         names = list(self.design.xnames)
         return pd.DataFrame(V, index=names, columns=names)
 

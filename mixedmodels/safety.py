@@ -28,6 +28,7 @@ DEFAULT_ALLOWED: frozenset[str] = frozenset({
     "contr.treatment", "contr.sum", "contr.poly", "contr.helmert", "contr.diff",
 })
 
+_SPACED_DOT = re.compile(r"[\w)\]]\s+\.|\.\s+[^\W\d]")
 _SAFE_STRING = re.compile(r"[\w .,;:+\-*/<>=!?&|^~@$]*")
 _ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
 _OPERATORS = {ast.Mod: "%", ast.FloorDiv: "//", ast.MatMult: "@", ast.BitAnd: "&", ast.BitXor: "^",
@@ -53,6 +54,9 @@ def check_formula(formula: str, allowed: frozenset[str] = DEFAULT_ALLOWED) -> No
     """
     parse_formula(formula)  # one '~', balanced brackets and quotes, bars in parentheses
     masked, tilde = _mask(formula)
+    spaced = _SPACED_DOT.search(masked)
+    if spaced:  # formulaic would split 'np . f' where Python reads 'np.f'
+        raise FormulaError("spaces around '.' are not allowed in a checked formula", formula, spaced.start())
     for start, end in ((0, tilde), (tilde + 1, len(formula))):
         piece = masked[start:end]
         if piece.strip():
@@ -175,11 +179,14 @@ def _walk(root: ast.AST, allowed: frozenset[str], reject: Callable[[ast.AST, str
             for keyword in node.keywords:
                 if keyword.arg is None:
                     raise reject(keyword.value, "argument unpacking (**) is not allowed")
+                if keyword.arg.startswith("_"):
+                    raise reject(keyword.value, f"the private argument {keyword.arg!r} is not allowed")
                 if not _is_literal(keyword.value, inner_c):
                     raise reject(keyword.value, "keyword arguments must be literal values")
             stack += [(arg, True, inner_c) for arg in reversed(node.args)]
         else:
-            raise reject(node, _CONSTRUCTS.get(type(node), f"the Python construct {type(node).__name__}") + " is not allowed")
+            construct = _CONSTRUCTS.get(type(node), f"the Python construct {type(node).__name__}")
+            raise reject(node, f"{construct} is not allowed")
 
 
 def _dotted(node: ast.AST) -> str | None:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 from scipy import stats
 
 from .errors import ConvergenceWarning, warn
@@ -95,9 +94,8 @@ class VarparModel:
         key = theta.tobytes()
         if key not in self._at:
             F = self.model.factor(theta)
-            LX_inv = sla.solve_triangular(F.L[-1][-1][: self.p, : self.p], np.eye(self.p), lower=True)
             logdet = F.logdet_z() + (F.logdet_x() if self.REML else 0.0)
-            self._at[key] = (logdet, F.r**2, LX_inv.T @ LX_inv)
+            self._at[key] = (logdet, F.r**2, F.beta_precision_inverse())
         return self._at[key]
 
     def deviance(self, varpar: np.ndarray) -> float:
