@@ -13,12 +13,15 @@ from .errors import (
     RefitWarning,
     MixedModelsError,
     MixedModelsWarning,
+    ModelFileError,
     SingularFitWarning,
 )
 from .glmm_results import GlmerResult
 from .lm import LmResult, lm
+from .persistence import load, save
 from .power import PowerResult, power
 from .results import LmerResult
+from .safety import check_formula
 from .teaching import IccReport, PoolingComparison, compare_pooling, icc_null
 
 __version__ = "0.1.0"
@@ -35,6 +38,10 @@ __all__ = [
     "anova",
     "ranova",
     "AnovaTable",
+    "save",
+    "load",
+    "check_formula",
+    "ModelFileError",
     "power",
     "PowerResult",
     "icc_null",

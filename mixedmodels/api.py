@@ -14,6 +14,7 @@ from .glmm import GeneralizedLinearMixedModel
 from .glmm_results import GlmerResult
 from .lmm import LinearMixedModel
 from .results import LmerResult
+from .safety import check_formula
 
 
 def lmer(
@@ -24,13 +25,18 @@ def lmer(
     offset: object = None,
     start: object = None,
     maxeval: int = 100_000,
+    safe: bool = False,
 ) -> LmerResult:
     """Fit a linear mixed model from an lme4 formula, by REML (default) or ML.
 
     ``weights`` and ``offset`` are column names or vectors as long as ``data``.
     Rows with a missing value in any variable the model uses are dropped and
-    counted (``m.n_dropped``); ``data`` itself is never modified.
+    counted (``m.n_dropped``); ``data`` itself is never modified.  ``safe=True``
+    checks the formula first (``mixedmodels.safety.check_formula``): use it for
+    formulas from untrusted sources, since formulaic runs Python code in formulas.
     """
+    if safe:
+        check_formula(formula)
     parsed = parse_formula(formula)
     if not parsed.random:
         raise FormulaError(
@@ -82,6 +88,7 @@ def glmer(
     weights: object = None,
     offset: object = None,
     maxeval: int = 100_000,
+    safe: bool = False,
 ) -> GlmerResult:
     """Fit a generalized linear mixed model from an lme4 formula by maximum likelihood.
 
@@ -91,8 +98,10 @@ def glmer(
     quadrature (one scalar random-effects term), ``nAGQ=0`` the faster fit with β
     estimated inside PIRLS.  Binomial responses may be 0/1, booleans, two-level
     factors (second level = success), proportions with ``weights=`` trials, or
-    ``cbind(successes, failures)``.
+    ``cbind(successes, failures)``.  ``safe=True`` checks the formula first, as in lmer.
     """
+    if safe:
+        check_formula(formula)
     fam = get_family(family)
     parsed = parse_formula(formula)
     if not parsed.random:
@@ -118,13 +127,17 @@ def glmer_nb(
     weights: object = None,
     offset: object = None,
     maxeval: int = 100_000,
+    safe: bool = False,
 ) -> GlmerResult:
     """Negative binomial GLMM (lme4's ``glmer.nb``): the dispersion θ is estimated too.
 
     Starts from the Poisson fit, then maximises the Laplace likelihood over log θ,
     refitting (θ_RE, β) at each trial value from the best fit so far.  The result's
-    ``family.theta`` is the estimate; ``df`` counts it.
+    ``family.theta`` is the estimate; ``df`` counts it.  ``safe=True`` checks the
+    formula first, as in lmer.
     """
+    if safe:
+        check_formula(formula)
     parsed = parse_formula(formula)
     if not parsed.random:
         raise FormulaError("glmer_nb needs at least one random-effects term such as (1 | group)", formula)

@@ -73,6 +73,10 @@ class RankDeficiencyWarning(MixedModelsWarning):
     """The fixed-effects model matrix is rank deficient; columns were dropped."""
 
 
+class ModelFileError(MixedModelsError):
+    """A model file cannot be written, or is not a readable mixedmodels model file."""
+
+
 class RefitWarning(MixedModelsWarning):
     """REML fits were refitted by maximum likelihood before a likelihood-ratio test."""
 

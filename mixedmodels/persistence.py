@@ -1,7 +1,7 @@
 """Save a fitted model to a file and load it back, without pickle.
 
 Format, version 1: one ``.npz`` archive written by ``np.savez_compressed`` and read
-with ``np.load(..., allow_pickle=False)``, so loading a file never runs code.  Its
+with ``np.load(..., allow_pickle=False)``, so reading a file never unpickles.  Its
 ``meta`` entry is a UTF-8 JSON document stored as a uint8 array::
 
     {"format": "mixedmodels-model", "version": 1, "kind": "lmer" | "glmer",
@@ -16,7 +16,8 @@ trials and formula offsets included), the optimum's ``x``, ``gradient`` and
 ``hessian``, and for GLMMs the PIRLS modes ``u<j>`` and ``beta`` at the optimum.
 
 Loading rebuilds the design from the stored complete-case frame with
-``build_design`` and the result from the stored optimum: nothing is re-optimised,
+``build_design`` (after ``check_formula`` accepts the stored formula, unless
+``safe=False``) and the result from the stored optimum: nothing is re-optimised,
 and a loaded model prints, predicts, simulates and compares exactly as the saved one.
 Warnings that the fit gave (singular fit, convergence, rank deficiency) are not
 repeated on loading; ``is_singular()``, ``optimum`` and the summary still show them.
@@ -28,7 +29,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .design import Design, build_design
-from .errors import MixedModelsError, MixedModelsWarning
+from .errors import FormulaError, MixedModelsError, MixedModelsWarning, ModelFileError
 from .families import FAMILIES, Family, NegativeBinomial, get_family
 from .formula import parse_formula
 from .glmm import GeneralizedLinearMixedModel
@@ -47,13 +47,12 @@ from .glmm_results import GlmerResult
 from .lmm import LinearMixedModel
 from .optimizer import OptimumReport
 from .results import LmerResult, MixedModelResult
+from .safety import check_formula
 
 FORMAT = "mixedmodels-model"
 VERSION = 1
 
 
-class ModelFileError(MixedModelsError):
-    """A model file cannot be written, or is not a readable mixedmodels model file."""
 
 
 def save(fit: MixedModelResult, path: str | os.PathLike) -> None:
@@ -70,26 +69,39 @@ def save(fit: MixedModelResult, path: str | os.PathLike) -> None:
     except ModelFileError as exc:
         raise ModelFileError(f"cannot save the model to {os.fspath(path)!r}: {exc}") from None
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"  # next to the target, so the rename is atomic
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             np.savez_compressed(f, **arrays)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 
-def load(path: str | os.PathLike) -> MixedModelResult:
-    """Read a model written by :func:`save`; raises ModelFileError for anything else."""
+def load(path: str | os.PathLike, safe: bool = True) -> MixedModelResult:
+    """Read a model written by :func:`save`; raises ModelFileError for anything else.
+
+    Rebuilding evaluates the stored formula, and formulaic runs the Python code in
+    formulas; so by default the formula must pass :func:`~mixedmodels.safety.check_formula`.
+    Pass ``safe=False`` only for files you trust (e.g. a formula with ``I(x > 2)``).
+    """
     name = os.fspath(path)
     meta, arrays = _read(name)
+    if safe:
+        try:
+            check_formula(meta.get("formula"))
+        except (FormulaError, TypeError) as exc:
+            raise ModelFileError(
+                f"cannot load {name!r}: its formula does not pass check_formula, which guards against "
+                f"formulas that run code; load(..., safe=False) only if you trust the file.\n{exc}"
+            ) from exc
     try:
         return _rebuild(meta, arrays)
     except ModelFileError as exc:
         raise ModelFileError(f"cannot load {name!r}: {exc}") from None
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ModelFileError(f"cannot load {name!r}: the file is corrupted or inconsistent ({exc!r})") from exc
 
 
@@ -242,7 +254,7 @@ def _encode(fit: MixedModelResult) -> tuple[dict[str, Any], dict[str, np.ndarray
         "mixedmodels": _version(),
         "kind": "lmer" if isinstance(fit, LmerResult) else "glmer",
         "formula": fit.parsed.text,
-        "data_name": fit.data_name,
+        "data_name": None if fit.data_name is None else str(fit.data_name),
         "REML": bool(getattr(fit, "REML", False)),
         "family": None,
         "nAGQ": None,

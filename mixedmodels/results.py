@@ -262,6 +262,12 @@ class MixedModelResult:
         total = fixed + re + resid
         return {"marginal": fixed / total, "conditional": (fixed + re) / total}
 
+    def save(self, path) -> None:
+        """Write the fit to ``path`` without pickle; read it back with ``mixedmodels.load``."""
+        from .persistence import save
+
+        save(self, path)
+
     def _repr_html_(self) -> str:
         """Jupyter shows the model's summary."""
         return self.summary()._repr_html_()

@@ -28,6 +28,11 @@ DEFAULT_ALLOWED: frozenset[str] = frozenset({
     "contr.treatment", "contr.sum", "contr.poly", "contr.helmert", "contr.diff",
 })
 
+_WORD = re.compile(r"(?<![\w.])[^\W\d]\w*")
+# keywords that can never be part of a Python expression, so masking them hides no syntax
+_STATEMENT_KEYWORDS = frozenset({"class", "def", "import", "from", "global", "nonlocal", "pass", "return", "raise",
+                                 "try", "except", "finally", "while", "with", "as", "del", "assert", "break",
+                                 "continue", "elif"})
 _SPACED_DOT = re.compile(r"[\w)\]]\s+\.|\.\s+[^\W\d]")
 _SAFE_STRING = re.compile(r"[\w .,;:+\-*/<>=!?&|^~@$]*")
 _ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
@@ -56,7 +61,8 @@ def check_formula(formula: str, allowed: frozenset[str] = DEFAULT_ALLOWED) -> No
     masked, tilde = _mask(formula)
     spaced = _SPACED_DOT.search(masked)
     if spaced:  # formulaic would split 'np . f' where Python reads 'np.f'
-        raise FormulaError("spaces around '.' are not allowed in a checked formula", formula, spaced.start())
+        raise FormulaError("spaces around '.' are not allowed in a checked formula", formula,
+                           spaced.start() + spaced.group().index("."))
     for start, end in ((0, tilde), (tilde + 1, len(formula))):
         piece = masked[start:end]
         if piece.strip():
@@ -66,8 +72,9 @@ def check_formula(formula: str, allowed: frozenset[str] = DEFAULT_ALLOWED) -> No
 def _mask(formula: str) -> tuple[str, int]:
     """A copy for Python's parser, character for character, and the position of the '~'.
 
-    Backticked names become placeholder identifiers, whitespace spaces, formula
-    ':' Python '*' and '||' a single '|'; strings are checked and kept.
+    Backticked names and names that are Python statement keywords (``class``) become
+    placeholder identifiers, whitespace spaces, formula ':' Python '*' and '||' a
+    single '|'; strings are checked and kept.
     """
     out = list(formula)
     depth, tilde, i = 0, -1, 0
@@ -84,6 +91,12 @@ def _mask(formula: str) -> tuple[str, int]:
             continue
         if ch in "'\"":
             i = _string_end(formula, i)
+            continue
+        word = _WORD.match(formula, i)
+        if word:
+            if word.group() in _STATEMENT_KEYWORDS:  # a column such as 'class', not Python syntax
+                out[i : word.end()] = "Q" * len(word.group())
+            i = word.end()
             continue
         if ch.isspace():
             out[i] = " "

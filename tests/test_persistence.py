@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import warnings
 import zipfile
@@ -16,7 +17,8 @@ import pytest
 from reference import load_fixture_data
 
 import mixedmodels as mm
-from mixedmodels.persistence import ModelFileError, load, save
+from mixedmodels.errors import ModelFileError
+from mixedmodels.persistence import load, save
 
 PACKAGE = Path(mm.__file__).parent
 GROUSE = Path(__file__).parent / "fixtures" / "glmer_nb" / "grouseticks.csv"
@@ -197,8 +199,8 @@ def test_frame_columns_come_back_with_their_types(tmp_path):
 
 def test_unstorable_column_is_refused_naming_it(tmp_path):
     d = mm.datasets.load("sleepstudy")
-    d["when"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(d["Days"], unit="D")
-    fit = mm.lmer("Reaction ~ Days + (1 | Subject) + (1 | when)", d)
+    d["when"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(d["Subject"].cat.codes, unit="D")
+    fit = mm.lmer("Reaction ~ Days + (1 | when)", d)
     path = tmp_path / "m.npz"
     with pytest.raises(ModelFileError, match=r"column 'when'.*datetime"):
         save(fit, path)
@@ -255,6 +257,25 @@ def test_wrong_format_version_or_content_is_a_model_file_error(saved, tmp_path, 
     with pytest.raises(ModelFileError, match=message) as info:
         load(bad)
     assert str(bad) in str(info.value)
+
+
+def test_a_formula_that_runs_code_is_not_evaluated_on_loading(saved, tmp_path, monkeypatch):
+    monkeypatch.delenv("MM_PWNED", raising=False)
+    evil = tmp_path / "evil.npz"
+    payload = "I(Days + 0 * len(str(__import__('os').environ.setdefault('MM_PWNED', '1'))))"
+    _rewrite_meta(saved, evil, formula=f"Reaction ~ {payload} + (Days | Subject)")
+    with pytest.raises(ModelFileError, match="does not pass check_formula.*safe=False") as info:
+        load(evil)
+    assert isinstance(info.value.__cause__, mm.FormulaError) and str(evil) in str(info.value)
+    assert "MM_PWNED" not in os.environ
+
+
+def test_trusted_files_may_hold_formulas_outside_the_allow_list(tmp_path):
+    fit = mm.lmer("Reaction ~ I(Days > 3) + (1 | Subject)", mm.datasets.load("sleepstudy"))
+    save(fit, tmp_path / "m.npz")
+    with pytest.raises(ModelFileError, match="comparison"):
+        load(tmp_path / "m.npz")
+    assert str(load(tmp_path / "m.npz", safe=False).summary()) == str(fit.summary())
 
 
 def _write_bytes(path: Path, content: bytes) -> Path:

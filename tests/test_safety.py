@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import mixedmodels as mm
 from mixedmodels.errors import FormulaError
 from mixedmodels.safety import DEFAULT_ALLOWED, check_formula
 
@@ -20,6 +23,7 @@ ORDINARY = [
     "y ~ poly(x, degree=2, raw=True) + scale(z, center=False) + np.sqrt(np.abs(-x / 2.5e3)) + (1 | g)",
     "y ~\n  x +\t(1 | g)",
     "Größe ~ Alter + (1 | Gruppe)",
+    "score ~ ses + (1 | school) + (1 | class:school) + (1 | from)",
 ]
 
 # (formula, the piece the error must point at)
@@ -61,9 +65,12 @@ ATTACKS = [
     ("y ~ x + (I(open('f')) | g)", "open"),
     ("y ~ x + offset(exec('1')) + (1|g)", "exec"),
     ("y ~ IQ.verb + (1 | g)", "IQ.verb"),
-    ("y ~ C(f, contr . sum(1)) + (1|g)", "r . s"[-2:]),
+    ("y ~ C(f, contr . sum(1)) + (1|g)", ". sum"),
     ("y ~ np.\nlog(x) + (1|g)", ".\n"),
     ("y ~ scale(x, _state=1) + (1|g)", "1"),
+    ("y ~ I(lambda: eval('1')) + (1|g)", None),
+    ("y ~ I(x if y else open('f')) + (1|g)", None),
+    ("y ~ I(not x) + (1|g)", None),
 ]
 
 
@@ -162,3 +169,23 @@ def test_generated_formulas_with_a_payload_are_rejected(formula, payload, wrappe
     attacked = formula.replace("(", f"({term} + ", 1) if in_random else formula.replace("~ ", f"~ {term} + ", 1)
     with pytest.raises(FormulaError):
         check_formula(attacked)
+
+
+PAYLOAD = "I(Days + 0 * len(str(__import__('os').environ.setdefault('MM_PWNED', '1'))))"
+
+
+@pytest.mark.parametrize("fit", [
+    lambda f, d: mm.lmer(f, d, safe=True),
+    lambda f, d: mm.glmer(f, d, family="binomial", safe=True),
+    lambda f, d: mm.glmer_nb(f, d, safe=True),
+])
+def test_safe_fits_reject_code_before_evaluating_it(fit, monkeypatch):
+    monkeypatch.delenv("MM_PWNED", raising=False)
+    with pytest.raises(FormulaError, match="dunder"):
+        fit(f"Reaction ~ {PAYLOAD} + (1 | Subject)", mm.datasets.load("sleepstudy"))
+    assert "MM_PWNED" not in os.environ
+
+
+def test_safe_fit_equals_unchecked_fit():
+    d, f = mm.datasets.load("sleepstudy"), "Reaction ~ Days + (Days | Subject)"
+    assert mm.lmer(f, d, safe=True).loglik == mm.lmer(f, d).loglik
