@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--nagq", type=int, metavar="N",
                      help="GLMM quadrature: 1 Laplace (default), 0 fast, >1 adaptive Gauss-Hermite, e.g. --nagq 10")
     fit.add_argument("--json", action="store_true", help="print the results as a JSON document instead of the summary")
+    fit.add_argument("--unsafe", action="store_true",
+                     help="allow any Python expression in the formula (by default only column names, "
+                          "numbers, arithmetic and transforms such as np.log, I, C, poly are accepted, "
+                          "because formulas are evaluated as code)")
     return parser
 
 
@@ -96,9 +100,9 @@ def _one_line(exc: Exception) -> str:
 def _fit(args: argparse.Namespace) -> MixedModelResult:
     data = _read(args.data, [c.strip() for c in args.factors.split(",") if c.strip()])
     if args.family is None:
-        return lmer(args.formula, data, REML=not args.ml)
+        return lmer(args.formula, data, REML=not args.ml, safe=not args.unsafe)
     family = get_family(args.family, args.link)
-    return glmer(args.formula, data, family=family, nAGQ=1 if args.nagq is None else args.nagq)
+    return glmer(args.formula, data, family=family, nAGQ=1 if args.nagq is None else args.nagq, safe=not args.unsafe)
 
 
 def _read(path: str, factors: list[str]) -> pd.DataFrame:

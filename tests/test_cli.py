@@ -120,6 +120,8 @@ def test_warnings_are_one_line_each_and_in_the_json(capsys, tmp_path):
         ([SLEEP, "--data", "{dir}/sleepstudy.csv", "--family", "binomal"], "Did you mean 'binomial'"),
         ([SLEEP, "--data", "{dir}/sleepstudy.csv", "--link", "probit"], "give --family too"),
         ([CBPP, "--data", "{dir}/cbpp.csv", "--family", "binomial", "--ml"], "--ml applies to linear"),
+        (["Reaction ~ Days + __import__('os').getpid() + (1 | Subject)", "--data", "{dir}/sleepstudy.csv"],
+         "dunder"),
     ],
 )
 def test_errors_are_one_line_with_status_2(capsys, csv_dir, args, message):
@@ -129,6 +131,14 @@ def test_errors_are_one_line_with_status_2(capsys, csv_dir, args, message):
     assert captured.err.count("\n") == 1 and captured.err.startswith("mixedmodels: error: ")
     assert message in captured.err
     assert "Traceback" not in captured.err
+
+
+def test_unsafe_allows_python_expressions_in_formulas(capsys, csv_dir):
+    formula = "Reaction ~ I(Days > 4) + (1 | Subject)"
+    assert main(["fit", formula, "--data", str(csv_dir / "sleepstudy.csv")]) == 2
+    assert "mixedmodels: error: " in capsys.readouterr().err
+    doc = _run_json(capsys, formula, "--data", str(csv_dir / "sleepstudy.csv"), "--unsafe")
+    assert doc["nobs"] == 180
 
 
 def test_help_explains_options_with_examples(capsys):
