@@ -6,6 +6,7 @@ from .api import glmer, glmer_nb, lmer
 from .errors import (
     ConvergenceWarning,
     DataError,
+    DroppedRowsWarning,
     FamilyError,
     FitError,
     FormulaError,
@@ -49,6 +50,7 @@ __all__ = [
     "compare_pooling",
     "PoolingComparison",
     "RankDeficiencyWarning",
+    "DroppedRowsWarning",
     "RefitWarning",
     "datasets",
     "MixedModelsError",

@@ -15,7 +15,7 @@ import formulaic
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, FormulaError, RankDeficiencyWarning, did_you_mean, warn
+from .errors import DataError, DroppedRowsWarning, FormulaError, RankDeficiencyWarning, did_you_mean, warn
 from .formula import ParsedFormula, RandomTerm
 from .reterm import ReTerm
 
@@ -74,6 +74,14 @@ def build_design(
         raise DataError(
             "no complete rows: every row has a missing value in one of "
             + ", ".join(repr(c) for c in used)
+        )
+    if n_dropped:
+        missing = [c for c in used if data[c].isna().any()] + [
+            name for name, vec in (("weights", w), ("offset", o)) if vec is not None and np.isnan(vec).any()]
+        warn(
+            f"{n_dropped} of {len(data)} rows have missing values (in {', '.join(map(repr, missing))}) and "
+            "were left out; the rows used are in m.rows_used",
+            DroppedRowsWarning,
         )
     frame = _drop_unused_categories(data.loc[complete, used] if n_dropped else data[used])
 

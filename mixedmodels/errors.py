@@ -97,7 +97,7 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 def warn(message: str, category: type[Warning]) -> None:
     """Issue a warning attributed to the user's line: the first caller outside this package."""
     package = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(1), 1
+    frame, level = sys._getframe(1), 2  # stacklevel 2 is our caller
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)

@@ -46,7 +46,8 @@ class MixedModelResult:
         self._public = sorted(range(len(reterms)), key=lambda i: -reterms[i].nlevels)
         self._engine_index = {formula_i: k for k, formula_i in enumerate(model.order)}
         if not report.converged:
-            warn(f"model failed to converge: {report.message}", ConvergenceWarning)
+            warn(f"model failed to converge: {report.message}{_scale_hint(self.design.X, self.design.xnames)}",
+                 ConvergenceWarning)
         if self.is_singular():
             warn("boundary (singular) fit: a random-effect variance is (near) zero or a "
                 "correlation is ±1; see is_singular() and the guide on singular fits", SingularFitWarning)
@@ -454,3 +455,13 @@ class LmerResult(MixedModelResult):
             f"objective={self.objective:.4f}>"
         )
 
+
+def _scale_hint(X: np.ndarray, names: tuple[str, ...]) -> str:
+    """A hint to rescale when the predictors' spreads differ by orders of magnitude."""
+    sd = X.std(axis=0)
+    varying = sd > 0
+    if varying.sum() < 2 or sd[varying].max() / sd[varying].min() < 1e3:
+        return ""
+    big, small = names[int(np.argmax(np.where(varying, sd, -np.inf)))], names[int(np.argmin(np.where(varying, sd, np.inf)))]
+    return (f"; predictors are on very different scales ({big!r} vs {small!r}): "
+            "rescaling them (e.g. standardising) often helps")

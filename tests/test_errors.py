@@ -74,3 +74,21 @@ def test_did_you_mean_suggests_close_name():
 def test_did_you_mean_is_empty_when_nothing_is_close():
     assert did_you_mean("zzz", ["Reaction", "Days"]) == ""
     assert did_you_mean("Days", []) == ""
+
+
+def test_warnings_point_at_the_callers_line():
+    """Fit warnings name the user's file and line, not a line inside the package."""
+    import numpy as np
+    import warnings
+
+    import mixedmodels as mm
+
+    data = mm.datasets.load("sleepstudy")
+    data.loc[[3, 7], "Reaction"] = np.nan
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = mm.lmer("Reaction ~ Days + (Days|Subject)", data)
+    dropped = [w for w in caught if issubclass(w.category, mm.DroppedRowsWarning)]
+    assert len(dropped) == 1 and dropped[0].filename == __file__
+    assert "2 of 180 rows have missing values (in 'Reaction')" in str(dropped[0].message)
+    assert fit.n_dropped == 2
