@@ -139,10 +139,15 @@ def factorize(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> BlockedCho
             for m in range(k):
                 R = R - _as_dense(row[m] @ L[k][m].T)
             row.append(right_solve_lower_t(L[k][k], R))
-        S = _block_diag_dense(Tj.T @ A.diag[j] @ Tj) + np.eye(_nrows(row[0])) if j < K else A.xx.copy()
-        for m in range(j):
-            S = S - _as_dense(row[m] @ row[m].T)
-        row.append(sla.cholesky(S, lower=True, check_finite=False))
+        S = -_as_dense(row[0] @ row[0].T)
+        for m in range(1, j):
+            S -= _as_dense(row[m] @ row[m].T)
+        if j < K:
+            _add_block_diag(S, Tj.T @ A.diag[j] @ Tj)
+            S[np.diag_indices_from(S)] += 1.0
+        else:
+            S += A.xx
+        row.append(sla.cholesky(S, lower=True, check_finite=False, overwrite_a=True))
         L.append(row)
     return BlockedCholesky(L=L, lambdas=lambdas, p=p)
 
@@ -178,14 +183,12 @@ def _block_diag_sparse(B: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((np.ascontiguousarray(B).ravel(), indices, indptr), shape=(q, q))
 
 
-def _block_diag_dense(B: np.ndarray) -> np.ndarray:
+def _add_block_diag(S: np.ndarray, B: np.ndarray) -> None:
+    """S += the block-diagonal matrix with the (ℓ, p, p) stack B on its diagonal, in place."""
     nl, p, _ = B.shape
-    if p == 1:
-        return np.diag(B[:, 0, 0])
-    out = np.zeros((nl * p, nl * p))
-    for i in range(nl):
-        out[i * p:(i + 1) * p, i * p:(i + 1) * p] = B[i]
-    return out
+    rows = np.arange(nl)[:, None, None] * p + np.arange(p)[None, :, None]
+    cols = np.arange(nl)[:, None, None] * p + np.arange(p)[None, None, :]
+    S[rows, cols] += B
 
 
 def _as_dense(M) -> np.ndarray:
