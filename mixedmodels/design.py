@@ -207,22 +207,29 @@ FORMULA_CONTEXT = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
                    "log2": np.log2, "log10": np.log10, "log1p": np.log1p}
 
 
-def evaluate(expr: str, frame: pd.DataFrame, what: str) -> tuple[formulaic.ModelMatrix, tuple[str, ...]]:
+def evaluate(expr: str, frame: pd.DataFrame, what: str,
+             sum_contrasts: bool = False) -> tuple[formulaic.ModelMatrix, tuple[str, ...]]:
     """A formulaic model matrix of ``expr`` on ``frame`` coded as R codes it, with R's column names.
 
     Ordered factors get polynomial contrasts (R's contr.poly: 'ph.L', 'ph.Q'), logical
-    columns are named 'xTRUE'.  Errors name the formula part.
+    columns are named 'xTRUE'.  ``sum_contrasts`` codes the other factors by sums to
+    zero (contr.sum), the coding of type-III tests.  Errors name the formula part.
     """
-    ordered = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype) and frame[c].cat.ordered]
+    categorical = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)
+                   or sum_contrasts and frame[c].dtype == object]
+    ordered = [c for c in categorical if isinstance(frame[c].dtype, pd.CategoricalDtype) and frame[c].cat.ordered]
+    coding = {c: "contr.poly" for c in ordered}
+    if sum_contrasts:
+        coding.update({c: "contr.sum" for c in categorical if c not in ordered})
     logical = {str(c) for c in frame.columns if pd.api.types.is_bool_dtype(frame[c].dtype)}
     coded = expr
-    for c in ordered:
-        coded = re.sub(r"(?<![\w.`])(?<!C\()" + re.escape(str(c)) + r"(?![\w.`(])", f"C({c}, contr.poly)", coded)
+    for c, contrast in coding.items():
+        coded = re.sub(r"(?<![\w.`])(?<!C\()" + re.escape(str(c)) + r"(?![\w.`(])", f"C({c}, {contrast})", coded)
     try:
         mat = formulaic.model_matrix(coded, frame, na_action="ignore", context=FORMULA_CONTEXT)
     except Exception as exc:  # formulaic raises many kinds
         raise FormulaError(f"cannot evaluate {what} {expr!r}: {exc}") from exc
-    renames = {f"C({c}, contr.poly)": str(c) for c in ordered}
+    renames = {f"C({c}, {contrast})": str(c) for c, contrast in coding.items()}
     return mat, tuple(r_name(col, renames, logical) for col in mat.columns)
 
 

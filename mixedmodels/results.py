@@ -431,6 +431,18 @@ class LmerResult(MixedModelResult):
 
         return satterthwaite(self, L)
 
+    def anova(self, type: int = 3):
+        """F tests of each fixed-effect term with Satterthwaite df, as lmerTest's ``anova(m)``.
+
+        Type III hypotheses (each term's sum-to-zero-coded columns are zero); for the
+        likelihood-ratio comparison of models use ``mixedmodels.anova(m0, m1)``.
+        """
+        from .fixed_tests import anova_table
+
+        if type != 3:
+            raise ValueError(f"type must be 3 (types I and II are planned), not {type!r}")
+        return anova_table(self)
+
     def summary(self, ddf: str = "Satterthwaite"):
         """lmerTest's summary: t tests with Satterthwaite df (default) or lme4's (``ddf="lme4"``)."""
         from .summary import Summary
