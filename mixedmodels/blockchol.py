@@ -128,12 +128,12 @@ def factorize(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> BlockedCho
     T0 = lambdas[0]
     I0 = np.eye(T0.shape[0])
     L00 = np.linalg.cholesky(T0.T @ A.diag[0] @ T0 + I0)
-    B0 = _block_diag_sparse(T0 @ np.linalg.inv(L00).transpose(0, 2, 1))  # Λ₀ L₀₀⁻ᵀ
+    B0 = T0 @ np.linalg.inv(L00).transpose(0, 2, 1)  # Λ₀ L₀₀⁻ᵀ, block diagonal
     L: list[list] = [[L00]]
     for j in range(1, K + 1):
         Tj = lambdas[j] if j < K else None
         Aj = A.off[j] if j < K else A.xz
-        row = [_lam_t_left(Tj, Aj[0]) @ B0]
+        row = [_times_block_diag(_lam_t_left(Tj, Aj[0]), B0)]
         for k in range(1, j):
             R = _as_dense(_lam_t_left(Tj, _lam_right(Aj[k], lambdas[k])))
             for m in range(k):
@@ -172,6 +172,17 @@ def _lam_right(M, T: np.ndarray):
     if sp.issparse(M):
         return M @ _block_diag_sparse(np.broadcast_to(T, (M.shape[1] // p, p, p)))
     return (M.reshape(M.shape[0], -1, p) @ T).reshape(M.shape)
+
+
+def _times_block_diag(M, B: np.ndarray):
+    """M times the block-diagonal matrix with the (ℓ, p, p) stack B; a column scaling when p = 1."""
+    if B.shape[1] == 1:
+        scale = B[:, 0, 0]
+        if sp.issparse(M):
+            M = M.tocsr()
+            return sp.csr_matrix((M.data * scale[M.indices], M.indices, M.indptr), shape=M.shape)
+        return M * scale[None, :]
+    return M @ _block_diag_sparse(B)
 
 
 def _block_diag_sparse(B: np.ndarray) -> sp.csr_matrix:
