@@ -23,6 +23,7 @@ from .persistence import load, save
 from .power import PowerResult, power
 from .results import LmerResult
 from .safety import check_formula
+from .threads import set_blas_threads
 from .teaching import IccReport, PoolingComparison, compare_pooling, icc_null
 
 __version__ = "0.1.0"
@@ -43,6 +44,7 @@ __all__ = [
     "load",
     "check_formula",
     "ModelFileError",
+    "set_blas_threads",
     "power",
     "PowerResult",
     "icc_null",

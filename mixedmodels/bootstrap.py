@@ -3,13 +3,13 @@
 Each replicate simulates a response from the fitted model (new random effects
 and noise), refits, and records the statistics — by default every parameter:
 the random-effect SDs and correlations, σ, and the fixed effects.  Replicates
-are reproducible by seed: replicate i always uses the i-th child seed.
+are reproducible by seed: replicate i always uses the i-th child seed, serially or
+spread over an executor (``mixedmodels.parallel``).
 """
 
 from __future__ import annotations
 
 import sys
-import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import MixedModelsError, MixedModelsWarning
+from . import parallel
+from .errors import MixedModelsError
 
 
 def parameters(fit) -> pd.Series:
@@ -59,40 +60,48 @@ class BootstrapResult:
         })
 
 
-def bootstrap(fit, nsim: int = 1000, seed: int | None = None,
-              statistic: Callable | None = None, progress: bool | None = None) -> BootstrapResult:
-    """Parametric bootstrap of ``statistic(fit) -> Series`` (default: all parameters)."""
+def bootstrap(fit, nsim: int = 1000, seed: int | None = None, statistic: Callable | None = None,
+              progress: bool | None = None, executor=None) -> BootstrapResult:
+    """Parametric bootstrap of ``statistic(fit) -> Series`` (default: all parameters).
+
+    ``executor`` spreads the refits over a ``concurrent.futures`` executor or a
+    ``dask.distributed.Client`` (see ``mixedmodels.parallel``); the replicates are the
+    same as serially.  For process pools and Dask, ``statistic`` must be picklable
+    (a module-level function; lambdas need cloudpickle).
+    """
     if nsim < 1:
         raise ValueError(f"nsim must be at least 1, not {nsim}")
     statistic = parameters if statistic is None else statistic
+    estimate = statistic(fit)  # also computes, before any thread shares the fit, what simulate reads
     children = np.random.SeedSequence(seed).spawn(nsim)
-    rows, failed = [], 0
-    bar = _Progress(nsim, enabled=progress)
-    for child in children:
-        y = fit.simulate(1, seed=np.random.default_rng(child))["sim_1"]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", MixedModelsWarning)
-                rows.append(statistic(fit.refit(y)))
-        except (MixedModelsError, np.linalg.LinAlgError):
-            failed += 1
-        bar.step()
-    bar.close()
+    results = parallel.run(_replicate, (fit, statistic), children, executor, progress, desc="bootstrap")
+    rows = [r for r in results if r is not None]
+    failed = nsim - len(rows)
     if not rows:
         raise MixedModelsError(f"all {nsim} bootstrap refits failed")
-    return BootstrapResult(estimate=statistic(fit), replicates=pd.DataFrame(rows).reset_index(drop=True),
+    return BootstrapResult(estimate=estimate, replicates=pd.DataFrame(rows).reset_index(drop=True),
                            n_failed=failed, seed=seed)
 
 
+def _replicate(payload: tuple, child: np.random.SeedSequence):
+    """One replicate: simulate from the fit with ``child``, refit, the statistic; None if the refit fails."""
+    fit, statistic = payload
+    y = fit.simulate(1, seed=np.random.default_rng(child))["sim_1"]
+    try:
+        return statistic(fit.refit(y))
+    except (MixedModelsError, np.linalg.LinAlgError):
+        return None
+
+
 def confint(fit, method: str = "wald", level: float = 0.95, nsim: int = 500, seed: int | None = None,
-            progress: bool | None = None) -> pd.DataFrame:
-    """Confidence intervals, one row per parameter (see ``parameters``)."""
+            progress: bool | None = None, executor=None) -> pd.DataFrame:
+    """Confidence intervals, one row per parameter (see ``parameters``); ``executor`` as in bootstrap."""
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, not {level}")
     if method == "wald":
         return _wald(fit, level)
     if method == "boot":
-        return bootstrap(fit, nsim, seed, progress=progress).confint(level)
+        return bootstrap(fit, nsim, seed, progress=progress, executor=executor).confint(level)
     if method == "profile":
         from .profile import profile_confint
 
@@ -131,10 +140,10 @@ class _Progress:
         self.desc = desc
         self.bar = tqdm(total=total, desc=desc) if tqdm is not None and self.enabled else None
 
-    def step(self) -> None:
-        self.done += 1
+    def step(self, n: int = 1) -> None:
+        self.done += n
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(n)
         elif self.enabled:
             filled = int(30 * self.done / self.total)
             sys.stderr.write(f"\r{self.desc} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}")

@@ -16,6 +16,8 @@ from typing import Callable
 import nlopt
 import numpy as np
 
+from .threads import fitting_threads
+
 _HUGE = 1e100  # returned for θ where the objective cannot be evaluated
 ABSOLUTE_GAIN_TOLERANCE = 1e-3  # deviance units: far below what any likelihood-ratio test can see
 
@@ -69,7 +71,8 @@ def minimize_bobyqa(
     opt.set_initial_step(np.where(np.isfinite(lower), 0.75, 1.0) if initial_step is None else initial_step)
     x0 = np.maximum(np.asarray(x0, dtype=float), lower)
     try:
-        opt.optimize(x0 if upper is None else np.minimum(x0, upper))
+        with fitting_threads():
+            opt.optimize(x0 if upper is None else np.minimum(x0, upper))
         reason = _NLOPT_RESULTS.get(opt.last_optimize_result(), "stopped")
     except nlopt.RoundoffLimited:
         reason = "round-off limited"  # no further progress possible; the best point stands
@@ -96,6 +99,11 @@ def optimize(
     initial_step: np.ndarray | None = None,
 ) -> OptimumReport:
     """BOBYQA, a check of the optimum, and one restart from it when the check fails."""
+    with fitting_threads():
+        return _optimize(f, x0, lower, maxeval, initial_step)
+
+
+def _optimize(f, x0, lower, maxeval, initial_step) -> OptimumReport:
     x, fun, nfev, reason = minimize_bobyqa(f, x0, lower, maxeval=maxeval, initial_step=initial_step)
     scale = np.ones(len(x)) if initial_step is None else np.asarray(initial_step, dtype=float)
     ok, grad, gain, H = check_optimum(f, x, lower, fun, scale=scale)
