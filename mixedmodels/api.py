@@ -15,8 +15,10 @@ from .glmm_results import GlmerResult
 from .lmm import LinearMixedModel
 from .results import LmerResult
 from .safety import check_formula
+from .threads import with_fitting_threads
 
 
+@with_fitting_threads
 def lmer(
     formula: str,
     data: pd.DataFrame,
@@ -80,6 +82,7 @@ def _engine_start(model: LinearMixedModel, start: object):
     return np.concatenate([pieces[i] for i in model.order])
 
 
+@with_fitting_threads
 def glmer(
     formula: str,
     data: pd.DataFrame,
@@ -119,6 +122,7 @@ def glmer(
     return GlmerResult(parsed, model, stage2 if stage2 is not None else stage1, data_name=data.attrs.get("name"))
 
 
+@with_fitting_threads
 def glmer_nb(
     formula: str,
     data: pd.DataFrame,

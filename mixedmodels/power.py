@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,9 +28,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .bootstrap import _Progress
+from . import parallel
 from .design import Design
-from .errors import DataError, MixedModelsError, MixedModelsWarning, did_you_mean
+from .errors import DataError, MixedModelsError, did_you_mean
 from .glmm import GeneralizedLinearMixedModel
 from .glmm_results import GlmerResult
 from .lmm import LinearMixedModel
@@ -73,14 +72,16 @@ class PowerResult:
 def power(model: MixedModelResult, test: str, nsim: int = 100,
           n_groups: int | Sequence[int] | None = None, n_per_group: int | Sequence[int] | None = None,
           alpha: float = 0.05, effect: float | None = None, group: str | None = None,
-          seed: int | None = None, progress: bool | None = None) -> PowerResult:
+          seed: int | None = None, progress: bool | None = None, executor=None) -> PowerResult:
     """Simulated power to detect the fixed effect ``test`` for each design in the grid
     ``n_groups`` × ``n_per_group`` (scalars or lists; ``None``: the fitted design).
 
     ``effect`` replaces the coefficient's value in the simulations (simr's
     ``fixef(model)["x"] <- value``; 0 gives the type I error rate).  ``group`` is the
     grouping factor whose clusters are resampled, needed when the model has several.
-    The same ``seed`` gives the same table.
+    The same ``seed`` gives the same table, also when ``executor`` (a ``concurrent.futures``
+    executor or a ``dask.distributed.Client``, see ``mixedmodels.parallel``) spreads the
+    simulations over workers.
     """
     if not isinstance(model, (LmerResult, GlmerResult)):
         raise TypeError(f"power needs an lmer or glmer fit, not {type(model).__name__}")
@@ -98,23 +99,32 @@ def power(model: MixedModelResult, test: str, nsim: int = 100,
     if effect is not None:
         beta[test] = effect
     grid = list(itertools.product(groups_grid, sizes_grid))
-    bar = _Progress(len(grid) * nsim, enabled=progress, desc="power")
-    rows = []
-    for (ng, npg), child in zip(grid, np.random.SeedSequence(seed).spawn(len(grid))):
+    designs, jobs = [], []
+    for cell, child in enumerate(np.random.SeedSequence(seed).spawn(len(grid))):
+        ng, npg = grid[cell]
         seeds = child.spawn(nsim + 1)
-        design = model.design if cluster is None else _resample(model.design, cluster, ng, npg,
-                                                                np.random.default_rng(seeds[0]))
-        rejected, failed = 0, 0
-        for s in seeds[1:]:
-            y = _simulate(model, design, beta.to_numpy(), np.random.default_rng(s))
-            p = _p_value(model, with_response(design, y), test)
-            failed += not np.isfinite(p)
-            rejected += bool(p < alpha)
-            bar.step()
+        designs.append(model.design if cluster is None else _resample(model.design, cluster, ng, npg,
+                                                                      np.random.default_rng(seeds[0])))
+        jobs.extend((cell, s) for s in seeds[1:])
+    _ = model.sigma, model._factor  # computed here once, before any thread shares the model
+    p_values = np.asarray(parallel.run(_replicate, (model, designs, beta.to_numpy(), test), jobs, executor,
+                                       progress, desc="power"), dtype=float).reshape(len(grid), nsim)
+    rows = []
+    for (ng, npg), design, p in zip(grid, designs, p_values):
+        failed = int(np.sum(~np.isfinite(p)))
+        rejected = int(np.sum(p < alpha))
         clusters = design.reterms[cluster].nlevels if cluster is not None else model.ngroups[model.reterms[0].group]
         rows.append(_row(clusters, npg if npg is not None else design.n / clusters, rejected, nsim, failed))
-    bar.close()
     return PowerResult(pd.DataFrame(rows), test, float(beta[test]), alpha, seed)
+
+
+def _replicate(payload: tuple, job: tuple) -> float:
+    """One simulation of design cell ``job[0]`` with seed ``job[1]``: the refit's p-value (NaN: failed)."""
+    model, designs, beta, test = payload
+    cell, seed = job
+    design = designs[cell]
+    y = _simulate(model, design, beta, np.random.default_rng(seed))
+    return _p_value(model, with_response(design, y), test)
 
 
 def _grid(values: int | Sequence[int] | None, name: str, minimum: int) -> list[int | None]:
@@ -192,8 +202,7 @@ def _simulate(model: MixedModelResult, design: Design, beta: np.ndarray, rng: np
 def _p_value(model: MixedModelResult, design: Design, test: str) -> float:
     """The refitted model's p-value for ``test``; NaN when the refit fails."""
     try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", MixedModelsWarning)
+        with parallel.quiet_refits(), np.errstate(all="ignore"):
             if isinstance(model, GlmerResult):
                 glmm = GeneralizedLinearMixedModel(design, model.family, nAGQ=model.nAGQ)
                 stage1, stage2 = glmm.fit()

@@ -21,6 +21,7 @@ from .formula import ParsedFormula
 from .lmm import LinearMixedModel
 from .optimizer import OptimumReport
 from .reterm import ReTerm, _lower_indices
+from .threads import with_fitting_threads
 
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
 
@@ -280,12 +281,14 @@ class MixedModelResult:
 
         return parameters(self)
 
+    @with_fitting_threads
     def bootstrap(self, nsim: int = 1000, seed: int | None = None, statistic=None, progress: bool | None = None):
         """Parametric bootstrap (lme4's bootMer), reproducible by seed; see BootstrapResult."""
         from .bootstrap import bootstrap
 
         return bootstrap(self, nsim, seed, statistic, progress)
 
+    @with_fitting_threads
     def confint(self, method: str = "wald", level: float = 0.95, nsim: int = 500, seed: int | None = None,
                 progress: bool | None = None) -> pd.DataFrame:
         """Confidence intervals, one row per parameter: 'wald' (fixed effects) or 'boot' (all)."""
@@ -425,12 +428,14 @@ class LmerResult(MixedModelResult):
             r = r * np.sqrt(self.design.weights)
         return pd.Series(r / self.sigma, index=self.rows_used, name="scaled residuals")
 
+    @with_fitting_threads
     def satterthwaite(self, L: np.ndarray | None = None) -> pd.DataFrame:
         """lmerTest's t tests with Satterthwaite df: one per coefficient, or per row of L."""
         from .satterthwaite import satterthwaite
 
         return satterthwaite(self, L)
 
+    @with_fitting_threads
     def anova(self, type: int = 3):
         """F tests of each fixed-effect term with Satterthwaite df, as lmerTest's ``anova(m)``.
 

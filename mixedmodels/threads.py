@@ -11,6 +11,8 @@ libraries' own setting.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 from threadpoolctl import threadpool_limits
@@ -29,3 +31,12 @@ def set_blas_threads(n: int | None) -> None:
 def fitting_threads() -> AbstractContextManager:
     """A context in which BLAS uses the configured number of threads."""
     return nullcontext() if _blas_threads is None else threadpool_limits(limits=_blas_threads, user_api="blas")
+
+
+def with_fitting_threads(func: Callable) -> Callable:
+    """Run ``func`` (a fit, or a computation made of many factorisations) under fitting_threads."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with fitting_threads():
+            return func(*args, **kwargs)
+    return wrapper
