@@ -39,7 +39,7 @@ def section(title: str, *explanation: str) -> None:
 #   u_hospital ~ Normal(0, SD 0.6)
 # True odds ratios: exp(0.4) = 1.49 per decade, exp(0.8) = 2.23 for emergencies.
 # True latent ICC: 0.36 / (0.36 + pi^2 / 3) = 0.099.
-rng = np.random.default_rng(42)
+rng = np.random.default_rng(4)
 n_hospitals = 30
 sizes = rng.integers(40, 121, n_hospitals)               # 40 to 120 patients each
 hospital = np.repeat(np.arange(n_hospitals), sizes)
@@ -99,9 +99,10 @@ icc = model.icc()
 print(f"hospital variance (log-odds scale): {var_h:.3f}  (true 0.36)")
 print(f"ICC (adjusted, latent scale): {icc['adjusted']:.3f}  (true 0.099)")
 print(f"check: {var_h:.3f} / ({var_h:.3f} + {np.pi ** 2 / 3:.3f}) = {var_h / (var_h + np.pi ** 2 / 3):.3f}")
-spread = np.exp(1.96 * np.sqrt(var_h))
-print(f"\nAnother reading: the odds of a complication in a hospital at the 97.5th percentile")
-print(f"are about {spread ** 2:.1f} times those in one at the 2.5th percentile, for the same patient.")
+mor = np.exp(np.sqrt(2 * var_h) * 0.6745)   # median odds ratio (Larsen & Merlo 2005)
+print(f"\nAnother reading, the median odds ratio: moving the same patient from one")
+print(f"randomly chosen hospital to another multiplies their odds by a median of")
+print(f"{mor:.2f} (comparing the riskier hospital with the safer one; true {np.exp(np.sqrt(0.72) * 0.6745):.2f}).")
 
 section(
     "4. Predicted probabilities",
@@ -109,7 +110,8 @@ section(
     "log-odds (type='link').  re_form='~0' gives a typical hospital (random",
     "effect 0); with the random effects we get a specific hospital's patient.",
     "Note: the typical hospital's probability is not the average over",
-    "hospitals (the average is a little higher, because of the curved link).",
+    "hospitals: the logistic curve bends, so for probabilities below 0.5 the",
+    "hospitals above average add more than those below take away.",
 )
 ranef = model.ranef["hospital"]["(Intercept)"].sort_values()
 best, worst = str(ranef.index[0]), str(ranef.index[-1])

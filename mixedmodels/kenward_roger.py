@@ -77,7 +77,8 @@ class KRPieces:
 _PIECES: weakref.WeakKeyDictionary[LmerResult, KRPieces] = weakref.WeakKeyDictionary()
 
 
-def _check(fit: LmerResult) -> None:
+def check_applicable(fit: LmerResult) -> None:
+    """Raise unless Kenward–Roger applies: a REML fit of at most MAX_NOBS observations."""
     if not getattr(fit, "REML", False):
         raise ValueError("Kenward-Roger's method is only available for REML fits; refit with REML=True "
                          "or use ddf='Satterthwaite'")
@@ -122,7 +123,7 @@ def kr_pieces(fit: LmerResult) -> KRPieces:
     """Φ, the Pₖ, 𝒲 and Φ_A of a REML fit (cached per fit)."""
     if fit in _PIECES:
         return _PIECES[fit]
-    _check(fit)
+    check_applicable(fit)
     X = np.asarray(fit.design.X, dtype=float)
     n = X.shape[0]
     w = fit.design.weights

@@ -436,24 +436,43 @@ class LmerResult(MixedModelResult):
         return satterthwaite(self, L)
 
     @with_fitting_threads
-    def anova(self, type: int = 3):
-        """F tests of each fixed-effect term with Satterthwaite df, as lmerTest's ``anova(m)``.
+    def kenward_roger(self, L: np.ndarray | None = None) -> pd.DataFrame:
+        """lmerTest's t tests with Kenward-Roger SEs and df: one per coefficient, or per row of L."""
+        from .kenward_roger import kenward_roger
 
-        Type III hypotheses (each term's sum-to-zero-coded columns are zero); for the
-        likelihood-ratio comparison of models use ``mixedmodels.anova(m0, m1)``.
+        return kenward_roger(self, L)
+
+    @with_fitting_threads
+    def anova(self, type: int = 3, ddf: str = "Satterthwaite"):
+        """F tests of each fixed-effect term, as lmerTest's ``anova(m)``.
+
+        Type III hypotheses (each term's sum-to-zero-coded columns are zero), with
+        Satterthwaite (default) or Kenward-Roger denominator df; for the likelihood-ratio
+        comparison of models use ``mixedmodels.anova(m0, m1)``.
         """
-        from .fixed_tests import anova_table
-
         if type != 3:
             raise ValueError(f"type must be 3 (types I and II are planned), not {type!r}")
+        if ddf == "Kenward-Roger":
+            from .kenward_roger import anova_table as kenward_roger_table
+
+            return kenward_roger_table(self)
+        if ddf != "Satterthwaite":
+            raise ValueError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', not {ddf!r}")
+        from .fixed_tests import anova_table
+
         return anova_table(self)
 
     def summary(self, ddf: str = "Satterthwaite"):
-        """lmerTest's summary: t tests with Satterthwaite df (default) or lme4's (``ddf="lme4"``)."""
+        """lmerTest's summary: t tests with Satterthwaite (default) or Kenward-Roger df, or
+        lme4's without p-values (``ddf="lme4"``)."""
         from .summary import Summary
 
-        if ddf not in ("Satterthwaite", "lme4"):
-            raise ValueError(f"ddf must be 'Satterthwaite' or 'lme4' (Kenward-Roger is planned), not {ddf!r}")
+        if ddf not in ("Satterthwaite", "Kenward-Roger", "lme4"):
+            raise ValueError(f"ddf must be 'Satterthwaite', 'Kenward-Roger' or 'lme4', not {ddf!r}")
+        if ddf == "Kenward-Roger":
+            from .kenward_roger import check_applicable
+
+            check_applicable(self)  # ML fits and very large data fail here, not when printing
         return Summary(self, ddf=ddf)
 
     def glance(self) -> pd.DataFrame:

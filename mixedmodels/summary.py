@@ -22,6 +22,8 @@ class Summary:
         """The fixed-effects table with lme4's / lmerTest's column names."""
         if self.ddf == "Satterthwaite":
             return self.fit.satterthwaite()
+        if self.ddf == "Kenward-Roger":
+            return self.fit.kenward_roger()
         return self.fit.coefficients()
 
     def __str__(self) -> str:
@@ -47,9 +49,10 @@ class Summary:
     def _title(self) -> str:
         f = self.fit
         family = getattr(f, "family", None)
-        if family is None and self.ddf == "Satterthwaite":
+        if family is None and self.ddf in ("Satterthwaite", "Kenward-Roger"):
             kind = "REML" if f.REML else "maximum likelihood "
-            lines = [f"Linear mixed model fit by {kind}. t-tests use Satterthwaite's method ['lmerModLmerTest']"]
+            method = "Satterthwaite's" if self.ddf == "Satterthwaite" else "Kenward-Roger's"
+            lines = [f"Linear mixed model fit by {kind}. t-tests use {method} method ['lmerModLmerTest']"]
         elif family is None:
             kind = "REML" if f.REML else "maximum likelihood "
             lines = [f"Linear mixed model fit by {kind} ['lmerMod']"]
