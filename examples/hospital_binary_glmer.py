@@ -100,8 +100,8 @@ print(f"hospital variance (log-odds scale): {var_h:.3f}  (true 0.36)")
 print(f"ICC (adjusted, latent scale): {icc['adjusted']:.3f}  (true 0.099)")
 print(f"check: {var_h:.3f} / ({var_h:.3f} + {np.pi ** 2 / 3:.3f}) = {var_h / (var_h + np.pi ** 2 / 3):.3f}")
 mor = np.exp(np.sqrt(2 * var_h) * 0.6745)   # median odds ratio (Larsen & Merlo 2005)
-print(f"\nAnother reading, the median odds ratio: moving the same patient from one")
-print(f"randomly chosen hospital to another multiplies their odds by a median of")
+print("\nAnother reading, the median odds ratio: moving the same patient from one")
+print("randomly chosen hospital to another multiplies their odds by a median of")
 print(f"{mor:.2f} (comparing the riskier hospital with the safer one; true {np.exp(np.sqrt(0.72) * 0.6745):.2f}).")
 
 section(

@@ -87,7 +87,10 @@ for name, fit in (("low clustering", low), ("high clustering", high)):
     print(res)
 for name, res in results.items():
     ok = res.table.loc[res.table["power"] >= 0.8, "n_groups"]
-    verdict = f"about {ok.min()} schools reach 80% power" if len(ok) else f"more than {max(grid)} schools are needed for 80% power"
+    if len(ok):
+        verdict = f"about {ok.min()} schools reach 80% power"
+    else:
+        verdict = f"more than {max(grid)} schools are needed for 80% power"
     print(f"{name}: {verdict}.")
 print("\nThe usual target is 80% power.  With more clustering you need more schools.")
 

@@ -63,7 +63,8 @@ print(model.summary())
 sd = model.varcorr[model.varcorr["var2"].isna()].set_index(["grp", "var1"])["sdcor"]
 print(f"Average payoff: {model.fixef['hours']:.2f} points per hour (true 2).")
 print(f"Slope SD between schools: {sd['school', 'hours']:.2f} points per hour (true 0.8).")
-low, high = model.fixef["hours"] - 1.96 * sd["school", "hours"], model.fixef["hours"] + 1.96 * sd["school", "hours"]
+low = model.fixef["hours"] - 1.96 * sd["school", "hours"]
+high = model.fixef["hours"] + 1.96 * sd["school", "hours"]
 print(f"So about 95% of schools should have payoffs between {low:.2f} and {high:.2f} points per hour.")
 
 section(
@@ -114,7 +115,8 @@ per = pooling.per_cluster["hours"].copy()
 per["n"] = data["school"].value_counts().reindex(per.index)
 per = per.sort_values("n")
 print("Slopes of the three smallest and three largest schools:")
-print(pd.concat([per.head(3), per.tail(3)])[["n", "no_pooling", "partial_pooling", "shrinkage"]].round(3).to_string())
+extremes = pd.concat([per.head(3), per.tail(3)])
+print(extremes[["n", "no_pooling", "partial_pooling", "shrinkage"]].round(3).to_string())
 small = per.head(len(per) // 3)["shrinkage"].median()
 large = per.tail(len(per) // 3)["shrinkage"].median()
 print(f"\nMedian shrinkage of the slope: smallest third {small:.2f}, largest third {large:.2f}.")
