@@ -212,7 +212,7 @@ def _plan(parsed: ParsedFormula, sub, used: list[str], weights, offset, dask) ->
     single = list(dict.fromkeys(level_columns + group_columns))
     multi = list(dict.fromkeys(bar.group for bar in parsed.random if len(bar.group) > 1))
     found = dask.compute(*[complete[c].unique() for c in single],
-                         *[complete[list(g)].drop_duplicates() for g in multi])
+                         *[complete[list(g)].drop_duplicates(split_out=1) for g in multi])
     levels = {c: _global_levels(values, sub[c]) for c, values in zip(single, found)}
     if any(len(lv) == 0 for lv in levels.values()):  # every grouping factor has a level in a complete row
         raise DataError("no complete rows: every row has a missing value in one of "

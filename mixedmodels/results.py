@@ -214,7 +214,11 @@ class MixedModelResult:
                     rows.append((group, t.columns[b], t.columns[a], S[a, b], corr))
         if self.has_residual_row:
             rows.append(("Residual", None, None, self.sigma**2, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        frame = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        # one missing-value marker for absent names, as R's NA (pandas would mix None and NaN)
+        for column in ("var1", "var2"):
+            frame[column] = pd.array([pd.NA if v is None else v for v in frame[column].astype(object)], dtype=object)
+        return frame
 
     def is_singular(self, tol: float = SINGULAR_TOLERANCE) -> bool:
         """True when some θ on a diagonal (a standard deviation, relative to σ) is below tol."""
