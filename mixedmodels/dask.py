@@ -50,7 +50,9 @@ from .errors import (
 from .formula import ParsedFormula, parse_formula
 from .lmm import LinearMixedModel
 from .optimizer import OptimumReport
-from .reterm import ReTerm, TermSet, _lower_indices
+from .results import MixedModelResult
+from .threads import fitting_threads
+from .reterm import ReTerm, TermSet
 
 __all__ = ["lmer_dask", "DaskLmerResult", "CrossproductLMM", "is_dask_dataframe"]
 
@@ -179,11 +181,9 @@ def lmer_dask(formula: str, ddf, REML: bool = True, weights: str | None = None, 
     sub = ddf[used + extra]
     plan = _plan(parsed, sub, used, weights, offset, dask)
     partials = [dask.delayed(_partition_crossproducts)(part, plan) for part in sub.to_delayed()]
-    while len(partials) > 1:
-        partials = [dask.delayed(_add)(*partials[i:i + _SPLIT_EVERY])
-                    for i in range(0, len(partials), _SPLIT_EVERY)]
-    total = partials[0].compute()
-    return _fit(parsed, plan, total, REML, maxeval)
+    total = _tree(dask, partials, _add).compute()
+    with fitting_threads():
+        return _fit(parsed, plan, total, REML, maxeval)
 
 
 @dataclass(frozen=True)
@@ -204,15 +204,16 @@ class _Plan:
 
 def _plan(parsed: ParsedFormula, sub, used: list[str], weights, offset, dask) -> _Plan:
     """The global levels (one pass over the complete rows) and the layout of X and the terms."""
-    complete = sub.dropna()
     dtypes = sub.dtypes
     group_columns = list(dict.fromkeys(g for bar in parsed.random for g in bar.group))
     level_columns = [c for c in used if not pd.api.types.is_numeric_dtype(dtypes[c])
                      and not pd.api.types.is_bool_dtype(dtypes[c])]
     single = list(dict.fromkeys(level_columns + group_columns))
     multi = list(dict.fromkeys(bar.group for bar in parsed.random if len(bar.group) > 1))
-    found = dask.compute(*[complete[c].unique() for c in single],
-                         *[complete[list(g)].drop_duplicates(split_out=1) for g in multi])
+    wanted = [[c] for c in single] + [list(g) for g in multi]
+    found = _tree(dask, [dask.delayed(_partition_values)(part, wanted) for part in sub.to_delayed()],
+                  _merge_values).compute()
+    found = [f.iloc[:, 0] if len(cols) == 1 else f for f, cols in zip(found, wanted)]
     levels = {c: _global_levels(values, sub[c]) for c, values in zip(single, found)}
     if any(len(lv) == 0 for lv in levels.values()):  # every grouping factor has a level in a complete row
         raise DataError("no complete rows: every row has a missing value in one of "
@@ -249,6 +250,23 @@ def _plan(parsed: ParsedFormula, sub, used: list[str], weights, offset, dask) ->
     order = tuple(TermSet(tuple(placeholders)).order)
     return _Plan(parsed=parsed, used=tuple(used), weights=weights, offset=offset, categories=categories,
                  groups=groups, labels=labels, xnames=tuple(xnames), bars=tuple(bars), order=order)
+
+
+def _tree(dask, parts: list, combine):
+    """The partitions' results combined in a tree of fan-in _SPLIT_EVERY: one delayed object."""
+    while len(parts) > 1:
+        parts = [dask.delayed(combine)(*parts[i:i + _SPLIT_EVERY]) for i in range(0, len(parts), _SPLIT_EVERY)]
+    return parts[0] if parts else dask.delayed(combine)()
+
+
+def _partition_values(part: pd.DataFrame, wanted: list[list[str]]) -> list[pd.DataFrame]:
+    """The distinct values (rows) of each column group among the partition's complete rows."""
+    complete = part.dropna()
+    return [complete[cols].drop_duplicates() for cols in wanted]
+
+
+def _merge_values(*found: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    return [pd.concat(frames).drop_duplicates() for frames in zip(*found)]
 
 
 def _global_levels(values, column) -> pd.Index:
@@ -471,47 +489,48 @@ def _final_format(B):
     return B
 
 
+class _Components:
+    """What ``MixedModelResult``'s variance-component properties read, without rows: they are
+    borrowed from results.py, so that θ, its names, VarCorr and the groups are reported alike."""
+
+    has_residual_row = True
+
+    def __init__(self, model: CrossproductLMM, theta_engine: np.ndarray, factor, sigma: float):
+        self.model, self._theta_engine, self._factor, self.sigma = model, theta_engine, factor, sigma
+        reterms = model.reterms
+        self._public = sorted(range(len(reterms)), key=lambda i: -reterms[i].nlevels)  # lme4's order
+        self._engine_index = {formula_i: k for k, formula_i in enumerate(model.order)}
+
+    @property
+    def reterms(self) -> list[ReTerm]:
+        return [self.model.reterms[i] for i in self._public]
+
+    _engine = MixedModelResult._engine
+    term_groups = MixedModelResult.term_groups
+    theta = MixedModelResult.theta
+    theta_names = MixedModelResult.theta_names
+    ngroups = MixedModelResult.ngroups
+    covariances = MixedModelResult.covariances
+    varcorr = MixedModelResult.varcorr
+    is_singular = MixedModelResult.is_singular
+
+
 def _result(parsed, model: CrossproductLMM, report: OptimumReport, xnames: list[str], n_dropped: int,
             dropped: tuple[str, ...]) -> DaskLmerResult:
     L = model.factor(report.x)
     p, n = model.p, model.n
     sigma = float(L.r / np.sqrt(n - p if model.REML else n))
-    beta = pd.Series(L.beta(), index=xnames, name="Estimate")
-    vcov = pd.DataFrame(sigma**2 * L.beta_precision_inverse(), index=xnames, columns=xnames)
-    reterms = model.reterms
-    public = sorted(range(len(reterms)), key=lambda i: -reterms[i].nlevels)  # lme4's order
-    engine = {formula_i: k for k, formula_i in enumerate(model.order)}
-    slices = model.theta_slices()
-    theta = np.concatenate([report.x[slices[engine[i]]] for i in public])
-    names, rows, seen, ngroups = [], [], {}, {}
-    for i in public:
-        t, T = reterms[i], L.lambdas[engine[i]]
-        k = seen.get(t.group, 0)
-        label = t.group if k == 0 else f"{t.group}.{k}"
-        seen[t.group] = k + 1
-        ngroups.setdefault(t.group, t.nlevels)
-        for a, b in zip(*_lower_indices(t.p)):
-            names.append(f"{t.group}.{t.columns[a]}" if a == b else f"{t.group}.{t.columns[a]}.{t.columns[b]}")
-        S = sigma**2 * (T @ T.T)
-        sd = np.sqrt(np.diag(S))
-        for a, name in enumerate(t.columns):
-            rows.append((label, name, None, S[a, a], sd[a]))
-        for b in range(t.p):
-            for a in range(b + 1, t.p):
-                corr = S[a, b] / (sd[a] * sd[b]) if sd[a] > 0 and sd[b] > 0 else np.nan
-                rows.append((label, t.columns[b], t.columns[a], S[a, b], corr))
-    rows.append(("Residual", None, None, sigma**2, sigma))
+    parts = _Components(model, report.x, L, sigma)
     if not report.converged:
         warn(f"model failed to converge: {report.message}", ConvergenceWarning)
-    from .results import SINGULAR_TOLERANCE
-
-    if np.any(report.x[np.isfinite(model.theta_lower)] < SINGULAR_TOLERANCE):
+    if parts.is_singular():
         warn("boundary (singular) fit: a random-effect variance is (near) zero or a "
              "correlation is ±1; see the guide on singular fits", SingularFitWarning)
     return DaskLmerResult(
-        formula=parsed.text, REML=model.REML, nobs=n, n_dropped=n_dropped, fixef=beta, vcov=vcov, sigma=sigma,
-        theta=theta, theta_names=names, objective=float(report.fun),
-        deviance=float(model.objective(report.x, REML=False)),
-        varcorr=pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"]), ngroups=ngroups,
+        formula=parsed.text, REML=model.REML, nobs=n, n_dropped=n_dropped,
+        fixef=pd.Series(L.beta(), index=xnames, name="Estimate"),
+        vcov=pd.DataFrame(sigma**2 * L.beta_precision_inverse(), index=xnames, columns=xnames),
+        sigma=sigma, theta=parts.theta, theta_names=parts.theta_names, objective=float(report.fun),
+        deviance=float(model.objective(report.x, REML=False)), varcorr=parts.varcorr, ngroups=parts.ngroups,
         optimum=report, model=model, dropped_columns=dropped,
     )

@@ -347,6 +347,8 @@ def _drop_aliased(X: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, li
     Q = np.zeros((X.shape[0], 0))
     for j in range(X.shape[1]):
         col = X[:, j]
+        size = np.abs(col).max()
+        col = col / size if size > 0 else col  # scale first: a norm of values near 1e200 overflows
         norm = np.linalg.norm(col)
         resid = col - Q @ (Q.T @ col)
         rnorm = np.linalg.norm(resid)

@@ -84,6 +84,11 @@ class Family:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(link={self.link.name!r})"
 
+    @property
+    def label(self) -> str:
+        """The family as lme4's summary names it."""
+        return self.name
+
     def variance(self, mu: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -310,6 +315,10 @@ class NegativeBinomial(Family):
 
     def __repr__(self) -> str:
         return f"NegativeBinomial(theta={self.theta:.6g}, link={self.link.name!r})"
+
+    @property
+    def label(self) -> str:
+        return f"Negative Binomial({self.theta:.5g})"
 
     def variance(self, mu):
         return mu + mu**2 / self.theta

@@ -98,6 +98,9 @@ class GeneralizedLinearMixedModel(TermSet):
             beta = self._glm_start() if self._beta_start is None else self._beta_start
         u = [x.copy() for x in self._u_start]
         eta = self.X @ beta + self.random_part(u, lambdas) + self.offset
+        if not self.family.valid_eta(eta):  # the warm start left the family's range: start afresh
+            u = [np.zeros_like(x) for x in u]
+            eta = self.X @ beta + self.offset
         pdev, mu = self._pdev(eta, u)
         for _ in range(_PIRLS_MAXIT):
             L, new_beta, new_u = self._pwls_step(eta, mu, beta, lambdas, update_beta)
@@ -159,8 +162,14 @@ class GeneralizedLinearMixedModel(TermSet):
             sw = np.sqrt(w)
             new = np.linalg.lstsq(self.X * sw[:, None], z * sw, rcond=None)[0]
             done = np.allclose(new, beta, rtol=1e-8, atol=1e-10)
-            beta = new
-            eta = self.X @ beta + self.offset
+            new_eta = self.X @ new + self.offset
+            if not self.family.valid_eta(new_eta):
+                raise FitError(
+                    f"no valid starting values: the fixed-effects GLM gives means outside the range of the "
+                    f"{self.family.name} family with the {link.name} link; try a link that keeps the mean "
+                    "in range (e.g. 'log' for counts) or rescale the predictors"
+                )
+            beta, eta = new, new_eta
             mu = link.inverse(eta)
             if done:
                 break

@@ -7,11 +7,11 @@ in job order, computed:
 * on a ``concurrent.futures.ThreadPoolExecutor``: the payload (the fitted model) is
   shared by the threads, which only read it;
 * on any other ``concurrent.futures.Executor`` (``ProcessPoolExecutor``, loky,
-  mpi4py, ...): the payload is pickled once and sent with every chunk, and each chunk
-  unpickles it in the worker.  Fits of the package pickle with the standard library;
-  payloads that do not (a lambda as statistic, GLMM fits whose family holds lambdas)
-  are serialised with cloudpickle when it is installed, else a ``TypeError`` says
-  what to do.  ``task`` itself must be a module-level function;
+  mpi4py, ...): the payload travels with every chunk, pickled by the executor itself
+  (this module serialises nothing), and ``task`` must be a module-level function.
+  LMM fits pickle; a statistic must be a module-level function, not a lambda or a
+  local function; GLMM fits do not pickle while their family's links hold lambdas.
+  What cannot be pickled raises a ``TypeError`` saying so: use threads or Dask then;
 * on a ``dask.distributed.Client`` (recognised by having ``submit`` and ``gather``;
   dask is imported only then): the payload is scattered to the cluster once and the
   chunks are submitted as tasks.
@@ -32,7 +32,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import math
 import os
-import pickle
 import threading
 import warnings
 from contextlib import contextmanager
@@ -64,12 +63,16 @@ def run(task: Callable[[Any, Any], Any], payload: Any, jobs: Sequence[Any], exec
         chunks = [(start, jobs[start:start + size]) for start in range(0, len(jobs), size)]
         if kind == "dask":
             return _run_dask(executor, task, payload, chunks, len(jobs), bar)
-        if kind == "threads":
-            fn, arg = _run_chunk, payload
-        else:
-            fn, arg = _run_chunk_pickled, _serialize(payload)
-        futures = {executor.submit(fn, task, arg, chunk): (start, len(chunk)) for start, chunk in chunks}
-        return _collect(futures, cf.as_completed, len(jobs), bar)
+        fn = _run_chunk if kind == "threads" else _run_chunk_in_process
+        futures = {executor.submit(fn, task, payload, chunk): (start, len(chunk)) for start, chunk in chunks}
+        try:
+            return _collect(futures, cf.as_completed, len(jobs), bar)
+        except Exception as exc:
+            if kind == "processes" and _is_pickling_error(exc):
+                raise TypeError(
+                    f"cannot send the model or the statistic to worker processes ({exc}); use a module-level "
+                    "function as statistic, or a ThreadPoolExecutor or a Dask client") from exc
+            raise
     finally:
         bar.close()
 
@@ -132,22 +135,18 @@ def _run_chunk(task: Callable, payload: Any, jobs: list) -> list:
         return [task(payload, job) for job in jobs]
 
 
-def _run_chunk_pickled(task: Callable, blob: bytes, jobs: list) -> list:
-    return _run_chunk(task, pickle.loads(blob), jobs)
+def _run_chunk_in_process(task: Callable, payload: Any, jobs: list) -> list:
+    """A chunk in a worker process: one chunk at a time there, so it may set the process's
+    BLAS threads as fits in the main process do (``mixedmodels.threads``)."""
+    from .threads import fitting_threads
+
+    with fitting_threads():
+        return _run_chunk(task, payload, jobs)
 
 
-def _serialize(payload: Any) -> bytes:
-    """The payload as bytes for worker processes: pickle, else cloudpickle when installed."""
-    try:
-        return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, AttributeError, TypeError) as exc:
-        try:
-            import cloudpickle
-        except ImportError:
-            raise TypeError(
-                f"cannot send the model to worker processes: {exc}. Use a module-level function as "
-                "statistic, install cloudpickle, or use a ThreadPoolExecutor") from exc
-        return cloudpickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+def _is_pickling_error(exc: BaseException) -> bool:
+    return type(exc).__name__ == "PicklingError" or (
+        isinstance(exc, (TypeError, AttributeError)) and "pickle" in str(exc).lower())
 
 
 # ----- silencing the package's warnings during replicate refits ----------------------------

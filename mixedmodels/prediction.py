@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, FormulaError
+from .design import evaluate
 from .formula import parse_formula
 from .reterm import ReTerm
 
@@ -27,20 +28,16 @@ def linear_predictor(fit, newdata: pd.DataFrame, re_form: str | None = None,
         raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
     X = _replay(fit.design.model_spec, newdata, "fixed-effects")
     eta = X[:, list(fit.design.kept_columns)] @ fit.fixef.to_numpy()
-    groups = _random_groups(fit, re_form)
-    for t, b in zip(fit.model.terms, fit._b):
-        if t.group in groups:
-            eta = eta + _random_part(t, b, newdata, allow_new_levels)
+    for t, b in _selected_modes(fit, re_form):
+        eta = eta + _random_part(t, b, newdata, allow_new_levels)
     return eta + _offset(fit, newdata, offset)
 
 
 def fitted_linear_predictor(fit, re_form: str | None = None) -> np.ndarray:
     """η on the fitted rows with only the random effects that ``re_form`` names."""
-    groups = _random_groups(fit, re_form)
     eta = fit.design.X @ fit.fixef.to_numpy()
-    for t, b in zip(fit.model.terms, fit._b):
-        if t.group in groups:
-            eta = eta + t.times_b(b)
+    for t, b in _selected_modes(fit, re_form):
+        eta = eta + t.times_b(b)
     return eta if fit.design.offset is None else eta + fit.design.offset
 
 
@@ -65,21 +62,40 @@ def _replay(spec, newdata: pd.DataFrame, what: str) -> np.ndarray:
             raise DataError(f"newdata lacks the column {exc} that the model uses") from None
 
 
-def _random_groups(fit, re_form: str | None) -> set[str]:
+def _selected_modes(fit, re_form: str | None) -> list[tuple[ReTerm, np.ndarray]]:
+    """Each term with its modes, keeping only the effects ``re_form`` names (others set to 0).
+
+    As lme4, ``(1 | g)`` in re_form keeps g's intercepts but not its slopes.
+    """
+    wanted = _wanted_columns(fit, re_form)
+    out = []
+    for t, b in zip(fit.model.terms, fit._b):
+        if wanted is None:
+            out.append((t, b))
+        elif t.group in wanted:
+            keep = np.array([c in wanted[t.group] for c in t.columns], dtype=float)
+            out.append((t, b * keep))
+    return out
+
+
+def _wanted_columns(fit, re_form: str | None) -> dict[str, set[str]] | None:
+    """Grouping factor → the random-effect columns re_form names; None for all of them."""
     if re_form is None:
-        return {t.group for t in fit.design.reterms}
+        return None
     text = re_form.strip()
-    if text in ("~0", "~ 0", "NA", "~NA") or text.replace(" ", "") == "~0":
-        return set()
+    if text.replace(" ", "") in ("~0", "NA", "~NA"):
+        return {}
     parsed = parse_formula(text if "~" in text else f"~ {text}")
-    wanted = {bar.group_name for bar in parsed.random}
     known = {t.group for t in fit.design.reterms}
-    unknown = wanted - known
-    if unknown or not wanted:
+    if not parsed.random or any(bar.group_name not in known for bar in parsed.random):
         raise FormulaError(
             f"re_form must name random-effect terms of the model ({', '.join(sorted(known))}), "
             f"or be '~0' for none; got {re_form!r}"
         )
+    wanted: dict[str, set[str]] = {}
+    for bar in parsed.random:
+        _, names = evaluate(bar.expr, fit.design.frame.iloc[:1], f"re_form's term ({bar.expr} | {bar.group_name})")
+        wanted.setdefault(bar.group_name, set()).update(names)
     return wanted
 
 

@@ -58,7 +58,7 @@ class Summary:
             lines = [f"Linear mixed model fit by {kind} ['lmerMod']"]
         else:
             lines = [f"Generalized linear mixed model fit by {f.method} ['glmerMod']",
-                     f" Family: {family.name}  ( {family.link.name} )"]
+                     f" Family: {family.label}  ( {family.link.name} )"]
         lines.append(f"Formula: {f.formula}")
         if f.data_name:
             lines.append(f"   Data: {f.data_name}")
@@ -141,7 +141,7 @@ def fixed_effects_block(table: pd.DataFrame) -> str:
         elif c == "df":  # lmerTest shows df with the estimates' decimals
             columns.append([f"{v:.{decimals}f}" for v in table[c]])
         else:
-            columns.append(format_column(table[c].tolist(), 4))
+            columns.append(format_column(np.round(table[c], 3).tolist(), 4))  # printCoefmat: dig.tst
     header = [""] + list(table.columns)
     align = ["l"] + ["r"] * len(table.columns)
     if pcol:

@@ -80,3 +80,15 @@ def test_missing_predictor_gives_nan_and_missing_column_an_error(sleep):
     assert np.isfinite(pred.iloc[0]) and np.isnan(pred.iloc[1])
     with pytest.raises(mm.DataError, match="Subject"):
         fit.predict(newdata=pd.DataFrame({"Days": [1.0]}))
+
+
+def test_re_form_keeps_only_the_named_effects(sleep):
+    """As lme4: re_form = ~(1 | Subject) on a (Days | Subject) model keeps the intercepts only."""
+    data, fit = sleep
+    b = fit.ranef["Subject"].loc[data["Subject"].astype(str)]
+    beta = fit.fixef
+    expected = beta["(Intercept)"] + beta["Days"] * data["Days"].to_numpy() + b["(Intercept)"].to_numpy()
+    np.testing.assert_allclose(fit.predict(newdata=data, re_form="~(1 | Subject)"), expected)
+    np.testing.assert_allclose(fit.predict(re_form="~(1 | Subject)"), expected)
+    slopes_only = beta["(Intercept)"] + (beta["Days"] + b["Days"].to_numpy()) * data["Days"].to_numpy()
+    np.testing.assert_allclose(fit.predict(newdata=data, re_form="~(0 + Days | Subject)"), slopes_only)
