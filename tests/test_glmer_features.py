@@ -160,3 +160,15 @@ def test_glmer_nb_matches_lme4_glmer_nb():
     assert np.all(np.abs(fit.fixef.to_numpy() - ref["beta"]) <= 0.02 * se)
     np.testing.assert_allclose(fit.se, se, rtol=0.02)
     np.testing.assert_allclose(fit.theta, ref["theta"], rtol=0.02)
+
+
+def test_empty_data_and_bad_nagq_are_clear_errors():
+    empty = mm.datasets.load("cbpp").iloc[:0]
+    with pytest.raises(mm.DataError, match="data has no rows"):
+        mm.glmer(CBPP, empty, family="binomial")
+    with pytest.raises(mm.DataError, match="data has no rows"):
+        mm.lmer("Reaction ~ Days + (1|Subject)", mm.datasets.load("sleepstudy").iloc[:0])
+    with pytest.raises(mm.MixedModelsError, match="nAGQ must be 0, 1 or a larger number"):
+        mm.glmer(CBPP, mm.datasets.load("cbpp"), family="binomial", nAGQ=-1)
+    with pytest.raises(mm.DataError, match="must be a pandas DataFrame"):
+        mm.lmer("Reaction ~ Days + (1|Subject)", {"Reaction": [1.0]})
