@@ -3,6 +3,7 @@
 from . import datasets, families
 from .anova import AnovaTable, anova, ranova
 from .api import glmer, glmer_nb, lmer
+from .dask import DaskLmerResult, lmer_dask
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -32,6 +33,8 @@ __all__ = [
     "lmer",
     "glmer",
     "glmer_nb",
+    "lmer_dask",
+    "DaskLmerResult",
     "LmerResult",
     "GlmerResult",
     "families",

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
+from .dask import is_dask_dataframe
 from .design import build_design
 from .errors import DataError, FitError, FormulaError
 from .families import Family, NegativeBinomial, get_family
@@ -33,10 +34,17 @@ def lmer(
 
     ``weights`` and ``offset`` are column names or vectors as long as ``data``.
     Rows with a missing value in any variable the model uses are dropped and
-    counted (``m.n_dropped``); ``data`` itself is never modified.  ``safe=True``
+    counted (``m.n_dropped``); ``data`` itself is never modified.  A Dask DataFrame
+    is fitted from partition-wise crossproducts (see ``mixedmodels.dask``).  ``safe=True``
     checks the formula first (``mixedmodels.safety.check_formula``): use it for
     formulas from untrusted sources, since formulaic runs Python code in formulas.
     """
+    if is_dask_dataframe(data):
+        if start is not None:
+            raise DataError("start is not supported for Dask data")
+        from .dask import lmer_dask
+
+        return lmer_dask(formula, data, REML=REML, weights=weights, offset=offset, maxeval=maxeval, safe=safe)
     if safe:
         check_formula(formula)
     parsed = parse_formula(formula)

@@ -62,7 +62,8 @@ _ALIAS_TOLERANCE = 1e-7  # as design._drop_aliased: relative norm of a column's 
 
 def is_dask_dataframe(data: object) -> bool:
     """Whether ``data`` is a Dask DataFrame (checked without importing dask)."""
-    return type(data).__module__.startswith("dask.") and hasattr(data, "to_delayed") and hasattr(data, "columns")
+    module = type(data).__module__
+    return module.startswith(("dask.", "dask_expr")) and hasattr(data, "to_delayed") and hasattr(data, "columns")
 
 
 # ----- the model on precomputed crossproducts --------------------------------------------
@@ -276,6 +277,8 @@ def _global_levels(values, column) -> pd.Index:
     if isinstance(dtype, pd.CategoricalDtype) and getattr(column.cat, "known", True):
         seen = set(present.astype(object))
         return pd.Index([c for c in dtype.categories if c in seen])
+    if isinstance(present.dtype, pd.CategoricalDtype):  # categories unknown to Dask: sort the values
+        present = present.astype(object)
     return pd.Index(pd.unique(present)).sort_values()
 
 

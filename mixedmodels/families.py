@@ -29,9 +29,14 @@ class Link:
     mu_eta: Callable[[np.ndarray], np.ndarray]
 
 
+# Links as module-level functions (picklable, so fits can be sent to worker processes).
 def _logit_inv(eta):
     mu = special.expit(eta)
     return np.clip(mu, _EPS, 1 - _EPS, out=mu)
+
+
+def _logit_mu_eta(eta):
+    return np.maximum(special.expit(eta) * special.expit(-eta), _EPS)
 
 
 def _probit_inv(eta):
@@ -39,8 +44,21 @@ def _probit_inv(eta):
     return stats.norm.cdf(np.clip(eta, -thresh, thresh))
 
 
+def _probit_mu_eta(eta):
+    return np.maximum(stats.norm.pdf(eta), _EPS)
+
+
+def _cloglog(mu):
+    return np.log(-np.log1p(-mu))
+
+
 def _cloglog_inv(eta):
     return np.clip(-np.expm1(-np.exp(np.minimum(eta, 700))), _EPS, 1 - _EPS)
+
+
+def _cloglog_mu_eta(eta):
+    eta = np.minimum(eta, 700)
+    return np.maximum(np.exp(eta - np.exp(eta)), _EPS)
 
 
 def _cauchit_inv(eta):
@@ -48,18 +66,56 @@ def _cauchit_inv(eta):
     return stats.cauchy.cdf(np.clip(eta, -thresh, thresh))
 
 
+def _cauchit_mu_eta(eta):
+    return np.maximum(stats.cauchy.pdf(eta), _EPS)
+
+
+def _exp_floor(eta):
+    return np.maximum(np.exp(eta), _EPS)
+
+
+def _identity(x):
+    return x
+
+
+def _reciprocal(x):
+    return 1 / x
+
+
+def _reciprocal_mu_eta(eta):
+    return -1 / eta**2
+
+
+def _square(eta):
+    return eta**2
+
+
+def _twice(eta):
+    return 2 * eta
+
+
+def _inverse_square(mu):
+    return 1 / mu**2
+
+
+def _inverse_sqrt(eta):
+    return 1 / np.sqrt(eta)
+
+
+def _inverse_sqrt_mu_eta(eta):
+    return -1 / (2 * eta**1.5)
+
+
 LINKS: dict[str, Link] = {
-    "logit": Link("logit", special.logit, _logit_inv,
-                  lambda eta: np.maximum(special.expit(eta) * special.expit(-eta), _EPS)),
-    "probit": Link("probit", stats.norm.ppf, _probit_inv, lambda eta: np.maximum(stats.norm.pdf(eta), _EPS)),
-    "cloglog": Link("cloglog", lambda mu: np.log(-np.log1p(-mu)), _cloglog_inv,
-                    lambda eta: np.maximum(np.exp(np.minimum(eta, 700) - np.exp(np.minimum(eta, 700))), _EPS)),
-    "cauchit": Link("cauchit", stats.cauchy.ppf, _cauchit_inv, lambda eta: np.maximum(stats.cauchy.pdf(eta), _EPS)),
-    "log": Link("log", np.log, lambda eta: np.maximum(np.exp(eta), _EPS), lambda eta: np.maximum(np.exp(eta), _EPS)),
-    "identity": Link("identity", lambda mu: mu, lambda eta: eta, np.ones_like),
-    "inverse": Link("inverse", lambda mu: 1 / mu, lambda eta: 1 / eta, lambda eta: -1 / eta**2),
-    "sqrt": Link("sqrt", np.sqrt, lambda eta: eta**2, lambda eta: 2 * eta),
-    "1/mu^2": Link("1/mu^2", lambda mu: 1 / mu**2, lambda eta: 1 / np.sqrt(eta), lambda eta: -1 / (2 * eta**1.5)),
+    "logit": Link("logit", special.logit, _logit_inv, _logit_mu_eta),
+    "probit": Link("probit", stats.norm.ppf, _probit_inv, _probit_mu_eta),
+    "cloglog": Link("cloglog", _cloglog, _cloglog_inv, _cloglog_mu_eta),
+    "cauchit": Link("cauchit", stats.cauchy.ppf, _cauchit_inv, _cauchit_mu_eta),
+    "log": Link("log", np.log, _exp_floor, _exp_floor),
+    "identity": Link("identity", _identity, _identity, np.ones_like),
+    "inverse": Link("inverse", _reciprocal, _reciprocal, _reciprocal_mu_eta),
+    "sqrt": Link("sqrt", np.sqrt, _square, _twice),
+    "1/mu^2": Link("1/mu^2", _inverse_square, _inverse_sqrt, _inverse_sqrt_mu_eta),
 }
 
 

@@ -47,34 +47,42 @@ def run(task: Callable[[Any, Any], Any], payload: Any, jobs: Sequence[Any], exec
         progress: bool | None = None, desc: str = "bootstrap", chunk_size: int | None = None) -> list:
     """``[task(payload, job) for job in jobs]``, on ``executor`` (see the module docstring)."""
     from .bootstrap import _Progress
+    from .threads import fitting_threads
 
     jobs = list(jobs)
     kind = _kind(executor)
     bar = _Progress(len(jobs), enabled=progress, desc=desc)
-    try:
-        if kind == "serial":
-            out = []
-            with quiet_refits():
-                for job in jobs:
-                    out.append(task(payload, job))
-                    bar.step()
-            return out
-        size = chunk_size or max(1, math.ceil(len(jobs) / (4 * n_workers(executor))))
-        chunks = [(start, jobs[start:start + size]) for start in range(0, len(jobs), size)]
-        if kind == "dask":
-            return _run_dask(executor, task, payload, chunks, len(jobs), bar)
-        fn = _run_chunk if kind == "threads" else _run_chunk_in_process
-        futures = {executor.submit(fn, task, payload, chunk): (start, len(chunk)) for start, chunk in chunks}
+    # held for the whole run: refits in threads that set the (process-wide) BLAS limit again
+    # then save and restore this same value, so their overlapping contexts cannot leave it changed
+    with fitting_threads():
         try:
-            return _collect(futures, cf.as_completed, len(jobs), bar)
-        except Exception as exc:
-            if kind == "processes" and _is_pickling_error(exc):
-                raise TypeError(
-                    f"cannot send the model or the statistic to worker processes ({exc}); use a module-level "
-                    "function as statistic, or a ThreadPoolExecutor or a Dask client") from exc
-            raise
-    finally:
-        bar.close()
+            return _dispatch(task, payload, jobs, executor, kind, bar, chunk_size)
+        finally:
+            bar.close()
+
+
+def _dispatch(task, payload, jobs: list, executor, kind: str, bar, chunk_size: int | None) -> list:
+    if kind == "serial":
+        out = []
+        with quiet_refits():
+            for job in jobs:
+                out.append(task(payload, job))
+                bar.step()
+        return out
+    size = chunk_size or max(1, math.ceil(len(jobs) / (4 * n_workers(executor))))
+    chunks = [(start, jobs[start:start + size]) for start in range(0, len(jobs), size)]
+    if kind == "dask":
+        return _run_dask(executor, task, payload, chunks, len(jobs), bar)
+    fn = _run_chunk if kind == "threads" else _run_chunk_in_process
+    futures = {executor.submit(fn, task, payload, chunk): (start, len(chunk)) for start, chunk in chunks}
+    try:
+        return _collect(futures, cf.as_completed, len(jobs), bar)
+    except Exception as exc:
+        if kind == "processes" and _is_pickling_error(exc):
+            raise TypeError(
+                f"cannot send the model or the statistic to worker processes ({exc}); use a module-level "
+                "function as statistic, or a ThreadPoolExecutor or a Dask client") from exc
+        raise
 
 
 def is_dask_client(executor: Any) -> bool:
@@ -124,7 +132,8 @@ def _collect(futures: dict, as_completed: Callable, n: int, bar) -> list:
 def _run_dask(client, task, payload, chunks, n: int, bar) -> list:
     from distributed import as_completed
 
-    shared = client.scatter(payload, broadcast=False, hash=False) if hasattr(client, "scatter") else payload
+    # one future for the whole payload (scatter would split a tuple into one future per item)
+    shared = client.scatter([payload], broadcast=False, hash=False)[0] if hasattr(client, "scatter") else payload
     futures = {client.submit(_run_chunk, task, shared, chunk, pure=False): (start, len(chunk))
                for start, chunk in chunks}
     return _collect(futures, as_completed, n, bar)

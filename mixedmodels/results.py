@@ -286,19 +286,25 @@ class MixedModelResult:
         return parameters(self)
 
     @with_fitting_threads
-    def bootstrap(self, nsim: int = 1000, seed: int | None = None, statistic=None, progress: bool | None = None):
-        """Parametric bootstrap (lme4's bootMer), reproducible by seed; see BootstrapResult."""
+    def bootstrap(self, nsim: int = 1000, seed: int | None = None, statistic=None, progress: bool | None = None,
+                  executor=None):
+        """Parametric bootstrap (lme4's bootMer), reproducible by seed; see BootstrapResult.
+
+        ``executor``: a concurrent.futures executor or a dask.distributed Client to spread
+        the refits over; the replicates are the same as serially.
+        """
         from .bootstrap import bootstrap
 
-        return bootstrap(self, nsim, seed, statistic, progress)
+        return bootstrap(self, nsim, seed, statistic, progress, executor=executor)
 
     @with_fitting_threads
     def confint(self, method: str = "wald", level: float = 0.95, nsim: int = 500, seed: int | None = None,
-                progress: bool | None = None) -> pd.DataFrame:
-        """Confidence intervals, one row per parameter: 'wald' (fixed effects) or 'boot' (all)."""
+                progress: bool | None = None, executor=None) -> pd.DataFrame:
+        """Confidence intervals, one row per parameter: 'wald' (fixed effects), 'profile'
+        (lmer, as lme4) or 'boot' (parametric bootstrap; ``executor`` as in bootstrap)."""
         from .bootstrap import confint
 
-        return confint(self, method, level, nsim, seed, progress)
+        return confint(self, method, level, nsim, seed, progress, executor=executor)
 
     # ----- prediction ----------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,

@@ -128,3 +128,12 @@ def test_power_through_the_dask_client_equals_the_serial_one(client):
     serial = mm.power(fit, "Days", **args)
     spread = mm.power(fit, "Days", executor=client, **args)
     pd.testing.assert_frame_equal(serial.table, spread.table, check_exact=True)
+
+
+def test_lmer_dispatches_dask_frames(client):
+    df = mm.datasets.load("sleepstudy")
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)", dd.from_pandas(df, npartitions=3))
+    assert isinstance(fit, mm.DaskLmerResult)
+    assert fit.objective == pytest.approx(mm.lmer("Reaction ~ Days + (Days | Subject)", df).objective, rel=1e-10)
+    with pytest.raises(mm.DataError, match="start is not supported"):
+        mm.lmer("Reaction ~ Days + (Days | Subject)", dd.from_pandas(df, npartitions=3), start=[1, 0, 1])

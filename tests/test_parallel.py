@@ -171,3 +171,10 @@ def test_quiet_refits_leaves_no_filter_behind(threads):
         assert warnings.filters == before
         warnings.warn("after", MixedModelsWarning)
         assert [str(w.message) for w in caught] == ["after"]
+
+
+def test_threaded_refits_leave_the_blas_threads_as_they_were(small, threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = [(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()]
+    power(small, "x", nsim=8, seed=1, progress=False, executor=threads)  # refits call satterthwaite()
+    assert [(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()] == before
