@@ -15,9 +15,10 @@ import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 _blas_threads: int | None = 1
+_controller: ThreadpoolController | None = None  # found once: scanning the loaded libraries costs ms
 
 
 def set_blas_threads(n: int | None) -> None:
@@ -30,7 +31,12 @@ def set_blas_threads(n: int | None) -> None:
 
 def fitting_threads() -> AbstractContextManager:
     """A context in which BLAS uses the configured number of threads."""
-    return nullcontext() if _blas_threads is None else threadpool_limits(limits=_blas_threads, user_api="blas")
+    global _controller
+    if _blas_threads is None:
+        return nullcontext()
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=_blas_threads, user_api="blas")
 
 
 def with_fitting_threads(func: Callable) -> Callable:
