@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 import pytest
+import threadpoolctl
 
 import mixedmodels as mm
 from mixedmodels import parallel
@@ -174,7 +175,6 @@ def test_quiet_refits_leaves_no_filter_behind(threads):
 
 
 def test_threaded_refits_leave_the_blas_threads_as_they_were(small, threads):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
     before = [(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()]
     power(small, "x", nsim=8, seed=1, progress=False, executor=threads)  # refits call satterthwaite()
     assert [(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()] == before
