@@ -85,7 +85,7 @@ def check_applicable(fit: LmerResult) -> None:
     if fit.nobs > MAX_NOBS:
         raise MixedModelsError(
             f"Kenward-Roger's method works with dense n×n matrices and is limited to {MAX_NOBS} "
-            f"observations; this fit has {fit.nobs} (an {fit.nobs}×{fit.nobs} matrix takes "
+            f"observations; this fit has {fit.nobs} (the dense {fit.nobs}×{fit.nobs} matrix takes "
             f"{fit.nobs**2 * 8 / 1e9:.1f} GB); use ddf='Satterthwaite' instead"
         )
 

@@ -114,8 +114,8 @@ def _read(name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     damaged = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, RuntimeError)
     try:
         archive = np.load(name, allow_pickle=False)  # OSErrors (no such file, ...) pass through
-    except damaged as exc:
-        raise fail(f"not a mixedmodels model file, or a truncated or corrupted one ({exc})") from exc
+    except damaged as exc:  # numpy's own text would suggest allow_pickle, which we never use
+        raise fail(f"not a mixedmodels model file, or a truncated or corrupted one ({type(exc).__name__})") from exc
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise fail("not a mixedmodels model file (a single .npy array, not an .npz archive)")
     try:
