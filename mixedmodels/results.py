@@ -243,18 +243,18 @@ class MixedModelResult:
         """The residual (observation-level) variance on the latent scale; σ² for LMMs."""
         return self.sigma**2
 
-    def icc(self, by_group: bool = False) -> dict:
+    def icc(self, by_group: bool | None = None) -> dict:
         """Intraclass correlation (performance::icc): adjusted and unadjusted.
 
         Adjusted = σ²_RE / (σ²_RE + σ²_ε); unadjusted also counts the variance of the
         fixed-effects predictions.  Random slopes enter through the mean of zᵢᵀΣzᵢ
         (Johnson 2014), also for uncorrelated (||) terms.  ``by_group`` adds one
-        entry per grouping factor.
+        entry per grouping factor; by default it does when there are several.
         """
         per_group, fixed, resid = self._variance_parts()
         re = sum(per_group.values())
         out: dict = {"adjusted": re / (re + resid), "unadjusted": re / (re + resid + fixed)}
-        if by_group:
+        if len(per_group) > 1 if by_group is None else by_group:
             out["by_group"] = {
                 g: {"adjusted": v / (re + resid), "unadjusted": v / (re + resid + fixed)}
                 for g, v in per_group.items()

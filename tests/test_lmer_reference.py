@@ -95,3 +95,16 @@ def test_uncorrelated_slope_counts_in_icc():
     """performance 0.10.2 ignores the || slope variance; we count it as for (Days | Subject)."""
     _, fit = fitted("sleepstudy_uncorr_reml")
     assert fit.icc()["adjusted"] == pytest.approx(0.72, abs=0.01)
+
+
+def test_icc_per_grouping_factor():
+    """With several grouping factors the ICC comes per factor too; the parts add up."""
+    _, fit = fitted("penicillin_crossed")
+    icc = fit.icc()
+    parts = icc["by_group"]
+    assert set(parts) == {"plate", "sample"}
+    assert sum(p["adjusted"] for p in parts.values()) == pytest.approx(icc["adjusted"])
+    vc = fit.varcorr.set_index("grp")["vcov"]
+    total = vc.sum()
+    assert parts["sample"]["adjusted"] == pytest.approx(vc["sample"] / total)
+    assert "by_group" not in fitted("sleepstudy_slope_reml")[1].icc()
