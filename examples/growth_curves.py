@@ -17,17 +17,7 @@ import numpy as np
 import pandas as pd
 
 import mixedmodels as mm
-
-
-def section(title: str, *explanation: str) -> None:
-    """A heading and a few lines of plain-language explanation."""
-    print()
-    print("=" * 72)
-    print(title)
-    print("=" * 72)
-    for line in explanation:
-        print(line)
-    print()
+from _teaching import section
 
 
 sleep = mm.datasets.load("sleepstudy")

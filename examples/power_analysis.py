@@ -19,20 +19,10 @@ import numpy as np
 import pandas as pd
 
 import mixedmodels as mm
+from _teaching import section
 
 NSIM = 40          # far too few for a real study: use 500-1000 there
 EFFECT = 4.0       # the smallest treatment effect worth detecting (score points)
-
-
-def section(title: str, *explanation: str) -> None:
-    """A heading and a few lines of plain-language explanation."""
-    print()
-    print("=" * 72)
-    print(title)
-    print("=" * 72)
-    for line in explanation:
-        print(line)
-    print()
 
 
 def pilot(school_sd: float, seed: int) -> pd.DataFrame:

@@ -9,17 +9,7 @@ effects), then ask how much of the variation lies between subjects.
 """
 
 import mixedmodels as mm
-
-
-def section(title: str, *explanation: str) -> None:
-    """A heading and a few lines of plain-language explanation."""
-    print()
-    print("=" * 72)
-    print(title)
-    print("=" * 72)
-    for line in explanation:
-        print(line)
-    print()
+from _teaching import section
 
 
 sleep = mm.datasets.load("sleepstudy")

@@ -50,13 +50,31 @@ def _term_name(term: str) -> str:
     return re.sub(r"C\(([^,()]+), contr\.\w+\)", r"\1", term)
 
 
-def anova_table(fit) -> AnovaTable:
-    """lmerTest's type III table: Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F)."""
+def _satterthwaite_row(fit, L: np.ndarray) -> tuple[float, int, float, float, float]:
+    test = satterthwaite_f(fit, L)
+    return test.F, test.NumDF, test.DenDF, test.F, test.p
+
+
+def _kenward_roger_row(fit, L: np.ndarray) -> tuple[float, int, float, float, float]:
+    from .kenward_roger import kr_test
+
+    r = kr_test(fit, L)
+    return r.F_unscaled, r.NumDF, r.DenDF, r.F, r.p  # Sum Sq from the unscaled F, as lmerTest
+
+
+_ROWS = {"Satterthwaite": _satterthwaite_row, "Kenward-Roger": _kenward_roger_row}
+
+
+def anova_table(fit, ddf: str = "Satterthwaite") -> AnovaTable:
+    """lmerTest's type III table: Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F).
+
+    Mean Sq = F σ² (for Kenward-Roger the F before its scaling), Sum Sq = Mean Sq · NumDF.
+    """
     rows = {}
     for name, L in type3_contrasts(fit).items():
-        test = satterthwaite_f(fit, L)
-        mean_sq = test.F * fit.sigma**2
-        rows[name] = (mean_sq * test.NumDF, mean_sq, test.NumDF, test.DenDF, test.F, test.p)
+        f_for_ss, num_df, den_df, F, p = _ROWS[ddf](fit, L)
+        mean_sq = f_for_ss * fit.sigma**2
+        rows[name] = (mean_sq * num_df, mean_sq, num_df, den_df, F, p)
     table = pd.DataFrame.from_dict(rows, orient="index",
                                    columns=["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"])
-    return AnovaTable(table, ["Type III Analysis of Variance Table with Satterthwaite's method"], {})
+    return AnovaTable(table, [f"Type III Analysis of Variance Table with {ddf}'s method"], {})

@@ -56,7 +56,6 @@ from .reterm import _lower_indices
 from .satterthwaite import FTest
 
 if TYPE_CHECKING:
-    from .anova import AnovaTable
     from .results import LmerResult
 
 MAX_NOBS = 5000  # dense n×n matrices: 5000² doubles are 200 MB each
@@ -270,19 +269,3 @@ def kenward_roger_f(fit: LmerResult, L: np.ndarray) -> FTest:
     """Kenward–Roger F test of Lβ = 0: scaled F value, NumDF, DenDF (m), Pr(>F)."""
     r = kr_test(fit, L)
     return FTest(r.F, r.NumDF, r.DenDF, r.p)
-
-
-def anova_table(fit: LmerResult) -> AnovaTable:
-    """lmerTest's ``anova(m, ddf = "Kenward-Roger")``: type III tests, Sum Sq and Mean Sq from the
-    unscaled F (Mean Sq = F_unscaled σ²), F value the scaled F."""
-    from .anova import AnovaTable
-    from .fixed_tests import type3_contrasts
-
-    rows = {}
-    for name, L in type3_contrasts(fit).items():
-        r = kr_test(fit, L)
-        mean_sq = r.F_unscaled * fit.sigma**2
-        rows[name] = (mean_sq * r.NumDF, mean_sq, r.NumDF, r.DenDF, r.F, r.p)
-    table = pd.DataFrame.from_dict(rows, orient="index",
-                                   columns=["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"])
-    return AnovaTable(table, ["Type III Analysis of Variance Table with Kenward-Roger's method"], {})

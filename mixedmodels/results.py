@@ -462,15 +462,15 @@ class LmerResult(MixedModelResult):
         """
         if type != 3:
             raise ValueError(f"type must be 3 (types I and II are planned), not {type!r}")
-        if ddf == "Kenward-Roger":
-            from .kenward_roger import anova_table as kenward_roger_table
-
-            return kenward_roger_table(self)
-        if ddf != "Satterthwaite":
+        if ddf not in ("Satterthwaite", "Kenward-Roger"):
             raise ValueError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', not {ddf!r}")
+        if ddf == "Kenward-Roger":
+            from .kenward_roger import check_applicable
+
+            check_applicable(self)
         from .fixed_tests import anova_table
 
-        return anova_table(self)
+        return anova_table(self, ddf)
 
     def summary(self, ddf: str = "Satterthwaite"):
         """lmerTest's summary: t tests with Satterthwaite (default) or Kenward-Roger df, or

@@ -99,7 +99,8 @@ import pytest
 
 import mixedmodels as mm
 import mixedmodels.kenward_roger as kr
-from mixedmodels.kenward_roger import (anova_table, kenward_roger, kenward_roger_f, kr_pieces, kr_test,
+from mixedmodels.fixed_tests import anova_table
+from mixedmodels.kenward_roger import (kenward_roger, kenward_roger_f, kr_pieces, kr_test,
                                        vcov_adjusted)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kenward_roger"
@@ -181,7 +182,7 @@ def test_f_tests(name):
 @pytest.mark.parametrize("name", UNWEIGHTED)
 def test_anova_tables(name):
     ref = reference(name)
-    table = anova_table(fit(name)).table
+    table = anova_table(fit(name), "Kenward-Roger").table
     assert list(table.columns) == ["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]
     assert list(table.index) == [t["term"] for t in ref["anova"]]
     for term in ref["anova"]:
