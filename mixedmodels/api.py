@@ -45,20 +45,27 @@ def lmer(
         from .dask import lmer_dask
 
         return lmer_dask(formula, data, REML=REML, weights=weights, offset=offset, maxeval=maxeval, safe=safe)
+    parsed, design = _mixed_design("lmer", formula, data, safe, weights, offset)
+    model = LinearMixedModel(design, REML=REML)
+    report = model.fit(theta0=_engine_start(model, start), maxeval=maxeval)
+    return LmerResult(parsed, model, report, data_name=data.attrs.get("name"))
+
+
+def _mixed_design(kind: str, formula: str, data: pd.DataFrame, safe: bool, weights: object,
+                  offset: object, binomial: bool = False):
+    """The parsed formula and the design of a mixed model, after the checks every fit shares."""
     if safe:
         check_formula(formula)
     parsed = parse_formula(formula)
     if not parsed.random:
         raise FormulaError(
-            "lmer needs at least one random-effects term such as (1 | group); "
-            "for a model without random effects use an ordinary linear model",
+            f"{kind} needs at least one random-effects term such as (1 | group); "
+            "for a model without random effects use mixedmodels.lm",
             formula,
         )
-    design = build_design(parsed, data, weights=weights, offset=offset)
-    _check_groups(design)
-    model = LinearMixedModel(design, REML=REML)
-    report = model.fit(theta0=_engine_start(model, start), maxeval=maxeval)
-    return LmerResult(parsed, model, report, data_name=data.attrs.get("name"))
+    design = build_design(parsed, data, weights=weights, offset=offset, binomial=binomial)
+    _check_groups(design, lmm=kind == "lmer")
+    return parsed, design
 
 
 def _check_groups(design, lmm: bool = True) -> None:
@@ -84,9 +91,8 @@ def _engine_start(model: LinearMixedModel, start: object):
     if start.shape != model.theta_start.shape:
         raise DataError(f"start must have {model.theta_start.size} values (θ in lme4's order), not {start.size}")
     reterms = model.design.reterms
-    public = sorted(range(len(reterms)), key=lambda i: -reterms[i].nlevels)
-    sizes = [reterms[i].ntheta for i in public]
-    pieces = dict(zip(public, np.split(start, np.cumsum(sizes)[:-1])))
+    sizes = [reterms[i].ntheta for i in model.lme4_order]
+    pieces = dict(zip(model.lme4_order, np.split(start, np.cumsum(sizes)[:-1])))
     return np.concatenate([pieces[i] for i in model.order])
 
 
@@ -114,11 +120,7 @@ def glmer(
     if safe:
         check_formula(formula)
     fam = get_family(family)
-    parsed = parse_formula(formula)
-    if not parsed.random:
-        raise FormulaError("glmer needs at least one random-effects term such as (1 | group)", formula)
-    design = build_design(parsed, data, weights=weights, offset=offset, binomial=fam.name == "binomial")
-    _check_groups(design, lmm=False)
+    parsed, design = _mixed_design("glmer", formula, data, False, weights, offset, binomial=fam.name == "binomial")
     model = GeneralizedLinearMixedModel(design, fam, nAGQ=nAGQ)
     try:
         stage1, stage2 = model.fit(maxeval=maxeval)
@@ -148,13 +150,7 @@ def glmer_nb(
     ``family.theta`` is the estimate; ``df`` counts it.  ``safe=True`` checks the
     formula first, as in lmer.
     """
-    if safe:
-        check_formula(formula)
-    parsed = parse_formula(formula)
-    if not parsed.random:
-        raise FormulaError("glmer_nb needs at least one random-effects term such as (1 | group)", formula)
-    design = build_design(parsed, data, weights=weights, offset=offset)
-    _check_groups(design, lmm=False)
+    parsed, design = _mixed_design("glmer_nb", formula, data, safe, weights, offset)
     poisson = GeneralizedLinearMixedModel(design, get_family("poisson", link), nAGQ=nAGQ)
     _, report = poisson.fit(maxeval=maxeval)
     mu = poisson.pirls(report.x[: poisson.ntheta], report.x[poisson.ntheta:]).mu

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .criteria import InformationCriteria
 from .crossprod import CrossproductBuilder, Crossproducts
 from .design import _check_finite, _numeric, _optional_vector, _response, _used_columns, evaluate
 from .errors import (
@@ -97,7 +98,7 @@ class CrossproductLMM(LinearMixedModel):
 
 
 @dataclass
-class DaskLmerResult:
+class DaskLmerResult(InformationCriteria):
     """A linear mixed model fitted from crossproducts (Dask data): the estimates, no per-row quantities.
 
     Terms are reported in lme4's order (decreasing number of levels), as ``LmerResult``.
@@ -121,24 +122,12 @@ class DaskLmerResult:
     dropped_columns: tuple[str, ...] = ()
 
     @property
-    def se(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.vcov)), index=self.vcov.index, name="Std. Error")
-
-    @property
     def loglik(self) -> float:
         return -0.5 * self.objective
 
     @property
     def df(self) -> int:
         return len(self.fixef) + len(self.theta) + 1
-
-    @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2 * self.df
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.df
 
     def coefficients(self) -> pd.DataFrame:
         """Estimate, Std. Error, t value (lme4's summary table)."""
@@ -169,7 +158,7 @@ def lmer_dask(formula: str, ddf, REML: bool = True, weights: str | None = None, 
     parsed = parse_formula(formula)
     if not parsed.random:
         raise FormulaError("lmer needs at least one random-effects term such as (1 | group); "
-                           "for a model without random effects use an ordinary linear model", formula)
+                           "for a model without random effects use mixedmodels.lm", formula)
     if not parsed.response:
         raise FormulaError("the formula has no response on the left of '~'", parsed.text, 0)
     for what, value in (("weights", weights), ("offset", offset)):
@@ -500,9 +489,8 @@ class _Components:
 
     def __init__(self, model: CrossproductLMM, theta_engine: np.ndarray, factor, sigma: float):
         self.model, self._theta_engine, self._factor, self.sigma = model, theta_engine, factor, sigma
-        reterms = model.reterms
-        self._public = sorted(range(len(reterms)), key=lambda i: -reterms[i].nlevels)  # lme4's order
-        self._engine_index = {formula_i: k for k, formula_i in enumerate(model.order)}
+        self._public = model.lme4_order
+        self._engine_index = model.engine_position
 
     @property
     def reterms(self) -> list[ReTerm]:

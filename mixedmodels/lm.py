@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import stats
 from scipy.linalg import blas
 
+from .criteria import InformationCriteria
 from .design import Design, build_design
 from .errors import FormulaError
 from .formula import ParsedFormula, parse_formula
@@ -37,7 +38,7 @@ def lm(formula: str, data: pd.DataFrame, weights: object = None, offset: object 
     return LmResult(parsed, design, data_name=data.attrs.get("name"))
 
 
-class LmResult:
+class LmResult(InformationCriteria):
     """A linear model fitted by least squares (R's ``lm``); the likelihood is at σ̂² = RSS/n."""
 
     REML = False
@@ -92,10 +93,6 @@ class LmResult:
         names = list(self.design.xnames)
         return pd.DataFrame(self.sigma**2 * (Rinv @ Rinv.T), index=names, columns=names)
 
-    @property
-    def se(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.vcov)), index=self.vcov.index, name="Std. Error")
-
     @cached_property
     def fitted(self) -> pd.Series:
         eta = self.design.X @ self._beta
@@ -135,14 +132,6 @@ class LmResult:
     def deviance(self) -> float:
         """−2 log-likelihood, the anova table's deviance (R's ``deviance(lm)`` is the RSS instead)."""
         return self.objective
-
-    @property
-    def aic(self) -> float:
-        return self.objective + 2 * self.df
-
-    @property
-    def bic(self) -> float:
-        return self.objective + np.log(self.nobs) * self.df
 
     # ----- tables --------------------------------------------------------------------------
     def coefficients(self) -> pd.DataFrame:

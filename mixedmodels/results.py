@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .blockchol import BlockedCholesky
+from .criteria import InformationCriteria
 from .design import Design
 from .errors import ConvergenceWarning, SingularFitWarning, warn
 from .formula import ParsedFormula
@@ -26,7 +27,7 @@ from .threads import with_fitting_threads
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
 
 
-class MixedModelResult:
+class MixedModelResult(InformationCriteria):
     """What every fitted mixed model offers; subclasses supply the fit-specific parts."""
 
     #: whether VarCorr has a Residual row (Gaussian LMMs, families with a scale)
@@ -42,10 +43,8 @@ class MixedModelResult:
         self.data_name = data_name
         self._theta_engine = theta_engine
         self._factor = factor
-        # lme4's order of terms: decreasing number of levels, stable in formula order
-        reterms = self.design.reterms
-        self._public = sorted(range(len(reterms)), key=lambda i: -reterms[i].nlevels)
-        self._engine_index = {formula_i: k for k, formula_i in enumerate(model.order)}
+        self._public = model.lme4_order
+        self._engine_index = model.engine_position
         if not report.converged:
             warn(f"model failed to converge: {report.message}{_scale_hint(self.design.X, self.design.xnames)}",
                  ConvergenceWarning)
@@ -87,11 +86,6 @@ class MixedModelResult:
                 names.append(f"{t.group}.{t.columns[a]}" if a == b else f"{t.group}.{t.columns[a]}.{t.columns[b]}")
         return names
 
-    @property
-    def se(self) -> pd.Series:
-        """Standard errors of the fixed effects."""
-        return pd.Series(np.sqrt(np.diag(self.vcov)), index=self.vcov.index, name="Std. Error")
-
     # ----- sizes -------------------------------------------------------------------------
     @property
     def nobs(self) -> int:
@@ -130,14 +124,6 @@ class MixedModelResult:
     def loglik(self) -> float:
         """Log-likelihood (the REML log-likelihood for REML fits, as lme4's logLik)."""
         return -0.5 * self.objective
-
-    @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2 * self.df
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.df
 
     @property
     def df_resid(self) -> int:
