@@ -157,7 +157,7 @@ def glmer_nb(
     best: dict = {"x": report.x}
 
     def deviance(log_k: float) -> float:
-        model = GeneralizedLinearMixedModel(design, NegativeBinomial(float(np.exp(log_k)), link), nAGQ=nAGQ)
+        model = poisson.with_family(NegativeBinomial(float(np.exp(log_k)), link))
         _, rep = model.fit(maxeval=maxeval, start=best["x"])
         if rep.fun < best.get("fun", np.inf):
             best.update(x=rep.x, fun=rep.fun, model=model, report=rep)

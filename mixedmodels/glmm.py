@@ -13,6 +13,8 @@ first optimises θ with β inside PIRLS (lme4's nAGQ = 0), then (θ, β) togethe
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +69,14 @@ class GeneralizedLinearMixedModel(TermSet):
                 f"nAGQ = {self.nAGQ} (adaptive Gauss–Hermite quadrature) needs exactly one scalar "
                 "random-effects term such as (1 | g); use nAGQ=1 (Laplace) for this model"
             )
+
+    def with_family(self, family: Family) -> GeneralizedLinearMixedModel:
+        """The same design under another family, sharing the crossproduct patterns and warm starts."""
+        family.check_response(self.y, self.prior_weights)
+        other = copy.copy(self)
+        other.family = family
+        other._loglik_offset = None
+        return other
 
     @property
     def n(self) -> int:

@@ -7,6 +7,8 @@ The terms' engine order and θ's layout come from ``TermSet``.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .blockchol import BlockedCholesky, factorize
@@ -49,6 +51,12 @@ class LinearMixedModel(TermSet):
         except np.linalg.LinAlgError:
             return np.inf
         return deviance_from_factor(L, self.n, REML) - self._log_weights
+
+    def with_REML(self, REML: bool) -> LinearMixedModel:
+        """The same model under the other criterion, sharing the crossproducts (they do not depend on it)."""
+        other = copy.copy(self)
+        other.REML = REML
+        return other
 
     def fit(self, theta0: np.ndarray | None = None, maxeval: int = 100_000) -> OptimumReport:
         """Minimise the objective over θ by BOBYQA with θ's diagonal bounded below by 0."""

@@ -369,7 +369,7 @@ class LmerResult(MixedModelResult):
         """The same model fitted by maximum likelihood (for likelihood-ratio tests); self if ML."""
         if not self.REML:
             return self
-        model = LinearMixedModel(self.design, REML=False)
+        model = self.model.with_REML(False)
         return LmerResult(self.parsed, model, model.fit(theta0=self._theta_engine), self.data_name)
 
     @cached_property

@@ -29,6 +29,13 @@ def check_fixed_effects(fit, ref: dict, names: dict[str, str] | None = None) -> 
     np.testing.assert_allclose(fit.se.to_numpy(), se, rtol=0.02)
 
 
+def check_sigma_and_theta(fit, ref: dict) -> None:
+    assert fit.sigma == pytest.approx(ref["sigma"], rel=0.002)
+    assert fit.theta_names == ref["theta_names"]
+    np.testing.assert_allclose(fit.theta, ref["theta"], rtol=0.02, atol=2e-3)
+    assert fit.is_singular() == ref["singular"]
+
+
 def check_varcorr(fit, ref: dict) -> None:
     vc = fit.varcorr
     assert len(vc) == len(ref["varcorr"])
