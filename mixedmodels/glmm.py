@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .blockchol import BlockedCholesky, factorize
-from .crossprod import CrossproductBuilder
 from .design import Design
 from .errors import FamilyError, FitError
 from .families import Family
-from .optimizer import OptimumReport, optimize
+from .optimizer import INITIAL_STEP, OptimumReport, optimize
 from .reterm import TermSet
+from .rows import InMemoryRows
 
 _PIRLS_MAXIT = 100
 _PIRLS_TOL = 1e-11  # allowed relative rise of the penalised deviance (round-off)
@@ -39,8 +39,9 @@ class PirlsState:
 
     u: list[np.ndarray]
     beta: np.ndarray
-    eta: np.ndarray
-    mu: np.ndarray
+    eta: np.ndarray | None  # per row where the rows are in memory
+    mu: np.ndarray | None
+    kernel: float  # the deviance kernel at μ
     L: BlockedCholesky
 
 
@@ -52,13 +53,13 @@ class GeneralizedLinearMixedModel(TermSet):
         self.design = design
         self.family = family
         self.nAGQ = int(nAGQ)
-        self.build = CrossproductBuilder(self.terms)
         n = design.n
         self.X = design.X
         self.y = design.y
         self.prior_weights = np.ones(n) if design.weights is None else design.weights
         self.offset = np.zeros(n) if design.offset is None else design.offset
         family.check_response(self.y, self.prior_weights)
+        self.rows = InMemoryRows(self.terms, self.X, self.y, self.prior_weights, self.offset, family)
         self._u_start = [np.zeros(t.q) for t in self.terms]  # warm starts of PIRLS
         self._beta_start: np.ndarray | None = None
         self._loglik_offset: float | None = None  # Σ −2 log f − deviance kernel, a constant of y
@@ -75,6 +76,7 @@ class GeneralizedLinearMixedModel(TermSet):
         family.check_response(self.y, self.prior_weights)
         other = copy.copy(self)
         other.family = family
+        other.rows = self.rows.with_family(family)
         other._loglik_offset = None
         return other
 
@@ -86,49 +88,49 @@ class GeneralizedLinearMixedModel(TermSet):
     def p(self) -> int:
         return self.X.shape[1]
 
-    # ----- the linear predictor and the penalised deviance -------------------------------
-    def random_part(self, u: list[np.ndarray], lambdas: list[np.ndarray]) -> np.ndarray:
-        """Z Λ u."""
-        out = np.zeros(self.n)
-        for t, T, uj in zip(self.terms, lambdas, u):
-            out += t.times_b(uj.reshape(t.nlevels, t.p) @ T.T)
-        return out
-
-    def _pdev(self, eta: np.ndarray, u: list[np.ndarray]) -> tuple[float, np.ndarray]:
-        """Penalised deviance up to a constant, and μ."""
-        mu = self.family.link.inverse(eta)
-        dev = self.family.deviance_kernel(self.y, mu, self.prior_weights)
-        return dev + sum(float(x @ x) for x in u), mu
+    # ----- PIRLS ---------------------------------------------------------------------------
+    def _pass(self, beta: np.ndarray, u: list[np.ndarray], lambdas: list[np.ndarray], fixed_beta: bool):
+        """The rows' working pass at (β, b = Λu)."""
+        b = [uj.reshape(t.nlevels, t.p) @ T.T for t, T, uj in zip(self.terms, lambdas, u)]
+        return self.rows.working_pass(beta, b, fixed_beta)
 
     def pirls(self, theta: np.ndarray, beta: np.ndarray | None = None) -> PirlsState:
-        """Conditional modes at θ; β fixed if given, else updated with u (lme4's nAGQ = 0)."""
+        """Conditional modes at θ; β fixed if given, else updated with u (lme4's nAGQ = 0).
+
+        Each iteration is one pass over the rows (deviance and crossproducts at the
+        current point), a blocked Cholesky and a Newton step for (β,) u, halved until
+        the penalised deviance does not rise.
+        """
         lambdas = self.lambdas(theta)
-        update_beta = beta is None
-        if update_beta:
+        fixed_beta = beta is not None
+        if not fixed_beta:
             beta = self._glm_start() if self._beta_start is None else self._beta_start
         u = [x.copy() for x in self._u_start]
-        eta = self.X @ beta + self.random_part(u, lambdas) + self.offset
-        if not self.family.valid_eta(eta):  # the warm start left the family's range: start afresh
+        current = self._pass(beta, u, lambdas, fixed_beta)
+        if current is None:  # the warm start left the family's range: start afresh
             u = [np.zeros_like(x) for x in u]
-            eta = self.X @ beta + self.offset
-        pdev, mu = self._pdev(eta, u)
+            current = self._pass(beta, u, lambdas, fixed_beta)
+            if current is None:
+                raise FitError(f"the linear predictor leaves the family's range at β = {np.round(beta, 4).tolist()}")
+        pdev = current.kernel + _sumsq(u)
+        p = 0 if fixed_beta else self.p
         for _ in range(_PIRLS_MAXIT):
-            L, new_beta, new_u = self._pwls_step(eta, mu, beta, lambdas, update_beta)
+            L = factorize(current.crossprod, lambdas, p)
+            new_beta = beta if fixed_beta else L.beta()
+            new_u = L.spherical_modes(np.zeros(0) if fixed_beta else new_beta)
             change = max(max((float(np.abs(a - b).max(initial=0)) for a, b in zip(new_u, u)), default=0.0),
                          float(np.abs(new_beta - beta).max(initial=0)))
             size = max(max((float(np.abs(a).max(initial=0)) for a in u), default=0.0), 1.0)
-            # Newton converges quadratically: when the next step is negligible the current
-            # modes are the solution and L is already the factor at them.  Stopping on the
-            # step (not on the deviance) makes the deviance smooth in (θ, β).
+            # Stopping on the step (not on the deviance) makes the deviance smooth in (θ, β).
             if change < _PIRLS_STEP_TOL * size:
-                break
+                break  # the current modes are the solution and L is the factor at them
             step = 1.0
             for _ in range(_MAX_HALVINGS):
                 trial_u = [a + step * (b - a) for a, b in zip(u, new_u)]
                 trial_beta = beta + step * (new_beta - beta)
-                trial_eta = self.X @ trial_beta + self.random_part(trial_u, lambdas) + self.offset
-                if self.family.valid_eta(trial_eta):
-                    trial_pdev, trial_mu = self._pdev(trial_eta, trial_u)
+                trial = self._pass(trial_beta, trial_u, lambdas, fixed_beta)
+                if trial is not None:
+                    trial_pdev = trial.kernel + _sumsq(trial_u)
                     if np.isfinite(trial_pdev) and trial_pdev <= pdev + _PIRLS_TOL * (1 + abs(pdev)):
                         break
                 step /= 2
@@ -138,26 +140,18 @@ class GeneralizedLinearMixedModel(TermSet):
                     f"(at θ = {np.round(theta, 4).tolist()}); the model may be overparameterised, the "
                     "response may be perfectly separated by a predictor, or predictors may need rescaling"
                 )
-            u, beta, eta, mu, pdev = trial_u, trial_beta, trial_eta, trial_mu, trial_pdev
+            u, beta, current, pdev = trial_u, trial_beta, trial, trial_pdev
         else:
-            L, _, _ = self._pwls_step(eta, mu, beta, lambdas, update_beta)  # the factor at the last modes
+            L = factorize(current.crossprod, lambdas, p)  # the factor at the last modes
         self._u_start = [x.copy() for x in u]
-        if update_beta:
+        if not fixed_beta:
             self._beta_start = beta.copy()
-        return PirlsState(u=u, beta=beta, eta=eta, mu=mu, L=L)
+        return PirlsState(u=u, beta=beta, eta=current.eta, mu=current.mu, kernel=current.kernel, L=L)
 
-    def _pwls_step(self, eta, mu, beta, lambdas, update_beta):
-        """One penalised weighted least-squares solve at working weights of μ."""
-        mu_eta = self.family.mu_eta(eta, mu)
-        w = self.prior_weights * mu_eta**2 / self.family.variance(mu)
-        z = eta - self.offset + (self.y - mu) / mu_eta  # working response
-        if update_beta:
-            L = factorize(self.build(np.column_stack([self.X, z]), w), lambdas, self.p)
-            new_beta = L.beta()
-        else:
-            L = factorize(self.build((z - self.X @ beta)[:, None], w), lambdas, 0)
-            new_beta = beta
-        return L, new_beta, L.spherical_modes(new_beta if update_beta else np.zeros(0))
+    def beta_factor(self, theta: np.ndarray, state: PirlsState) -> BlockedCholesky:
+        """The factor with [X z] at the modes of ``state`` (its L_X gives β's conditional covariance)."""
+        lambdas = self.lambdas(theta)
+        return factorize(self._pass(state.beta, state.u, lambdas, False).crossprod, lambdas, self.p)
 
     def _glm_start(self) -> np.ndarray:
         """β from the fixed-effects GLM, one IRLS pass from the family's starting μ."""
@@ -192,20 +186,20 @@ class GeneralizedLinearMixedModel(TermSet):
             return 1.0
         return float(self.family.deviance_residuals(self.y, mu, self.prior_weights).sum() / self.n)
 
-    def minus_two_loglik(self, mu: np.ndarray) -> float:
+    def minus_two_loglik(self, state: PirlsState) -> float:
         """Σ −2 log f(yᵢ | μᵢ).  Without a dispersion it is the deviance kernel plus a
         constant of y alone, found once (binomial only with whole-number trials)."""
-        fam, y, wt = self.family, self.y, self.prior_weights
+        fam, y, wt, mu = self.family, self.y, self.prior_weights, state.mu
         exact_offset = not fam.has_dispersion and (fam.name != "binomial" or np.all(wt == np.round(wt)))
         if not exact_offset:
             return float(fam.minus_two_loglik(y, mu, wt, self.dispersion(mu)).sum())
         if self._loglik_offset is None:
-            self._loglik_offset = float(fam.minus_two_loglik(y, mu, wt, 1.0).sum()) - fam.deviance_kernel(y, mu, wt)
-        return fam.deviance_kernel(y, mu, wt) + self._loglik_offset
+            self._loglik_offset = float(fam.minus_two_loglik(y, mu, wt, 1.0).sum()) - state.kernel
+        return state.kernel + self._loglik_offset
 
     def laplace(self, state: PirlsState) -> float:
         """−2 log-likelihood by the Laplace approximation at the modes of ``state``."""
-        return float(self.minus_two_loglik(state.mu) + sum(float(x @ x) for x in state.u) + state.L.logdet_z())
+        return float(self.minus_two_loglik(state) + _sumsq(state.u) + state.L.logdet_z())
 
     def agq(self, state: PirlsState, theta: np.ndarray) -> float:
         """−2 log-likelihood by adaptive Gauss–Hermite quadrature (one scalar term).
@@ -268,12 +262,16 @@ class GeneralizedLinearMixedModel(TermSet):
             self._beta_start = np.asarray(start[k:], dtype=float)
             state = self.pirls(start[:k])
         lower = np.concatenate([self.theta_lower, np.full(self.p, -np.inf)])
-        steps = np.concatenate([np.full(k, 0.75), _beta_scale(state.L, self.p)])
+        steps = np.concatenate([np.full(k, INITIAL_STEP), _beta_scale(state.L, self.p)])
 
         def objective(x):
             return self._safe(self.deviance, x[:k], x[k:])
 
         return stage1, optimize(objective, start, lower, maxeval=maxeval, initial_step=steps)
+
+
+def _sumsq(u: list[np.ndarray]) -> float:
+    return sum(float(x @ x) for x in u)
 
 
 def _beta_scale(L: BlockedCholesky, p: int) -> np.ndarray:

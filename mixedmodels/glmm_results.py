@@ -86,8 +86,7 @@ class GlmerResult(MixedModelResult):
     def _conditional_vcov(self) -> np.ndarray:
         m = self.model
         state = m.pirls(self._theta_engine, self._beta)
-        L, _, _ = m._pwls_step(state.eta, state.mu, state.beta, m.lambdas(self._theta_engine), update_beta=True)
-        return self.sigma**2 * L.beta_precision_inverse()
+        return self.sigma**2 * m.beta_factor(self._theta_engine, state).beta_precision_inverse()
 
     @property
     def df(self) -> int:

@@ -63,6 +63,8 @@ class ReTerm:
 
     def times_b(self, b: np.ndarray) -> np.ndarray:
         """Zᵢ b for random effects b arranged as (nlevels, p)."""
+        if self.p == 1:
+            return self.matrix[:, 0] * b[self.codes, 0]
         return np.einsum("ij,ij->i", self.matrix, b[self.codes])
 
 

@@ -17,6 +17,8 @@ from contextlib import AbstractContextManager, nullcontext
 
 from threadpoolctl import ThreadpoolController
 
+from .allocator import tune_allocator
+
 _blas_threads: int | None = 1
 _controller: ThreadpoolController | None = None  # found once: scanning the loaded libraries costs ms
 
@@ -30,8 +32,9 @@ def set_blas_threads(n: int | None) -> None:
 
 
 def fitting_threads() -> AbstractContextManager:
-    """A context in which BLAS uses the configured number of threads."""
+    """A context in which BLAS uses the configured number of threads (and the allocator is tuned, once)."""
     global _controller
+    tune_allocator()
     if _blas_threads is None:
         return nullcontext()
     if _controller is None:
