@@ -16,6 +16,7 @@ from .crossprod import CrossproductBuilder, Crossproducts
 from .design import Design
 from .optimizer import OptimumReport, optimize
 from .reterm import TermSet
+from .starting import moment_start
 
 _LOG_2PI = np.log(2 * np.pi)
 
@@ -59,9 +60,14 @@ class LinearMixedModel(TermSet):
         return other
 
     def fit(self, theta0: np.ndarray | None = None, maxeval: int = 100_000) -> OptimumReport:
-        """Minimise the objective over θ by BOBYQA with θ's diagonal bounded below by 0."""
-        start = self.theta_start if theta0 is None else np.asarray(theta0, dtype=float)
-        return optimize(self.objective, start, self.theta_lower, maxeval=maxeval)
+        """Minimise the objective over θ by BOBYQA with θ's diagonal bounded below by 0.
+
+        Without ``theta0`` the start is the method-of-moments θ of ``mixedmodels.starting``.
+        """
+        if theta0 is None:
+            start, step = moment_start(self.crossprod, self, self.n, self.p)
+            return optimize(self.objective, start, self.theta_lower, maxeval=maxeval, initial_step=step)
+        return optimize(self.objective, np.asarray(theta0, dtype=float), self.theta_lower, maxeval=maxeval)
 
 
 def deviance_from_factor(L: BlockedCholesky, n: int, REML: bool) -> float:

@@ -1,0 +1,86 @@
+"""The optimizer's finite-difference Hessian, its convergence check and the Newton polish."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+
+from mixedmodels.optimizer import check_optimum, finite_difference_hessian, newton_polish, optimize
+
+_floats = st.floats(-2.0, 2.0, allow_nan=False)
+
+
+def _spd(n: int, entries: np.ndarray) -> np.ndarray:
+    B = entries.reshape(n, n)
+    return B @ B.T + n * np.eye(n)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 5), data=st.data())
+def test_hessian_of_a_cubic_is_exact_up_to_h_squared(n, data):
+    entries = data.draw(arrays(float, n * n, elements=_floats))
+    x = data.draw(arrays(float, n, elements=_floats))
+    c = data.draw(arrays(float, n, elements=st.floats(-0.5, 0.5)))
+    A = _spd(n, entries)
+
+    def f(z):  # Hessian at x: A + diag(6 c x)
+        return 0.5 * z @ A @ z + float(c @ z**3)
+
+    H = finite_difference_hessian(f, x, f(x), h=np.full(n, 1e-3))
+    np.testing.assert_allclose(H, A + np.diag(6 * c * x), atol=1e-5 * np.abs(A).max())
+
+
+def test_counts_two_evaluations_per_pair_beyond_the_axis_steps():
+    calls = []
+
+    def f(z):
+        calls.append(z)
+        return float(z @ z)
+
+    x = np.ones(4)
+    h = np.full(4, 1e-3)
+    f_plus = np.array([f(x + h[i] * np.eye(4)[i]) for i in range(4)])
+    f_minus = np.array([f(x - h[i] * np.eye(4)[i]) for i in range(4)])
+    calls.clear()
+    H = finite_difference_hessian(f, x, f(x), h, None, f_plus, f_minus)
+    assert len(calls) == 1 + 2 * 6
+    np.testing.assert_allclose(H, 2 * np.eye(4), atol=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 4), data=st.data())
+def test_newton_polish_lands_on_a_quadratic_minimum(n, data):
+    A = _spd(n, data.draw(arrays(float, n * n, elements=_floats)))
+    xmin = data.draw(arrays(float, n, elements=st.floats(1.0, 3.0)))
+    x = xmin + data.draw(arrays(float, n, elements=st.floats(-0.1, 0.1)))
+
+    def f(z):
+        return 0.5 * (z - xmin) @ A @ (z - xmin) + 10.0
+
+    lower = np.zeros(n)
+    ok, grad, gain, H = check_optimum(f, x, lower, f(x))
+    polished, value = newton_polish(f, x, f(x), lower, grad, H)
+    np.testing.assert_allclose(polished, xmin, atol=1e-6)
+    assert value <= f(x)
+
+
+def test_newton_polish_keeps_the_point_when_the_step_does_not_help():
+    def f(z):  # concave: the Hessian is not positive definite
+        return -float(z @ z)
+
+    x = np.array([0.5, 0.5])
+    H = -2 * np.eye(2)
+    same, value = newton_polish(f, x, f(x), np.full(2, -np.inf), -2 * x, H)
+    np.testing.assert_array_equal(same, x)
+    assert value == f(x)
+
+
+def test_optimize_respects_bounds_and_reports_convergence():
+    def f(z):  # the unconstrained minimum (−1, 2) is outside z₀ ≥ 0
+        return float((z[0] + 1) ** 2 + (z[1] - 2) ** 2)
+
+    report = optimize(f, np.array([1.0, 1.0]), np.array([0.0, -np.inf]))
+    assert report.converged
+    np.testing.assert_allclose(report.x, [0.0, 2.0], atol=1e-7)
+    assert abs(report.fun - 1.0) < 1e-12
