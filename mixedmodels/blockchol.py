@@ -4,11 +4,16 @@ Blocks are indexed (j, k), k ≤ j, over the random-effects terms and then the
 [X y] row (index K).  Kinds:
 
 * (0, 0): block diagonal, stored as an (ℓ, p, p) stack of lower factors;
-* (j, 0) for a term j: sparse (the pattern of Zⱼᵀ Z₀);
+* (j, 0) for a term j: sparse (the pattern of Zⱼᵀ Z₀), or dense where A_j0 is;
 * every other block: dense.
 
 The last row of L holds what the profiled deviance and the solutions need:
 its diagonal block is [[L_X, 0], [c_βᵀ, r]].
+
+The costly part of a factorisation of crossed designs is the fill-in
+L_j0 L_j0ᵀ of the first term into the dense diagonal blocks; its sparsity is
+the same at every θ and every PIRLS reweighting, so a ``SparseGram`` plan for
+it is made once and cached in ``A.plans``.
 """
 
 from __future__ import annotations
@@ -16,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as sla
-from scipy.linalg import blas
+from scipy.linalg import blas, lapack
 import scipy.sparse as sp
 
 from .crossprod import Crossproducts
@@ -123,33 +127,209 @@ def _column_gram_by_level(blocks: list[np.ndarray], p: int) -> np.ndarray:
 
 
 def factorize(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> BlockedCholesky:
-    """Blocked Cholesky of the penalised crossproduct at the given Tᵢ."""
+    """Blocked Cholesky of the penalised crossproduct at the given Tᵢ, block column by block column.
+
+    Column 0 is block diagonal, so the blocks below it are Λⱼᵀ A_j0 Λ₀ L₀₀⁻ᵀ.  In a
+    later column k the diagonal block is the Cholesky factor of the penalised
+    block minus the Gram matrix of the blocks to its left, and all blocks below
+    it are found by one triangular solve against it.
+    """
     K = len(lambdas)
-    T0 = lambdas[0]
-    I0 = np.eye(T0.shape[0])
-    L00 = np.linalg.cholesky(T0.T @ A.diag[0] @ T0 + I0)
-    B0 = T0 @ np.linalg.inv(L00).transpose(0, 2, 1)  # Λ₀ L₀₀⁻ᵀ, block diagonal
-    L: list[list] = [[L00]]
-    for j in range(1, K + 1):
-        Tj = lambdas[j] if j < K else None
-        Aj = A.off[j] if j < K else A.xz
-        row = [_times_block_diag(_lam_t_left(Tj, Aj[0]), B0)]
-        for k in range(1, j):
-            R = _as_dense(_lam_t_left(Tj, _lam_right(Aj[k], lambdas[k])))
-            for m in range(k):
-                R = R - _as_dense(row[m] @ L[k][m].T)
-            row.append(right_solve_lower_t(L[k][k], R))
-        S = -_as_dense(row[0] @ row[0].T)
-        for m in range(1, j):
-            S -= _as_dense(row[m] @ row[m].T)
-        if j < K:
-            _add_block_diag(S, Tj.T @ A.diag[j] @ Tj)
-            S[np.diag_indices_from(S)] += 1.0
+    T = [*lambdas, None]  # None: the [X y] row, on which Λ does not act
+    A_row = [*A.off, A.xz]  # A_row[j][k] = A_jk, k < j
+    L00 = _stack_cholesky(_quadratic_stack(A.diag[0], T[0]) + np.eye(T[0].shape[0]))
+    B0 = _stack_right_solve_lower_t(np.broadcast_to(T[0], L00.shape), L00)  # Λ₀ L₀₀⁻ᵀ, block diagonal
+    L: list[list] = [[L00]] + [[_times_block_diag(_lam_t_left(T[j], A_row[j][0]), B0)] for j in range(1, K + 1)]
+    for k in range(1, K + 1):
+        S = _minus_first_fill(A, k, T[k], L[k][0], B0)
+        for m in range(1, k):
+            S -= _as_dense(L[k][m] @ L[k][m].T)
+        if k < K:
+            _add_block_diag(S, _quadratic_stack(A.diag[k], T[k]))
+            _diagonal(S)[...] += 1.0
         else:
             S += A.xx
-        row.append(sla.cholesky(S, lower=True, check_finite=False, overwrite_a=True))
-        L.append(row)
+        L[k].append(_cholesky_lower(S))
+        if k == K:
+            break
+        below = []
+        for j in range(k + 1, K + 1):
+            R = _as_dense(_lam_t_left(T[j], _lam_right(A_row[j][k], T[k])))
+            for m in range(k):
+                R = R - _as_dense(L[j][m] @ L[k][m].T)
+            below.append(R)
+        solved = right_solve_lower_t(L[k][k], np.vstack(below))
+        start = 0
+        for j, R in zip(range(k + 1, K + 1), below):
+            L[j].append(solved[start:start + R.shape[0]])
+            start += R.shape[0]
     return BlockedCholesky(L=L, lambdas=lambdas, p=p)
+
+
+def _minus_first_fill(A: Crossproducts, j: int, Tj: np.ndarray | None, row0, B0: np.ndarray) -> np.ndarray:
+    """−L_j0 L_j0ᵀ, the fill-in of diagonal block j from the first term, as a dense symmetric matrix.
+
+    With L_j0 = Λⱼᵀ C Λ₀ L₀₀⁻ᵀ (C = A_j0) this is −Λⱼᵀ C W Cᵀ Λⱼ, W = Λ₀ (L₀₀ L₀₀ᵀ)⁻¹ Λ₀ᵀ
+    block diagonal.  For a sparse C whose pattern is shared by every rebuild, a
+    cached ``SparseGram`` forms C W Cᵀ without a sparse×sparse product.
+    """
+    gram = _sparse_gram(A, j, B0.shape[1]) if Tj is not None else None
+    if gram is None:
+        return -_as_dense(row0 @ row0.T)
+    W = B0 @ B0.transpose(0, 2, 1)
+    C = A.off[j][0]
+    if Tj.shape[0] == 1:
+        return gram(C, W * -Tj[0, 0] ** 2)
+    return -_lam_t_left(Tj, _lam_right(gram(C, W), Tj))
+
+
+def _sparse_gram(A: Crossproducts, j: int, p0: int) -> SparseGram | None:
+    """The cached ``SparseGram`` of A_j0, made on first use.
+
+    None without a cache, for a dense A_j0 or one not stored in full level blocks,
+    and when the plan would be much larger than the dense result (the generic
+    sparse product then needs less memory).
+    """
+    C = A.off[j][0]
+    if A.plans is None or not sp.issparse(C):
+        return None
+    key = ("gram", j)
+    if key not in A.plans:
+        blocks = _level_blocks(C, p0) if C.nnz else None
+        small = blocks is not None and SparseGram.size(blocks, p0) <= max(2 * C.shape[0] ** 2, 2**20)
+        A.plans[key] = SparseGram(C, p0, blocks) if small else None
+    return A.plans[key]
+
+
+class SparseGram:
+    """C W Cᵀ, dense, for a sparse C of fixed pattern and block-diagonal W = blockdiag(W_s).
+
+    C's columns come in level blocks of width p, each stored row–level block full
+    and sorted, so (C W Cᵀ)ᵢₖ = Σ_s Σ_ab C[i, (s, a)] W_s[a, b] C[k, (s, b)] over the
+    levels s that rows i and k share.  These terms (i ≥ k, s, a, b) depend on the
+    pattern only: they are found once and kept as a sparse matrix M with
+    M vec(W) = the lower triangle of C W Cᵀ.  M's values, products of C's, are
+    refreshed when a C with other values (PIRLS weights) arrives.
+    """
+
+    def __init__(self, C: sp.csr_matrix, p: int, blocks: tuple[np.ndarray, np.ndarray, np.ndarray]):
+        self.q, self.indptr, self.indices = C.shape[0], C.indptr.copy(), C.indices.copy()
+        fits = max(C.nnz, C.shape[1] * p, self.size(blocks, p)) < 2**31
+        index = np.int32 if fits else np.int64  # positions in C.data, vec(W) and M: half the memory
+        starts, level, row = (x.astype(index) for x in blocks)  # in C's storage order: by row, then level
+        # grouped by level, rows ascending: the partners k ≤ i of block (i, s) lead the group of s
+        by_level = np.argsort(level, kind="stable").astype(index)
+        group_first = np.searchsorted(level[by_level], level[by_level]).astype(index)
+        first, count = np.empty_like(by_level), np.empty_like(by_level)
+        first[by_level] = group_first
+        count[by_level] = np.arange(len(level), dtype=index) - group_first + 1
+        i_of = np.repeat(np.arange(len(level), dtype=index), count)  # the terms, ordered by row i already
+        group_offset = np.repeat(first - np.cumsum(count, dtype=index) + count, count)
+        k_of = by_level[group_offset + np.arange(len(i_of), dtype=index)]
+        key = row[i_of] * np.int64(self.q) + row[k_of]
+        order = np.argsort(key, kind="stable")  # sorted runs: cheap
+        key = key[order]
+        i_of, k_of = i_of[order], k_of[order]
+        del order  # the terms are many: temporaries go as soon as they are used
+        new = np.flatnonzero(key[1:] != key[:-1]) + 1
+        entry = key[np.concatenate([[0], new])]  # the stored entries i·q + k of the lower triangle
+        del key
+        ab = np.arange(p * p, dtype=index)
+        self.left = (starts[i_of][:, None] + ab // p).ravel()  # where C[i, (s, a)] is in C.data
+        self.right = (starts[k_of][:, None] + ab % p).ravel()  # ... C[k, (s, b)]
+        columns = (level[i_of][:, None] * (p * p) + ab).ravel()  # (s, a, b) in vec(W)
+        del i_of, k_of
+        rowptr = np.concatenate([[0], new, [len(self.left) // (p * p)]]).astype(index) * (p * p)
+        self.lower, self.upper = entry, entry % self.q * self.q + entry // self.q
+        M = sp.csr_matrix((C.data[self.left] * C.data[self.right], columns, rowptr),
+                          shape=(len(entry), (C.shape[1] // p) * p * p))
+        self._cache = (C.data, M)  # one tuple, replaced whole: safe when threads share the plan
+
+    @staticmethod
+    def size(blocks: tuple[np.ndarray, np.ndarray, np.ndarray], p: int) -> int:
+        """Number of terms (entries of M) the plan of C, given by ``_level_blocks``, would hold."""
+        n = np.bincount(blocks[1])
+        return int((n * (n + 1) // 2).sum()) * p * p
+
+    def __call__(self, C: sp.csr_matrix, W: np.ndarray) -> np.ndarray:
+        data, M = self._cache
+        if C.data is not data:
+            if not (np.array_equal(C.indptr, self.indptr) and np.array_equal(C.indices, self.indices)):
+                raise ValueError("C's sparsity pattern differs from the one this SparseGram was built for")
+            M = sp.csr_matrix((C.data[self.left] * C.data[self.right], M.indices, M.indptr), shape=M.shape)
+            self._cache = (C.data, M)
+        lower = M @ W.ravel()
+        G = np.zeros((self.q, self.q))
+        G.reshape(-1)[self.upper] = lower
+        G.reshape(-1)[self.lower] = lower
+        return G
+
+
+def _level_blocks(C: sp.csr_matrix, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Position in C.data, column level and row of the first entry of each stored row–level block.
+
+    None unless every block is stored whole: p consecutive entries, columns in order.
+    """
+    starts = np.flatnonzero(C.indices % p == 0)
+    block = np.minimum(starts[:, None] + np.arange(p), C.nnz - 1)
+    if len(starts) * p != C.nnz or not np.array_equal(C.indices[block], C.indices[starts, None] + np.arange(p)):
+        return None
+    rows = np.repeat(np.arange(C.shape[0]), np.diff(C.indptr))
+    return starts, C.indices[starts] // p, rows[starts]
+
+
+def _quadratic_stack(D: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Tᵀ D_s T for each level s of an (ℓ, p, p) stack D.
+
+    Row-major vec(Tᵀ D_s T) = vec(D_s) (T ⊗ T): one matrix product for all levels
+    instead of ℓ tiny ones.
+    """
+    nl, p, _ = D.shape
+    kron = (T[:, None, :, None] * T[None, :, None, :]).reshape(p * p, p * p)
+    return (D.reshape(nl, p * p) @ kron).reshape(D.shape)
+
+
+def _stack_cholesky(M: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of an (ℓ, p, p) stack, column by column, vectorised over ℓ.
+
+    For the small p of random-effects terms this is far cheaper than one LAPACK
+    call per level.
+    """
+    L = np.zeros_like(M)
+    for c in range(M.shape[1]):
+        d = M[:, c, c] - _rowwise_dot(L[:, c, :c], L[:, c, :c])
+        if not np.all(d > 0):
+            raise np.linalg.LinAlgError("a diagonal block is not positive definite")
+        L[:, c, c] = np.sqrt(d)
+        for r in range(c + 1, M.shape[1]):
+            L[:, r, c] = (M[:, r, c] - _rowwise_dot(L[:, r, :c], L[:, c, :c])) / L[:, c, c]
+    return L
+
+
+def _rowwise_dot(X: np.ndarray, Y: np.ndarray) -> np.ndarray | float:
+    """Σ_b X[l, b] Y[l, b] for each l (0 when there are no columns)."""
+    return np.einsum("lb,lb->l", X, Y) if X.shape[1] else 0.0
+
+
+def _stack_right_solve_lower_t(B: np.ndarray, L: np.ndarray) -> np.ndarray:
+    """B_s L_s⁻ᵀ for each level s: (ℓ, m, p) right-hand sides, (ℓ, p, p) lower factors."""
+    X = np.empty(B.shape)
+    for a in range(L.shape[1]):
+        X[:, :, a] = (B[:, :, a] - np.einsum("lmb,lb->lm", X[:, :, :a], L[:, a, :a])) / L[:, a, a][:, None]
+    return X
+
+
+def _cholesky_lower(S: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor of a symmetric S, overwriting S.
+
+    LAPACK wants Fortran order; S is symmetric, so its transpose is the same
+    matrix in Fortran order when S is C-ordered, and no copy is needed.
+    """
+    F = S if S.flags.f_contiguous else S.T
+    L, info = lapack.dpotrf(F, lower=1, clean=1, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"block not positive definite (LAPACK dpotrf info {info})")
+    return L
 
 
 def _lam_t_left(T: np.ndarray | None, M):
@@ -176,13 +356,21 @@ def _lam_right(M, T: np.ndarray):
 
 def _times_block_diag(M, B: np.ndarray):
     """M times the block-diagonal matrix with the (ℓ, p, p) stack B; a column scaling when p = 1."""
-    if B.shape[1] == 1:
+    nl, p, _ = B.shape
+    if p == 1:
         scale = B[:, 0, 0]
         if sp.issparse(M):
             M = M.tocsr()
             return sp.csr_matrix((M.data * scale[M.indices], M.indices, M.indptr), shape=M.shape)
         return M * scale[None, :]
-    return M @ _block_diag_sparse(B)
+    if sp.issparse(M):
+        return M @ _block_diag_sparse(B)
+    M3 = M.reshape(M.shape[0], nl, p)
+    out = np.zeros(M3.shape)
+    for a in range(p):  # out_s = M_s B_s for every level s, vectorised over the levels
+        for b in range(p):
+            out[:, :, b] += M3[:, :, a] * B[:, a, b]
+    return out.reshape(M.shape)
 
 
 def _block_diag_sparse(B: np.ndarray) -> sp.csr_matrix:
@@ -197,9 +385,17 @@ def _block_diag_sparse(B: np.ndarray) -> sp.csr_matrix:
 def _add_block_diag(S: np.ndarray, B: np.ndarray) -> None:
     """S += the block-diagonal matrix with the (ℓ, p, p) stack B on its diagonal, in place."""
     nl, p, _ = B.shape
+    if p == 1:
+        _diagonal(S)[...] += B[:, 0, 0]
+        return
     rows = np.arange(nl)[:, None, None] * p + np.arange(p)[None, :, None]
     cols = np.arange(nl)[:, None, None] * p + np.arange(p)[None, None, :]
     S[rows, cols] += B
+
+
+def _diagonal(S: np.ndarray) -> np.ndarray:
+    """A writable view of the diagonal of the square matrix S."""
+    return np.einsum("ii->i", S)
 
 
 def _as_dense(M) -> np.ndarray:
@@ -231,9 +427,11 @@ def _solve_lower_t(Ljj: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def right_solve_lower_t(Lkk: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """R Lkk⁻ᵀ by one BLAS trsm call.
+    """R Lkk⁻ᵀ = (Lkk⁻¹ Rᵀ)ᵀ by one BLAS trsm call.
 
     Direct BLAS avoids the per-call overhead of LAPACK wrappers, which dominates
-    for the many small blocks of PIRLS iterations.
+    for the many small blocks of PIRLS iterations.  Solving from the left on Rᵀ
+    (Fortran order when R is C-ordered, so no copy) is twice as fast as the
+    right-sided solve for a large Lkk and a few rows of R.
     """
-    return blas.dtrsm(1.0, Lkk, R, side=1, lower=1, trans_a=1)
+    return blas.dtrsm(1.0, Lkk, R.T, side=0, lower=1).T

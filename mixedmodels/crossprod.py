@@ -2,12 +2,13 @@
 
 Block rows follow the random-effects terms (in the engine's order), then [X y].
 A term's own block is block diagonal (one pᵢ×pᵢ block per level, stored as an
-(ℓᵢ, pᵢ, pᵢ) array); blocks between terms are sparse; the [X y] row is dense.
+(ℓᵢ, pᵢ, pᵢ) array); blocks between terms are sparse, or dense when filled; the
+[X y] row is dense.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,14 +16,28 @@ import scipy.sparse as sp
 from .reterm import ReTerm
 
 
+class PlanCache(dict):
+    """Factorisation plans keyed by block; derived data, so a pickled copy starts empty."""
+
+    def __reduce__(self):
+        return PlanCache, ()
+
+
 @dataclass(frozen=True)
 class Crossproducts:
-    """Blocks of A; ``off[j][k]`` (k < j) is Zⱼᵀ W Zₖ, ``xz[k]`` is [X y]ᵀ W Zₖ."""
+    """Blocks of A; ``off[j][k]`` (k < j) is Zⱼᵀ W Zₖ, ``xz[k]`` is [X y]ᵀ W Zₖ.
+
+    ``plans`` caches what the factorisation derives from the blocks' sparsity
+    alone (``blockchol`` fills it on first use).  One builder shares its cache
+    among all the crossproducts it makes, whose patterns agree; crossproducts
+    assembled elsewhere get their own.  None: nothing is cached.
+    """
 
     diag: tuple[np.ndarray, ...]
-    off: tuple[tuple[sp.csr_matrix, ...], ...]
+    off: tuple[tuple[sp.csr_matrix | np.ndarray, ...], ...]
     xz: tuple[np.ndarray, ...]
     xx: np.ndarray
+    plans: PlanCache | None = field(default_factory=PlanCache, compare=False, repr=False)
 
 
 def zt_matrix(term: ReTerm) -> sp.csr_matrix:
@@ -54,7 +69,9 @@ class CrossproductBuilder:
     once: every observation's contribution is mapped to its stored entry, and a
     rebuild is one weighted ``bincount`` per block.  Blocks filled beyond
     ``DENSE_FILL`` are kept dense.  The LMM builds A once; PIRLS rebuilds it at
-    every iteration with new working weights and working response.
+    every iteration with new working weights and working response.  Every A
+    built shares the builder's ``plans``, so the factorisation's plans are made
+    once per model.
     """
 
     DENSE_FILL = 0.1
@@ -63,6 +80,7 @@ class CrossproductBuilder:
         self.reterms = reterms
         self.zts = [zt_matrix(t) for t in reterms]
         self.patterns = [[_pattern(reterms[j], reterms[k]) for k in range(j)] for j in range(len(reterms))]
+        self.plans = PlanCache()
 
     def __call__(self, Xy: np.ndarray, w: np.ndarray | None) -> Crossproducts:
         reterms = self.reterms
@@ -73,7 +91,7 @@ class CrossproductBuilder:
             for j in range(len(reterms))
         )
         xz = tuple(np.asarray((zt @ WXy).T) for zt in self.zts)
-        return Crossproducts(diag=diag, off=off, xz=xz, xx=Xy.T @ WXy)
+        return Crossproducts(diag=diag, off=off, xz=xz, xx=Xy.T @ WXy, plans=self.plans)
 
 
 @dataclass(frozen=True)
