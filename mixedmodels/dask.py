@@ -15,21 +15,40 @@ and n (docs/design.md), and A is a sum over rows.  ``lmer_dask`` therefore
    fit would, and fits θ on them.
 
 The result, :class:`DaskLmerResult`, holds what the crossproducts determine:
-fixef, vcov, sigma, theta, objective, varcorr, deviance and the likelihood
-criteria.  It is not an ``LmerResult``: residuals, fitted values, conditional
-modes, predictions and refits need the rows, which stay on the cluster.
+fixef, vcov, sigma, theta, objective, varcorr, deviance, the likelihood criteria
+and the conditional modes (ranef, ranef_sd, coef: from the blocked Cholesky factor
+at θ̂, as ``LmerResult`` computes them).  Per-row quantities stay on the cluster:
+``fitted``, ``residuals``, ``scaled_residuals()`` and ``predict()`` (without
+newdata, or with a Dask newdata) are Dask Series built with ``map_partitions``,
+nothing computed until asked for, one pass over the rows each.  Every partition is
+evaluated by the in-memory code with a small copy of the fit (:class:`_RowModel`:
+the formulaic specs, β̂ and the modes) that enters the task graph once: the fitted
+rows by ``prediction.fitted_linear_predictor`` (X and the terms' codes built as for
+the crossproducts), a newdata by ``prediction.linear_predictor``.  ``predict`` on a
+pandas newdata returns ``LmerResult.predict``'s pandas Series.
 
 Not supported on Dask frames: stateful formula transforms (``center``, ``scale``,
 ``poly``, ``bs``: their state would come from one partition; compute such columns
 first), numeric columns made factors inside the formula (``C(x)``: convert the
 column to a categorical first), weights or offsets given as vectors (give column
-names), and ``start``.  Results are those of ``mm.lmer`` on the same data up to
-the rounding of summing A in another order.
+names; ``predict`` on a Dask newdata takes its offset as a column name too), and
+``start``.  What needs the rows again for every step is not offered on a
+``DaskLmerResult``: refits (bootstrap, profile confidence intervals), Satterthwaite
+and Kenward-Roger tests, summary(), r2/icc.  New levels in a Dask newdata are found
+when its predictions are computed: ``.compute()`` raises the DataError; missing
+columns and a bad ``re_form`` raise at once.  Results are those of ``mm.lmer`` on
+the same data up to the rounding of summing A in another order.
+
+The module is laid out for any model on Dask frames: planning (the global levels
+and the layout of X and the terms), per-partition functions (the complete rows as
+arrays, their crossproducts, their per-row values) and, on the client, the LMM's
+fit and result.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from types import SimpleNamespace
 
 import numpy as np
@@ -51,7 +70,8 @@ from .errors import (
 from .formula import ParsedFormula, parse_formula
 from .lmm import LinearMixedModel
 from .optimizer import OptimumReport
-from .results import MixedModelResult
+from .prediction import fitted_linear_predictor, linear_predictor
+from .results import LmerResult, MixedModelResult
 from .threads import fitting_threads
 from .reterm import ReTerm, TermSet
 
@@ -99,9 +119,12 @@ class CrossproductLMM(LinearMixedModel):
 
 @dataclass
 class DaskLmerResult(InformationCriteria):
-    """A linear mixed model fitted from crossproducts (Dask data): the estimates, no per-row quantities.
+    """A linear mixed model fitted from crossproducts (Dask data): the estimates and the
+    conditional modes; per-row quantities as lazy Dask Series over the fitted frame.
 
     Terms are reported in lme4's order (decreasing number of levels), as ``LmerResult``.
+    ``data`` is the Dask frame fitted (the columns the model uses): its rows stay on
+    the cluster.
     """
 
     formula: str
@@ -119,6 +142,9 @@ class DaskLmerResult(InformationCriteria):
     ngroups: dict[str, int]
     optimum: OptimumReport = field(repr=False)
     model: CrossproductLMM = field(repr=False)
+    data: object = field(repr=False, compare=False)
+    plan: _Plan = field(repr=False, compare=False)
+    components: _Components = field(repr=False, compare=False)
     dropped_columns: tuple[str, ...] = ()
 
     @property
@@ -132,6 +158,87 @@ class DaskLmerResult(InformationCriteria):
     def coefficients(self) -> pd.DataFrame:
         """Estimate, Std. Error, t value (lme4's summary table)."""
         return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "t value": self.fixef / self.se})
+
+    # ----- random effects: from the factor at θ̂, no pass over the rows -------------------
+    @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects: grouping factor → levels × terms."""
+        return self.components.ranef
+
+    @property
+    def ranef_sd(self) -> dict[str, pd.DataFrame]:
+        """Conditional standard deviations of the random effects (lme4's condVar)."""
+        return self.components.ranef_sd
+
+    @property
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Per-level coefficients: fixed effects plus that level's random effects."""
+        return self.components.coef
+
+    # ----- per-row quantities: lazy, one pass over the rows each ----------------------------
+    @cached_property
+    def fitted(self):
+        """Xβ̂ + Zb̂ (+ offset) for the rows used: a Dask Series indexed as ``data``."""
+        return self._over_rows("fitted")
+
+    @cached_property
+    def residuals(self):
+        """Response residuals y − fitted for the rows used: a Dask Series."""
+        return self._over_rows("residuals")
+
+    def scaled_residuals(self):
+        """Pearson residuals divided by σ̂ (what lme4's summary tabulates): a Dask Series."""
+        return self._over_rows("scaled residuals")
+
+    def predict(self, newdata=None, re_form: str | None = None, allow_new_levels: bool = False,
+                type: str = "response", offset: object = None):
+        """Predictions as ``LmerResult.predict``: a Dask Series for the fitted rows (no newdata)
+        or a Dask newdata (same index and divisions), a pandas Series for a pandas newdata.
+
+        ``offset`` is a column of newdata (a vector too for a pandas newdata); it is
+        required when the model was fitted with ``offset=``.  New levels in a Dask
+        newdata raise their DataError when the predictions are computed.
+        """
+        if type not in ("response", "link"):
+            raise ValueError(f"type must be 'response' or 'link', not {type!r}")
+        if newdata is None:
+            return self._over_rows("prediction", re_form)
+        if self.plan.offset is not None and offset is None:
+            raise DataError(f"the model was fitted with offset={self.plan.offset!r}; pass offset= "
+                            "(a column of newdata) for newdata too")
+        if not is_dask_dataframe(newdata):
+            if not isinstance(newdata, pd.DataFrame):
+                raise DataError(f"newdata must be a pandas or Dask DataFrame, not {newdata.__class__.__name__}")
+            return _partition_prediction(newdata, self._rows, re_form, allow_new_levels, offset)
+        if offset is not None and not isinstance(offset, str):
+            raise DataError(f"offset must be a column name for Dask newdata, not {offset.__class__.__name__}")
+        if offset is not None and offset not in newdata.columns:
+            raise DataError(f"offset={offset!r} is not a column of newdata")
+        # the checks that need no rows (columns, re_form) now, on an empty frame like newdata's
+        _partition_prediction(_empty_probe(newdata), self._rows, re_form, allow_new_levels, offset)
+        meta = pd.Series([], dtype=float, index=newdata._meta.index, name="prediction")
+        return newdata.map_partitions(_partition_prediction, self._shipped[0], re_form, allow_new_levels, offset,
+                                      meta=meta)
+
+    @cached_property
+    def _rows(self) -> _RowModel:
+        """The fit as ``prediction``'s functions read it."""
+        return _row_model(self.plan, self.fixef, self.model, self.components._b)
+
+    @cached_property
+    def _shipped(self) -> tuple:
+        """The row model and the plan as Dask graph entries: each enters a graph once."""
+        import dask
+
+        return dask.delayed(self._rows), dask.delayed(self.plan)
+
+    def _over_rows(self, kind: str, re_form: str | None = None):
+        """``kind`` ('fitted', 'residuals', 'scaled residuals', 'prediction') over the fitted rows."""
+        if re_form is not None:  # a bad re_form raises now (on the plan's example row), not when computed
+            _partition_prediction(self.plan.example, self._rows, re_form, False, None)
+        meta = pd.Series([], dtype=float, index=self.data._meta.index, name=kind)
+        rows, plan = self._shipped
+        return self.data.map_partitions(_partition_rows, rows, plan, kind, re_form, self.sigma, meta=meta)
 
     def __repr__(self) -> str:
         kind = "REML" if self.REML else "maximum likelihood"
@@ -151,13 +258,25 @@ def lmer_dask(formula: str, ddf, REML: bool = True, weights: str | None = None, 
     """
     import dask
 
+    parsed, used, sub = _model_columns("lmer", formula, ddf, weights, offset, safe)
+    plan = _plan(parsed, sub, used, weights, offset, dask)
+    shipped = dask.delayed(plan)
+    partials = [dask.delayed(_partition_crossproducts)(part, shipped) for part in sub.to_delayed()]
+    total = _tree(dask, partials, _add).compute()
+    with fitting_threads():
+        return _fit(parsed, plan, total, REML, maxeval, sub)
+
+
+def _model_columns(kind: str, formula: str, ddf, weights, offset, safe: bool):
+    """The parsed formula, the columns the model uses and ``ddf`` restricted to them (with the
+    weights and offset columns), after the checks every fit on a Dask frame shares."""
     if safe:
         from .safety import check_formula
 
         check_formula(formula)
     parsed = parse_formula(formula)
     if not parsed.random:
-        raise FormulaError("lmer needs at least one random-effects term such as (1 | group); "
+        raise FormulaError(f"{kind} needs at least one random-effects term such as (1 | group); "
                            "for a model without random effects use mixedmodels.lm", formula)
     if not parsed.response:
         raise FormulaError("the formula has no response on the left of '~'", parsed.text, 0)
@@ -168,13 +287,10 @@ def lmer_dask(formula: str, ddf, REML: bool = True, weights: str | None = None, 
             raise DataError(f"{what}={value!r} is not a column of data")
     used = _used_columns(parsed, pd.DataFrame(columns=ddf.columns))
     extra = [c for c in (weights, offset) if c is not None and c not in used]
-    sub = ddf[used + extra]
-    plan = _plan(parsed, sub, used, weights, offset, dask)
-    partials = [dask.delayed(_partition_crossproducts)(part, plan) for part in sub.to_delayed()]
-    total = _tree(dask, partials, _add).compute()
-    with fitting_threads():
-        return _fit(parsed, plan, total, REML, maxeval)
+    return parsed, used, ddf[used + extra]
 
+
+# ----- planning: the global levels and the layout (any model on Dask frames) --------------
 
 @dataclass(frozen=True)
 class _Plan:
@@ -188,8 +304,11 @@ class _Plan:
     groups: dict  # group tuple → (levels of each column, sorted keys of the used combinations or None)
     labels: dict  # group tuple → level labels (pd.Index)
     xnames: tuple[str, ...]  # every column of X, before aliased ones are dropped
+    fixed_spec: object  # formulaic ModelSpec of the fixed part, for replaying on new rows
     bars: tuple  # per random term in formula order: (bar index, column indices, column names)
+    reterms: tuple[ReTerm, ...]  # the terms' structure in formula order (no rows), with their specs
     order: tuple[int, ...]  # the engine's order of the terms
+    example: pd.DataFrame  # one row of the used columns coded as the fit codes them
 
 
 def _plan(parsed: ParsedFormula, sub, used: list[str], weights, offset, dask) -> _Plan:
@@ -226,7 +345,7 @@ def _plan(parsed: ParsedFormula, sub, used: list[str], weights, offset, dask) ->
     proto = _prototype(sub, used, categories, levels)
     fixed, xnames = evaluate(parsed.fixed, proto, "the fixed part")
     _no_stateful_transforms(fixed, parsed.fixed)
-    bars, placeholders = [], []
+    bars, reterms = [], []
     for b, bar in enumerate(parsed.random):
         mat, names = evaluate(bar.expr, proto, f"the random-effects term ({bar.expr} | {bar.group_name}), left part")
         _no_stateful_transforms(mat, bar.expr)
@@ -236,10 +355,13 @@ def _plan(parsed: ParsedFormula, sub, used: list[str], weights, offset, dask) ->
         for idx in pieces:
             columns = tuple(names[j] for j in idx)
             bars.append((b, idx, columns))
-            placeholders.append(_placeholder(bar, labels[bar.group], columns))
-    order = tuple(TermSet(tuple(placeholders)).order)
+            reterms.append(ReTerm(group=bar.group_name, codes=np.zeros(0, dtype=np.int64), levels=labels[bar.group],
+                                  matrix=np.zeros((0, len(columns))), columns=columns, expr=bar.expr,
+                                  group_columns=bar.group, spec=mat.model_spec, column_index=idx))
+    order = tuple(TermSet(tuple(reterms)).order)
     return _Plan(parsed=parsed, used=tuple(used), weights=weights, offset=offset, categories=categories,
-                 groups=groups, labels=labels, xnames=tuple(xnames), bars=tuple(bars), order=order)
+                 groups=groups, labels=labels, xnames=tuple(xnames), fixed_spec=fixed.model_spec,
+                 bars=tuple(bars), reterms=tuple(reterms), order=order, example=proto.iloc[:1])
 
 
 def _tree(dask, parts: list, combine):
@@ -317,16 +439,11 @@ def _no_stateful_transforms(matrix, expr: str) -> None:
             "partition of Dask data; add the transformed column to the data first")
 
 
-def _placeholder(bar, labels: pd.Index, columns: tuple[str, ...]) -> ReTerm:
-    """A term's structure without rows: what TermSet and the factorisation need."""
-    return ReTerm(group=bar.group_name, codes=np.zeros(0, dtype=np.int64), levels=labels,
-                  matrix=np.zeros((0, len(columns))), columns=columns, expr=bar.expr, group_columns=bar.group)
-
-
 # ----- per partition ---------------------------------------------------------------------
 
-def _partition_crossproducts(part: pd.DataFrame, plan: _Plan) -> dict:
-    """One partition's blocks of A (terms in the engine order, off-diagonal blocks sparse) and counts."""
+def _complete_rows(part: pd.DataFrame, plan: _Plan):
+    """The partition's complete rows of the used columns, factors coded by the global levels,
+    with their weights and offset columns (None when not given) and the mask of complete rows."""
     used = list(plan.used)
     w = _optional_vector(plan.weights, part, "weights")
     o = _optional_vector(plan.offset, part, "offset")
@@ -334,16 +451,17 @@ def _partition_crossproducts(part: pd.DataFrame, plan: _Plan) -> dict:
     for vec in (w, o):
         if vec is not None:
             complete &= ~np.isnan(vec)
-    missing = {c for c in used if part[c].isna().any()} | {
-        name for name, vec in (("weights", w), ("offset", o)) if vec is not None and np.isnan(vec).any()}
-    out = {"n": int(complete.sum()), "n_dropped": int((~complete).sum()), "missing": missing,
-           "log_weights": 0.0, "A": None}
-    if not complete.any():
-        return out
     frame = part.loc[complete, used].copy()
     for c, (lv, ordered) in plan.categories.items():
         frame[c] = pd.Categorical(frame[c], categories=lv, ordered=ordered)
-    y, _ = _response(plan.parsed, frame, False)
+    return frame, None if w is None else w[complete], None if o is None else o[complete], complete
+
+
+def _partition_arrays(frame: pd.DataFrame, w, o, plan: _Plan, binomial: bool = False):
+    """y, X (every column of plan.xnames), the checked weights (times the trials of a binomial
+    response, as build_design), the total offset and the terms (formula order, codes against
+    the global levels) of complete rows."""
+    y, trials = _response(plan.parsed, frame, binomial)
     mat, xnames = evaluate(plan.parsed.fixed, frame, "the fixed part")
     if tuple(xnames) != plan.xnames:
         raise DataError(
@@ -353,15 +471,12 @@ def _partition_crossproducts(part: pd.DataFrame, plan: _Plan) -> dict:
     X = mat.to_numpy(dtype=float)
     for j, name in enumerate(xnames):
         _check_finite(X[:, j], name)
-    if w is not None:
-        w = w[complete]
-        if np.any(w <= 0) or not np.all(np.isfinite(w)):
-            raise DataError("weights must be finite and positive")
-        out["log_weights"] = float(np.log(w).sum())
-    if o is not None:
-        o = o[complete]
-        if not np.all(np.isfinite(o)):
-            raise DataError("offset must be finite")
+    if w is not None and (np.any(w <= 0) or not np.all(np.isfinite(w))):
+        raise DataError("weights must be finite and positive")
+    if trials is not None:
+        w = trials if w is None else w * trials
+    if o is not None and not np.all(np.isfinite(o)):
+        raise DataError("offset must be finite")
     for expr in plan.parsed.offsets:
         term = _numeric(expr, frame, "the offset")
         o = term if o is None else o + term
@@ -382,12 +497,34 @@ def _partition_crossproducts(part: pd.DataFrame, plan: _Plan) -> dict:
         terms.append(ReTerm(group=bar.group_name, codes=_codes(frame, bar.group, plan),
                             levels=plan.labels[bar.group], matrix=np.ascontiguousarray(Xi[:, list(idx)]),
                             columns=columns, expr=bar.expr, group_columns=bar.group))
+    return y, X, w, o, tuple(terms)
+
+
+def _partition_crossproducts(part: pd.DataFrame, plan: _Plan) -> dict:
+    """One partition's blocks of A (terms in the engine order, off-diagonal blocks sparse) and counts."""
+    frame, w, o, complete = _complete_rows(part, plan)
+    out = {"n": int(complete.sum()), "n_dropped": int((~complete).sum()), "missing": _missing_columns(part, plan),
+           "log_weights": 0.0, "A": None}
+    if frame.empty:
+        return out
+    y, X, w, o, terms = _partition_arrays(frame, w, o, plan)
+    if w is not None:
+        out["log_weights"] = float(np.log(w).sum())
     engine = tuple(terms[i] for i in plan.order)
     yo = y if o is None else y - o
     A = CrossproductBuilder(engine)(np.column_stack([X, yo]), w)
     out["A"] = Crossproducts(diag=A.diag, off=tuple(tuple(sp.csr_matrix(B) for B in row) for row in A.off),
                              xz=A.xz, xx=A.xx)
     return out
+
+
+def _missing_columns(part: pd.DataFrame, plan: _Plan) -> set[str]:
+    """The used columns (and 'weights', 'offset') with a missing value in the partition."""
+    missing = {c for c in plan.used if part[c].isna().any()}
+    for name, column in (("weights", plan.weights), ("offset", plan.offset)):
+        if column is not None and part[column].isna().any():
+            missing.add(name)
+    return missing
 
 
 def _codes(frame: pd.DataFrame, group: tuple[str, ...], plan: _Plan) -> np.ndarray:
@@ -424,33 +561,118 @@ def _add(*partials: dict) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class _RowModel:
+    """What ``prediction.linear_predictor`` and ``fitted_linear_predictor`` read of a fit, without
+    crossproducts or factor: the specs, β̂ and the modes b (ℓ × p per term), small enough to go
+    to every partition."""
+
+    parsed: ParsedFormula
+    design: SimpleNamespace  # model_spec, kept_columns, reterms, frame (one example row), offset (None)
+    model: SimpleNamespace  # terms: the engine order, as _b (with a partition's codes for its fitted values)
+    fixef: pd.Series
+    _b: list[np.ndarray]
+
+
+def _row_model(plan: _Plan, fixef: pd.Series, model: CrossproductLMM, b: list[np.ndarray]) -> _RowModel:
+    """The row model of a fit: the offset column is passed explicitly, so design.offset is None."""
+    kept = tuple(plan.xnames.index(name) for name in fixef.index)
+    design = SimpleNamespace(model_spec=plan.fixed_spec, kept_columns=kept, reterms=plan.reterms,
+                             frame=plan.example, offset=None)
+    return _RowModel(parsed=plan.parsed, design=design, model=SimpleNamespace(terms=model.terms), fixef=fixef,
+                     _b=list(b))
+
+
+def _partition_rows(part: pd.DataFrame, rows: _RowModel, plan: _Plan, kind: str, re_form: str | None,
+                    sigma: float) -> pd.Series:
+    """Per-row values of the partition's complete rows: 'fitted' or 'prediction' (η with the
+    random effects re_form names), 'residuals' (y − η), 'scaled residuals' (√w (y − η) / σ).
+
+    η comes from ``prediction.fitted_linear_predictor``, as ``LmerResult.predict()`` computes
+    it: from X and the terms' codes built as for the crossproducts.
+    """
+    frame, w, o, _ = _complete_rows(part, plan)
+    if frame.empty:
+        return pd.Series([], dtype=float, index=frame.index, name=kind)
+    y, X, w, o, terms = _partition_arrays(frame, w, o, plan)
+    design = SimpleNamespace(**vars(rows.design))
+    design.X, design.offset = X[:, list(design.kept_columns)], o
+    fit = replace(rows, design=design, model=SimpleNamespace(terms=tuple(terms[i] for i in plan.order)))
+    values = fitted_linear_predictor(fit, re_form)
+    if kind in ("residuals", "scaled residuals"):
+        values = y - values
+    if kind == "scaled residuals":
+        values = values / sigma if w is None else values * np.sqrt(w) / sigma
+    return pd.Series(values, index=frame.index, name=kind)
+
+
+def _partition_prediction(part: pd.DataFrame, rows: _RowModel, re_form: str | None, allow_new_levels: bool,
+                          offset: object) -> pd.Series:
+    """``LmerResult.predict`` on one frame; ``offset`` a column name of it or a vector."""
+    part = _plain_strings(part)
+    if isinstance(offset, str):
+        if offset not in part.columns:
+            raise DataError(f"offset={offset!r} is not a column of newdata")
+        offset = part[offset].to_numpy(dtype=float, na_value=np.nan)
+    eta = linear_predictor(rows, part, re_form, allow_new_levels, offset)
+    return pd.Series(eta, index=part.index, name="prediction")
+
+
+def _plain_strings(part: pd.DataFrame) -> pd.DataFrame:
+    """String columns with pd.NA (Dask makes every string column one) as objects with NaN:
+    formulaic takes them for numbers, and a pandas newdata's strings are objects or ``str``."""
+    nullable = [c for c in part.columns
+                if isinstance(part[c].dtype, pd.StringDtype) and part[c].dtype.na_value is pd.NA]
+    if not nullable:
+        return part
+    part = part.copy()
+    for c in nullable:
+        part[c] = part[c].astype(object).where(part[c].notna(), np.nan)
+    return part
+
+
+def _empty_probe(ddf) -> pd.DataFrame:
+    """An empty frame with ddf's columns, categoricals as objects (Dask may not know their categories)."""
+    meta = ddf._meta.copy()
+    for c in meta.columns:
+        if isinstance(meta[c].dtype, pd.CategoricalDtype):
+            meta[c] = meta[c].astype(object)
+    return meta
+
+
 # ----- on the client ---------------------------------------------------------------------
 
-def _fit(parsed: ParsedFormula, plan: _Plan, total: dict, REML: bool, maxeval: int) -> DaskLmerResult:
+def _fit(parsed: ParsedFormula, plan: _Plan, total: dict, REML: bool, maxeval: int, data) -> DaskLmerResult:
     from .api import _check_groups
 
     n, A = total["n"], total["A"]
-    if A is None:
-        raise DataError("no complete rows: every row has a missing value in one of "
-                        + ", ".join(repr(c) for c in plan.used))
-    if total["n_dropped"]:
-        warn(f"{total['n_dropped']} of {n + total['n_dropped']} rows have missing values (in "
-             f"{', '.join(map(repr, sorted(total['missing'])))}) and were left out", DroppedRowsWarning)
-    keep = _independent_columns(A.xx[:-1, :-1])
+    keep = _kept_columns(plan, n, total["n_dropped"], total["missing"], None if A is None else A.xx[:-1, :-1])
     dropped = tuple(name for j, name in enumerate(plan.xnames) if j not in keep)
-    if dropped:
-        warn("fixed-effect model matrix is rank deficient; dropping aliased column(s) "
-             + ", ".join(repr(d) for d in dropped), RankDeficiencyWarning)
     rows = np.array(keep + [len(plan.xnames)])
     A = Crossproducts(diag=A.diag, off=tuple(tuple(_final_format(B) for B in row) for row in A.off),
                       xz=tuple(B[rows] for B in A.xz), xx=A.xx[np.ix_(rows, rows)])
     xnames = [plan.xnames[j] for j in keep]
-    reterms = tuple(_placeholder(parsed.random[b], plan.labels[parsed.random[b].group], columns)
-                    for b, idx, columns in plan.bars)
-    _check_groups(SimpleNamespace(reterms=reterms, n=n))
-    model = CrossproductLMM(reterms, A, n, len(keep), REML=REML, log_weights=total["log_weights"])
+    _check_groups(SimpleNamespace(reterms=plan.reterms, n=n))
+    model = CrossproductLMM(plan.reterms, A, n, len(keep), REML=REML, log_weights=total["log_weights"])
     report = model.fit(maxeval=maxeval)
-    return _result(parsed, model, report, xnames, total["n_dropped"], dropped)
+    return _result(parsed, plan, model, report, xnames, total["n_dropped"], dropped, data)
+
+
+def _kept_columns(plan: _Plan, n: int, n_dropped: int, missing: set[str], xx: np.ndarray | None) -> list[int]:
+    """The columns of X kept, from the summed counts and a crossproduct XᵀWX of X (W > 0):
+    an error without complete rows, warnings for rows left out and for aliased columns."""
+    if n == 0:
+        raise DataError("no complete rows: every row has a missing value in one of "
+                        + ", ".join(repr(c) for c in plan.used))
+    if n_dropped:
+        warn(f"{n_dropped} of {n + n_dropped} rows have missing values (in "
+             f"{', '.join(map(repr, sorted(missing)))}) and were left out", DroppedRowsWarning)
+    keep = _independent_columns(xx)
+    dropped = [name for j, name in enumerate(plan.xnames) if j not in keep]
+    if dropped:
+        warn("fixed-effect model matrix is rank deficient; dropping aliased column(s) "
+             + ", ".join(repr(d) for d in dropped), RankDeficiencyWarning)
+    return keep
 
 
 def _independent_columns(xx: np.ndarray) -> list[int]:
@@ -482,13 +704,15 @@ def _final_format(B):
 
 
 class _Components:
-    """What ``MixedModelResult``'s variance-component properties read, without rows: they are
-    borrowed from results.py, so that θ, its names, VarCorr and the groups are reported alike."""
+    """What ``MixedModelResult``'s variance-component and random-effect properties read,
+    without rows: they are borrowed from results.py, so that θ, its names, VarCorr, the
+    groups and the conditional modes are computed and reported alike."""
 
     has_residual_row = True
 
-    def __init__(self, model: CrossproductLMM, theta_engine: np.ndarray, factor, sigma: float):
+    def __init__(self, model: CrossproductLMM, theta_engine: np.ndarray, factor, sigma: float, fixef: pd.Series):
         self.model, self._theta_engine, self._factor, self.sigma = model, theta_engine, factor, sigma
+        self.fixef = fixef
         self._public = model.lme4_order
         self._engine_index = model.engine_position
 
@@ -504,24 +728,35 @@ class _Components:
     covariances = MixedModelResult.covariances
     varcorr = MixedModelResult.varcorr
     is_singular = MixedModelResult.is_singular
+    _u = LmerResult._u
+    _b = MixedModelResult._b
+    _condvar = MixedModelResult._condvar
+    ranef = MixedModelResult.ranef
+    ranef_sd = MixedModelResult.ranef_sd
+    coef = MixedModelResult.coef
 
 
-def _result(parsed, model: CrossproductLMM, report: OptimumReport, xnames: list[str], n_dropped: int,
-            dropped: tuple[str, ...]) -> DaskLmerResult:
+def _result(parsed: ParsedFormula, plan: _Plan, model: CrossproductLMM, report: OptimumReport, xnames: list[str],
+            n_dropped: int, dropped: tuple[str, ...], data) -> DaskLmerResult:
     L = model.factor(report.x)
     p, n = model.p, model.n
     sigma = float(L.r / np.sqrt(n - p if model.REML else n))
-    parts = _Components(model, report.x, L, sigma)
+    fixef = pd.Series(L.beta(), index=xnames, name="Estimate")
+    parts = _Components(model, report.x, L, sigma, fixef)
+    _fit_warnings(report, parts)
+    return DaskLmerResult(
+        formula=parsed.text, REML=model.REML, nobs=n, n_dropped=n_dropped, fixef=fixef,
+        vcov=pd.DataFrame(sigma**2 * L.beta_precision_inverse(), index=xnames, columns=xnames),
+        sigma=sigma, theta=parts.theta, theta_names=parts.theta_names, objective=float(report.fun),
+        deviance=float(model.objective(report.x, REML=False)), varcorr=parts.varcorr, ngroups=parts.ngroups,
+        optimum=report, model=model, data=data, plan=plan, components=parts, dropped_columns=dropped,
+    )
+
+
+def _fit_warnings(report: OptimumReport, parts: _Components) -> None:
+    """A ConvergenceWarning or SingularFitWarning, as a fitted in-memory model issues."""
     if not report.converged:
         warn(f"model failed to converge: {report.message}", ConvergenceWarning)
     if parts.is_singular():
         warn("boundary (singular) fit: a random-effect variance is (near) zero or a "
              "correlation is ±1; see the guide on singular fits", SingularFitWarning)
-    return DaskLmerResult(
-        formula=parsed.text, REML=model.REML, nobs=n, n_dropped=n_dropped,
-        fixef=pd.Series(L.beta(), index=xnames, name="Estimate"),
-        vcov=pd.DataFrame(sigma**2 * L.beta_precision_inverse(), index=xnames, columns=xnames),
-        sigma=sigma, theta=parts.theta, theta_names=parts.theta_names, objective=float(report.fun),
-        deviance=float(model.objective(report.x, REML=False)), varcorr=parts.varcorr, ngroups=parts.ngroups,
-        optimum=report, model=model, dropped_columns=dropped,
-    )

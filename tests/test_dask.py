@@ -5,10 +5,17 @@ objective is the in-memory one as a function of θ (checked to 1e-12).  The opti
 itself is as reproducible as BOBYQA makes it: refitting the same data in another row
 order moves θ̂ by up to ~2e-6 relative on these data sets (flat optima, e.g. Pastes),
 so the estimates are compared to 1e-5 and the objective at the optimum to 1e-10.
+
+Per-row quantities (fitted values, residuals, predictions) and the conditional modes
+are compared with the in-memory ones evaluated at the Dask fit's own θ̂ (an
+``LmerResult`` of the in-memory model at that θ): given the same θ, β̂ and b̂ come
+from crossproducts equal to 1e-12, so they agree to 1e-8 relative.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import warnings
 
 import numpy as np
@@ -18,12 +25,19 @@ import scipy.sparse as sp
 
 pytest.importorskip("dask.distributed")
 
+import dask  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
 import mixedmodels as mm  # noqa: E402
 from mixedmodels.bootstrap import bootstrap  # noqa: E402
-from mixedmodels.dask import DaskLmerResult, is_dask_dataframe, lmer_dask  # noqa: E402
+from mixedmodels.dask import (  # noqa: E402
+    DaskLmerResult,
+    _partition_prediction,
+    _partition_rows,
+    is_dask_dataframe,
+    lmer_dask,
+)
 
 CASES = {
     "sleepstudy": "Reaction ~ Days + (Days | Subject)",
@@ -137,3 +151,162 @@ def test_lmer_dispatches_dask_frames(client):
     assert fit.objective == pytest.approx(mm.lmer("Reaction ~ Days + (Days | Subject)", df).objective, rel=1e-10)
     with pytest.raises(mm.DataError, match="start is not supported"):
         mm.lmer("Reaction ~ Days + (Days | Subject)", dd.from_pandas(df, npartitions=3), start=[1, 0, 1])
+
+
+# ----- conditional modes and per-row quantities --------------------------------------------
+
+ROW_RTOL = 1e-8
+
+
+def _at_dask_theta(m: mm.LmerResult, d: DaskLmerResult) -> mm.LmerResult:
+    """The in-memory fit evaluated at the Dask fit's θ̂ (engine order in both)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mm.MixedModelsWarning)
+        return mm.LmerResult(m.parsed, m.model, dataclasses.replace(m.optimum, x=d.optimum.x.copy()))
+
+
+def _assert_same_series(lazy, expected: pd.Series, scale: float, divisions=None):
+    assert isinstance(lazy, dd.Series)
+    if divisions is not None:
+        assert lazy.divisions == divisions
+    got = lazy.compute()
+    assert got.name == expected.name
+    pd.testing.assert_index_equal(got.index, expected.index)
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=ROW_RTOL, atol=ROW_RTOL * scale)
+
+
+def _assert_same_modes(d: DaskLmerResult, m: mm.LmerResult):
+    for what in ("ranef", "ranef_sd", "coef"):
+        expected = getattr(m, what)
+        assert list(getattr(d, what)) == list(expected)
+        for group, frame in getattr(d, what).items():
+            pd.testing.assert_frame_equal(frame, expected[group], rtol=ROW_RTOL, atol=ROW_RTOL * m.sigma)
+
+
+RE_FORMS = {"sleepstudy": "~(1 | Subject)", "Penicillin": "~(1 | plate)", "Pastes": "~(1 | batch)"}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_modes_fitted_residuals_and_predictions_equal_the_in_memory_ones(client, name):
+    df = mm.datasets.load(name)
+    ddf = dd.from_pandas(df, npartitions=3)
+    d = lmer_dask(CASES[name], ddf)
+    m = _at_dask_theta(mm.lmer(CASES[name], df), d)
+    _assert_same_modes(d, m)
+    scale = float(m.fitted.std())
+    _assert_same_series(d.fitted, m.fitted, scale, ddf.divisions)
+    _assert_same_series(d.residuals, m.residuals, scale, ddf.divisions)
+    _assert_same_series(d.scaled_residuals(), m.scaled_residuals(), 1.0, ddf.divisions)
+    for re_form in (None, "~0", RE_FORMS[name]):
+        _assert_same_series(d.predict(re_form=re_form), m.predict(re_form=re_form), scale, ddf.divisions)
+    newdata = df.sample(frac=0.5, random_state=1).sort_index()
+    new_ddf = dd.from_pandas(newdata, npartitions=2)
+    for re_form in (None, RE_FORMS[name]):
+        _assert_same_series(d.predict(new_ddf, re_form=re_form), m.predict(newdata, re_form=re_form), scale,
+                            new_ddf.divisions)
+    pd.testing.assert_series_equal(d.predict(newdata), m.predict(newdata), rtol=ROW_RTOL)
+
+
+def test_rows_with_missing_values_weights_offset_and_new_levels(client):
+    """Rows with missing values are left out of fitted/residuals (as rows_used) and give NaN
+    predictions; weights scale the residuals; the offset column is needed for newdata."""
+    df = mm.datasets.load("sleepstudy").copy()
+    df["phase"] = np.where(df.index < 60, "early", np.where(df.index < 150, "mid", "late"))
+    df.loc[[3, 100], "Days"] = np.nan
+    df["w"] = 1.0 + df.index % 3
+    df["off"] = 0.1 * (df.index % 5)
+    formula = "Reaction ~ Days + phase + (Days || Subject)"
+    ddf = dd.from_pandas(df, npartitions=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mm.DroppedRowsWarning)
+        d = lmer_dask(formula, ddf, weights="w", offset="off")
+        m = _at_dask_theta(mm.lmer(formula, df, weights="w", offset="off"), d)
+    scale = float(m.fitted.std())
+    _assert_same_series(d.fitted, m.fitted, scale, ddf.divisions)
+    assert len(d.fitted.compute()) == d.nobs == len(df) - 2
+    _assert_same_series(d.residuals, m.residuals, scale)
+    _assert_same_series(d.scaled_residuals(), m.scaled_residuals(), 1.0)
+    _assert_same_series(d.predict(re_form="~0"), m.predict(re_form="~0"), scale)
+
+    with pytest.raises(mm.DataError, match="offset='off'"):
+        d.predict(ddf)
+    with pytest.raises(mm.DataError, match="'offz' is not a column of newdata"):
+        d.predict(ddf, offset="offz")
+    new = df.copy()
+    new["Subject"] = new["Subject"].cat.add_categories(["999"])
+    new.loc[[7, 8], "Subject"] = "999"  # a subject not seen when fitting
+    new_ddf = dd.from_pandas(new, npartitions=3)
+    lazy = d.predict(new_ddf, offset="off")  # new levels show up only when the rows are read
+    with pytest.raises(mm.DataError, match="Subject.*999"):
+        lazy.compute()
+    got = d.predict(new_ddf, offset="off", allow_new_levels=True).compute()
+    expected = m.predict(new, offset=new["off"].to_numpy(), allow_new_levels=True)
+    assert got.isna().sum() == 2 and np.isnan(got[[3, 100]]).all()  # missing Days: NaN, as in memory
+    np.testing.assert_allclose(got, expected, rtol=ROW_RTOL, atol=ROW_RTOL * scale)
+    assert got[7] == pytest.approx(m.predict(new.loc[[7]], re_form="~0", offset=[new.loc[7, "off"]])[7])
+    pd.testing.assert_series_equal(d.predict(new, offset="off", allow_new_levels=True), got)
+
+
+_READS: list[int] = []  # partitions read by _CountedReads (the test cluster's workers are threads)
+
+
+class _CountedReads:
+    """Partitions of a frame (60 rows each) that record every read in _READS."""
+
+    def __init__(self, df: pd.DataFrame):
+        self.df = df
+
+    def __call__(self, i: int) -> pd.DataFrame:
+        _READS.append(i)
+        return self.df.iloc[60 * i:60 * (i + 1)]
+
+    def __dask_tokenize__(self):
+        return ("counted-reads", id(self))
+
+
+def test_per_row_quantities_are_lazy(client):
+    """Nothing reads the rows until .compute(): fitted, residuals and predictions are Dask Series."""
+    df = mm.datasets.load("sleepstudy")
+    ddf = dd.from_map(_CountedReads(df), range(3), meta=df.iloc[:0], divisions=(0, 60, 120, 179))
+    _READS.clear()
+    d = lmer_dask(CASES["sleepstudy"], ddf)
+    assert sorted(_READS) == [0, 0, 1, 1, 2, 2]  # the fit: two passes (levels, crossproducts)
+    _READS.clear()
+    lazy = [d.fitted, d.residuals, d.scaled_residuals(), d.predict(), d.predict(re_form="~0"),
+            d.predict(ddf), d.predict(ddf, re_form="~(1 | Subject)")]
+    assert all(isinstance(x, dd.Series) for x in lazy) and _READS == []
+    assert d.ranef["Subject"].shape == (18, 2) and _READS == []  # the modes need no pass either
+    fitted, residuals = dask.compute(d.fitted, d.residuals)
+    assert sorted(_READS) == [0, 1, 2]  # one pass for both: they share the partitions' reads
+    np.testing.assert_allclose(fitted + residuals, df["Reaction"], rtol=1e-12)
+
+
+def test_prediction_errors_name_the_problem(client):
+    df = mm.datasets.load("sleepstudy")
+    ddf = dd.from_pandas(df, npartitions=2)
+    d = lmer_dask(CASES["sleepstudy"], ddf)
+    with pytest.raises(mm.DataError, match="Days"):  # at once: no .compute() needed
+        d.predict(ddf[["Reaction", "Subject"]])
+    with pytest.raises(mm.DataError, match="'Subject'"):
+        d.predict(ddf[["Days"]])
+    pd.testing.assert_series_equal(d.predict(ddf[["Days"]], re_form="~0").compute(),  # no grouping column needed
+                                   d.predict(df[["Days"]], re_form="~0"), check_index_type=False)
+    with pytest.raises(mm.FormulaError, match="re_form"):
+        d.predict(ddf, re_form="~(1 | Days)")
+    with pytest.raises(mm.FormulaError, match="re_form"):
+        d.predict(re_form="~(1 | nothing)")
+    with pytest.raises(ValueError, match="type"):
+        d.predict(ddf, type="terms")
+    with pytest.raises(mm.DataError, match="column name"):
+        d.predict(ddf, offset=np.zeros(180))
+    with pytest.raises(mm.DataError, match="pandas or Dask DataFrame"):
+        d.predict(df.to_numpy())
+
+
+def test_the_row_model_pickles(client):
+    """What map_partitions sends to process workers survives pickling and predicts the same."""
+    df = mm.datasets.load("Pastes")
+    d = lmer_dask(CASES["Pastes"], dd.from_pandas(df, npartitions=2))
+    rows, plan = pickle.loads(pickle.dumps((d._rows, d.plan)))
+    pd.testing.assert_series_equal(_partition_rows(df, rows, plan, "fitted", None, d.sigma), d.fitted.compute())
+    pd.testing.assert_series_equal(_partition_prediction(df, rows, None, False, None), d.predict(df))
