@@ -34,6 +34,7 @@ class BlockedCholesky:
     L: list[list]
     lambdas: list[np.ndarray]  # Tᵢ of each term
     p: int  # number of fixed effects
+    beta_shift: np.ndarray | None = None  # b₀ when the last column is y − Xb₀ (Crossproducts.beta_shift)
 
     @property
     def K(self) -> int:
@@ -64,15 +65,18 @@ class BlockedCholesky:
         return Linv.T @ Linv
 
     def beta(self) -> np.ndarray:
-        """Fixed effects: L_Xᵀ β = c_β."""
+        """Fixed effects: L_Xᵀ (β − b₀) = c_β."""
         LXy = self.L[self.K][self.K]
         if self.p == 0:
             return np.zeros(0)
-        return _solve_lower_t(LXy[: self.p, : self.p], LXy[self.p, : self.p])
+        beta = _solve_lower_t(LXy[: self.p, : self.p], LXy[self.p, : self.p])
+        return beta if self.beta_shift is None else beta + self.beta_shift
 
     def spherical_modes(self, beta: np.ndarray) -> list[np.ndarray]:
         """Conditional modes u of the spherical random effects, by blocked back-substitution."""
         K = self.K
+        if self.beta_shift is not None and len(beta):
+            beta = beta - self.beta_shift
         weights = np.append(-beta, 1.0)  # c − L_Xᵀ β as a combination of the [X y] rows
         u: list[np.ndarray] = [np.zeros(0)] * K
         for j in reversed(range(K)):
@@ -163,7 +167,7 @@ def factorize(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> BlockedCho
         for j, R in zip(range(k + 1, K + 1), below):
             L[j].append(solved[start:start + R.shape[0]])
             start += R.shape[0]
-    return BlockedCholesky(L=L, lambdas=lambdas, p=p)
+    return BlockedCholesky(L=L, lambdas=lambdas, p=p, beta_shift=A.beta_shift if p else None)
 
 
 def _minus_first_fill(A: Crossproducts, j: int, Tj: np.ndarray | None, row0, B0: np.ndarray) -> np.ndarray:

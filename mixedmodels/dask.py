@@ -47,6 +47,8 @@ fit and result.
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import SimpleNamespace
@@ -56,7 +58,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .criteria import InformationCriteria
-from .crossprod import CrossproductBuilder, Crossproducts
+from .crossprod import CrossproductBuilder, Crossproducts, shift_response
 from .design import _check_finite, _numeric, _optional_vector, _response, _used_columns, evaluate
 from .errors import (
     ConvergenceWarning,
@@ -261,10 +263,11 @@ def lmer_dask(formula: str, ddf, REML: bool = True, weights: str | None = None, 
     parsed, used, sub = _model_columns("lmer", formula, ddf, weights, offset, safe)
     plan = _plan(parsed, sub, used, weights, offset, dask)
     shipped = dask.delayed(plan)
-    partials = [dask.delayed(_partition_crossproducts)(part, shipped) for part in sub.to_delayed()]
+    shift = _rough_shift(sub, plan)
+    partials = [dask.delayed(_partition_crossproducts)(part, shipped, shift) for part in sub.to_delayed()]
     total = _tree(dask, partials, _add).compute()
     with fitting_threads():
-        return _fit(parsed, plan, total, REML, maxeval, sub)
+        return _fit(parsed, plan, total, REML, maxeval, sub, shift)
 
 
 def _model_columns(kind: str, formula: str, ddf, weights, offset, safe: bool):
@@ -500,8 +503,25 @@ def _partition_arrays(frame: pd.DataFrame, w, o, plan: _Plan, binomial: bool = F
     return y, X, w, o, tuple(terms)
 
 
-def _partition_crossproducts(part: pd.DataFrame, plan: _Plan) -> dict:
-    """One partition's blocks of A (terms in the engine order, off-diagonal blocks sparse) and counts."""
+def _rough_shift(sub, plan: _Plan) -> np.ndarray:
+    """b over X's columns that centres the response: the first rows' mean response in the
+    intercept's place (zeros without an intercept).  The partitions' crossproducts are of
+    y − Xb, so the cancellation ``crossprod.shift_response`` avoids is avoided here too."""
+    b = np.zeros(len(plan.xnames))
+    if "(Intercept)" in plan.xnames:
+        with warnings.catch_warnings():  # a first partition of under 1,000 rows is fine
+            warnings.filterwarnings("ignore", "Insufficient elements", UserWarning)
+            first = sub.head(1000, npartitions=1, compute=True)
+        frame, w, o, _ = _complete_rows(first, plan)
+        if not frame.empty:
+            y, _, _, o, _ = _partition_arrays(frame, w, o, plan)
+            b[plan.xnames.index("(Intercept)")] = float(np.mean(y if o is None else y - o))
+    return b
+
+
+def _partition_crossproducts(part: pd.DataFrame, plan: _Plan, shift: np.ndarray) -> dict:
+    """One partition's blocks of A for the response y − X·shift (terms in the engine order,
+    off-diagonal blocks sparse) and counts."""
     frame, w, o, complete = _complete_rows(part, plan)
     out = {"n": int(complete.sum()), "n_dropped": int((~complete).sum()), "missing": _missing_columns(part, plan),
            "log_weights": 0.0, "A": None}
@@ -511,7 +531,7 @@ def _partition_crossproducts(part: pd.DataFrame, plan: _Plan) -> dict:
     if w is not None:
         out["log_weights"] = float(np.log(w).sum())
     engine = tuple(terms[i] for i in plan.order)
-    yo = y if o is None else y - o
+    yo = (y if o is None else y - o) - X @ shift
     A = CrossproductBuilder(engine)(np.column_stack([X, yo]), w)
     out["A"] = Crossproducts(diag=A.diag, off=tuple(tuple(sp.csr_matrix(B) for B in row) for row in A.off),
                              xz=A.xz, xx=A.xx)
@@ -642,15 +662,17 @@ def _empty_probe(ddf) -> pd.DataFrame:
 
 # ----- on the client ---------------------------------------------------------------------
 
-def _fit(parsed: ParsedFormula, plan: _Plan, total: dict, REML: bool, maxeval: int, data) -> DaskLmerResult:
+def _fit(parsed: ParsedFormula, plan: _Plan, total: dict, REML: bool, maxeval: int, data,
+         shift: np.ndarray) -> DaskLmerResult:
     from .api import _check_groups
 
     n, A = total["n"], total["A"]
     keep = _kept_columns(plan, n, total["n_dropped"], total["missing"], None if A is None else A.xx[:-1, :-1])
     dropped = tuple(name for j, name in enumerate(plan.xnames) if j not in keep)
     rows = np.array(keep + [len(plan.xnames)])
-    A = Crossproducts(diag=A.diag, off=tuple(tuple(_final_format(B) for B in row) for row in A.off),
-                      xz=tuple(B[rows] for B in A.xz), xx=A.xx[np.ix_(rows, rows)])
+    A = shift_response(Crossproducts(diag=A.diag, off=tuple(tuple(_final_format(B) for B in row) for row in A.off),
+                                     xz=tuple(B[rows] for B in A.xz), xx=A.xx[np.ix_(rows, rows)],
+                                     beta_shift=shift[keep]))
     xnames = [plan.xnames[j] for j in keep]
     _check_groups(SimpleNamespace(reterms=plan.reterms, n=n))
     model = CrossproductLMM(plan.reterms, A, n, len(keep), REML=REML, log_weights=total["log_weights"])

@@ -8,6 +8,7 @@ The terms' engine order and θ's layout come from ``TermSet``.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 
@@ -29,7 +30,9 @@ class LinearMixedModel(TermSet):
         self.design = design
         self.REML = REML
         y = design.y if design.offset is None else design.y - design.offset
-        self.crossprod: Crossproducts = CrossproductBuilder(self.terms)(np.column_stack([design.X, y]), design.weights)
+        b0 = _least_squares(design.X, y, design.weights)  # the response enters as y − Xb₀: see shift_response
+        A = CrossproductBuilder(self.terms)(np.column_stack([design.X, y - design.X @ b0]), design.weights)
+        self.crossprod: Crossproducts = replace(A, beta_shift=b0)
         w = design.weights
         self._log_weights = 0.0 if w is None else float(np.log(w).sum())
 
@@ -68,6 +71,14 @@ class LinearMixedModel(TermSet):
             start, step = moment_start(self.crossprod, self, self.n, self.p)
             return optimize(self.objective, start, self.theta_lower, maxeval=maxeval, initial_step=step)
         return optimize(self.objective, np.asarray(theta0, dtype=float), self.theta_lower, maxeval=maxeval)
+
+
+def _least_squares(X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """The (weighted) least-squares coefficients of y on X."""
+    if not X.shape[1]:
+        return np.zeros(0)
+    sw = np.ones(len(y)) if w is None else np.sqrt(w)
+    return np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
 
 
 def deviance_from_factor(L: BlockedCholesky, n: int, REML: bool) -> float:

@@ -101,13 +101,17 @@ def optimize(
     lower: np.ndarray,
     maxeval: int = 100_000,
     initial_step: np.ndarray | None = None,
+    noise: float = 1e-13,
 ) -> OptimumReport:
-    """BOBYQA, a check of the optimum (one restart from it when the check fails), and a Newton polish."""
+    """BOBYQA, a check of the optimum (one restart from it when the check fails), and a Newton polish.
+
+    ``noise`` is the relative rounding noise of f (it sets the polish's difference step).
+    """
     with fitting_threads():
-        return _optimize(f, x0, lower, maxeval, initial_step)
+        return _optimize(f, x0, lower, maxeval, initial_step, noise)
 
 
-def _optimize(f, x0, lower, maxeval, initial_step) -> OptimumReport:
+def _optimize(f, x0, lower, maxeval, initial_step, noise) -> OptimumReport:
     x, fun, nfev, reason = minimize_bobyqa(f, x0, lower, maxeval=maxeval, initial_step=initial_step)
     scale = np.ones(len(x)) if initial_step is None else np.asarray(initial_step, dtype=float)
     ok, grad, gain, H = check_optimum(f, x, lower, fun, scale=scale)
@@ -117,7 +121,8 @@ def _optimize(f, x0, lower, maxeval, initial_step) -> OptimumReport:
         if fun2 <= fun:
             x, fun = x2, fun2
         ok, grad, gain, H = check_optimum(f, x, lower, fun, scale=scale)
-    x, fun = newton_polish(f, x, fun, lower, grad, H)
+    x, fun = newton_polish(f, x, fun, lower, H, np.cbrt(noise) * np.maximum(np.abs(x), np.minimum(scale, 1.0)),
+                           slack=10 * noise * abs(fun))
     if ok:
         message = f"converged ({reason})"
     else:
@@ -133,29 +138,37 @@ def newton_polish(
     x: np.ndarray,
     fx: float,
     lower: np.ndarray,
-    grad: np.ndarray,
     H: np.ndarray,
+    h: np.ndarray,
+    slack: float = 0.0,
 ) -> tuple[np.ndarray, float]:
-    """One Newton step from x with the check's gradient and Hessian, kept if it lowers f.
+    """One Newton step from x with the check's Hessian, kept unless it raises f by over ``slack``.
 
-    BOBYQA stops where its quadratic model is flat to the tolerance, anywhere in a
-    small region around the optimum; the step moves to the optimum of the local
-    quadratic, so fits of the same data that differ only by rounding (row order,
-    Dask partitions) agree to far more digits.  Costs one evaluation.
+    BOBYQA stops anywhere in a small region where its model is flat to the
+    tolerance; the step moves to the optimum of the local quadratic, so fits of
+    the same data that differ only by rounding (row order, Dask partitions) agree
+    to many more digits.  The check's gradient, with its steps sized for the
+    Hessian, is too coarse for this: the gradient is estimated again by central
+    differences with steps ``h`` (best about the cube root of f's relative noise,
+    times the parameter's scale).  Near the optimum, f cannot tell points apart
+    that the gradient still can: a rise within ``slack`` (f's noise) is accepted.
+    Costs 2k + 1 evaluations for k free parameters.
     """
-    free = np.all(np.isfinite(H), axis=1)
-    if not free.any():
+    free = np.flatnonzero(np.all(np.isfinite(H), axis=1))
+    if not len(free):
         return x, fx
     Hf = H[np.ix_(free, free)]
     try:
         np.linalg.cholesky(Hf)
     except np.linalg.LinAlgError:
         return x, fx  # not a local quadratic bowl: leave BOBYQA's point
-    step = np.zeros(len(x))
-    step[free] = -np.linalg.solve(Hf, grad[free])
-    trial = np.maximum(x + step, lower)
+    if np.any(x[free] - h[free] < lower[free]):
+        return x, fx  # too close to a bound for central differences
+    grad = np.array([(f(_shift(x, i, h[i])) - f(_shift(x, i, -h[i]))) / (2 * h[i]) for i in free])
+    trial = x.copy()
+    trial[free] = np.maximum(x[free] - np.linalg.solve(Hf, grad), lower[free])
     f_trial = f(trial)
-    return (trial, f_trial) if f_trial < fx else (x, fx)
+    return (trial, f_trial) if f_trial <= fx + slack else (x, fx)
 
 
 def check_optimum(

@@ -4,8 +4,10 @@ PIRLS touches the rows only through ``working_pass``: at a point (β, b) it form
 η, μ, the deviance kernel, the working weights and working response, and the
 crossproducts of [Z X z] with those weights — all in a single pass.  The rest of
 PIRLS (the blocked Cholesky, the new modes, step halving) works on these sums.
+The starting β, from IRLS for the fixed-effects GLM, likewise needs only the
+weighted normal equations of each step (``glm_equations``).
 ``InMemoryRows`` holds the rows as numpy arrays; a Dask implementation computes
-the same sums per partition and adds them up (``mixedmodels.dask``).
+the same sums per partition and adds them up (``mixedmodels.dask_glmm``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ class WorkingPass:
     crossprod: Crossproducts
     eta: np.ndarray | None = None
     mu: np.ndarray | None = None
+
+
+@dataclass
+class GlmEquations:
+    """The weighted normal equations XᵀWX β = XᵀWz of one IRLS step of the fixed-effects GLM."""
+
+    xwx: np.ndarray
+    xwz: np.ndarray
 
 
 class InMemoryRows:
@@ -85,3 +95,21 @@ class InMemoryRows:
             self._Xz[:, -1] = eta - self.offset + residual
             crossprod = self.build(self._Xz, w)
         return WorkingPass(kernel=kernel, crossprod=crossprod, eta=eta, mu=mu)
+
+    def glm_equations(self, beta: np.ndarray | None) -> GlmEquations | None:
+        """IRLS's normal equations at η = Xβ + offset, or at the family's starting μ when β is
+        None; None when η leaves the family's range."""
+        fam, link = self.family, self.family.link
+        if beta is None:
+            mu = fam.starting_mu(self.y, self.prior_weights)
+            eta = link.link(mu)
+        else:
+            eta = self.X @ beta + self.offset
+            if not fam.valid_eta(eta):
+                return None
+            mu = link.inverse(eta)
+        mu_eta = link.mu_eta(eta)
+        w = self.prior_weights * mu_eta**2 / fam.variance(mu)
+        z = eta - self.offset + (self.y - mu) / mu_eta
+        wX = self.X * w[:, None]
+        return GlmEquations(xwx=wX.T @ self.X, xwz=wX.T @ z)

@@ -60,8 +60,8 @@ def test_newton_polish_lands_on_a_quadratic_minimum(n, data):
 
     lower = np.zeros(n)
     ok, grad, gain, H = check_optimum(f, x, lower, f(x))
-    polished, value = newton_polish(f, x, f(x), lower, grad, H)
-    np.testing.assert_allclose(polished, xmin, atol=1e-6)
+    polished, value = newton_polish(f, x, f(x), lower, H, np.full(n, 1e-5))
+    np.testing.assert_allclose(polished, xmin, atol=1e-8)
     assert value <= f(x)
 
 
@@ -71,9 +71,21 @@ def test_newton_polish_keeps_the_point_when_the_step_does_not_help():
 
     x = np.array([0.5, 0.5])
     H = -2 * np.eye(2)
-    same, value = newton_polish(f, x, f(x), np.full(2, -np.inf), -2 * x, H)
+    same, value = newton_polish(f, x, f(x), np.full(2, -np.inf), H, np.full(2, 1e-5))
     np.testing.assert_array_equal(same, x)
     assert value == f(x)
+
+
+def test_newton_polish_accepts_a_rise_only_within_the_slack():
+    def f(z):  # a quadratic whose Hessian the caller gets wrong by a factor 1/4: the step overshoots
+        return float(z @ z)
+
+    x = np.array([1.0])
+    too_flat = np.array([[0.5]])  # the step −g/H = −4 lands at −3, where f = 9 > 1
+    kept, value = newton_polish(f, x, f(x), np.array([-np.inf]), too_flat, np.array([1e-5]), slack=1e-12)
+    np.testing.assert_array_equal(kept, x)
+    moved, _ = newton_polish(f, x, f(x), np.array([-np.inf]), too_flat, np.array([1e-5]), slack=10.0)
+    np.testing.assert_allclose(moved, [-3.0])
 
 
 def test_optimize_respects_bounds_and_reports_convergence():
