@@ -4,6 +4,7 @@ from . import datasets, families
 from .anova import AnovaTable, anova, ranova
 from .api import glmer, glmer_nb, lmer
 from .dask import DaskLmerResult, lmer_dask
+from .dask_glmm import DaskGlmerResult, glmer_dask
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -35,6 +36,8 @@ __all__ = [
     "glmer_nb",
     "lmer_dask",
     "DaskLmerResult",
+    "glmer_dask",
+    "DaskGlmerResult",
     "LmerResult",
     "GlmerResult",
     "families",

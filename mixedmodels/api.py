@@ -116,7 +116,14 @@ def glmer(
     estimated inside PIRLS.  Binomial responses may be 0/1, booleans, two-level
     factors (second level = success), proportions with ``weights=`` trials, or
     ``cbind(successes, failures)``.  ``safe=True`` checks the formula first, as in lmer.
+    A Dask DataFrame is fitted by PIRLS over its persisted partitions, one pass per
+    iteration (see ``mixedmodels.dask_glmm``; nAGQ > 1 is not supported there).
     """
+    if is_dask_dataframe(data):
+        from .dask_glmm import glmer_dask
+
+        return glmer_dask(formula, data, family=family, nAGQ=nAGQ, weights=weights, offset=offset,
+                          maxeval=maxeval, safe=safe)
     if safe:
         check_formula(formula)
     fam = get_family(family)

@@ -119,8 +119,29 @@ class CrossproductLMM(LinearMixedModel):
         return self._p
 
 
+class RandomEffectsOfComponents:
+    """ranef, ranef_sd and coef of a Dask fit: from the factor at θ̂, no pass over the rows."""
+
+    components: _Components
+
+    @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects: grouping factor → levels × terms."""
+        return self.components.ranef
+
+    @property
+    def ranef_sd(self) -> dict[str, pd.DataFrame]:
+        """Conditional standard deviations of the random effects (lme4's condVar)."""
+        return self.components.ranef_sd
+
+    @property
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Per-level coefficients: fixed effects plus that level's random effects."""
+        return self.components.coef
+
+
 @dataclass
-class DaskLmerResult(InformationCriteria):
+class DaskLmerResult(RandomEffectsOfComponents, InformationCriteria):
     """A linear mixed model fitted from crossproducts (Dask data): the estimates and the
     conditional modes; per-row quantities as lazy Dask Series over the fitted frame.
 
@@ -160,22 +181,6 @@ class DaskLmerResult(InformationCriteria):
     def coefficients(self) -> pd.DataFrame:
         """Estimate, Std. Error, t value (lme4's summary table)."""
         return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "t value": self.fixef / self.se})
-
-    # ----- random effects: from the factor at θ̂, no pass over the rows -------------------
-    @property
-    def ranef(self) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects: grouping factor → levels × terms."""
-        return self.components.ranef
-
-    @property
-    def ranef_sd(self) -> dict[str, pd.DataFrame]:
-        """Conditional standard deviations of the random effects (lme4's condVar)."""
-        return self.components.ranef_sd
-
-    @property
-    def coef(self) -> dict[str, pd.DataFrame]:
-        """Per-level coefficients: fixed effects plus that level's random effects."""
-        return self.components.coef
 
     # ----- per-row quantities: lazy, one pass over the rows each ----------------------------
     @cached_property
