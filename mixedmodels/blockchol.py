@@ -26,6 +26,10 @@ import scipy.sparse as sp
 
 from .crossprod import Crossproducts
 
+#: Stacks of at most this many levels use numpy's batched LAPACK/matmul calls, whose fixed
+#: overhead is smaller than the column-by-column loops' (measured: 18 levels 61 -> 16 us).
+SMALL_STACK = 128
+
 
 @dataclass
 class BlockedCholesky:
@@ -296,9 +300,11 @@ def _quadratic_stack(D: np.ndarray, T: np.ndarray) -> np.ndarray:
 def _stack_cholesky(M: np.ndarray) -> np.ndarray:
     """Lower Cholesky factors of an (ℓ, p, p) stack, column by column, vectorised over ℓ.
 
-    For the small p of random-effects terms this is far cheaper than one LAPACK
-    call per level.
+    For the small p of random-effects terms this is far cheaper than LAPACK's
+    batched call on many levels; on a few levels the batched call has less overhead.
     """
+    if M.shape[0] <= SMALL_STACK:
+        return np.linalg.cholesky(M)
     L = np.zeros_like(M)
     for c in range(M.shape[1]):
         d = M[:, c, c] - _rowwise_dot(L[:, c, :c], L[:, c, :c])
@@ -370,6 +376,8 @@ def _times_block_diag(M, B: np.ndarray):
     if sp.issparse(M):
         return M @ _block_diag_sparse(B)
     M3 = M.reshape(M.shape[0], nl, p)
+    if nl <= SMALL_STACK:  # one batched product: less overhead on a few levels
+        return np.matmul(M3.transpose(1, 0, 2), B).transpose(1, 0, 2).reshape(M.shape)
     out = np.zeros(M3.shape)
     for a in range(p):  # out_s = M_s B_s for every level s, vectorised over the levels
         for b in range(p):

@@ -215,13 +215,14 @@ def evaluate(expr: str, frame: pd.DataFrame, what: str,
     columns are named 'xTRUE'.  ``sum_contrasts`` codes the other factors by sums to
     zero (contr.sum), the coding of type-III tests.  Errors name the formula part.
     """
-    categorical = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)
-                   or sum_contrasts and frame[c].dtype == object]
-    ordered = [c for c in categorical if isinstance(frame[c].dtype, pd.CategoricalDtype) and frame[c].cat.ordered]
+    dtypes = frame.dtypes
+    categorical = [c for c, t in dtypes.items() if isinstance(t, pd.CategoricalDtype)
+                   or sum_contrasts and t == object]
+    ordered = [c for c in categorical if isinstance(dtypes[c], pd.CategoricalDtype) and dtypes[c].ordered]
     coding = {c: "contr.poly" for c in ordered}
     if sum_contrasts:
         coding.update({c: "contr.sum" for c in categorical if c not in ordered})
-    logical = {str(c) for c in frame.columns if pd.api.types.is_bool_dtype(frame[c].dtype)}
+    logical = {str(c) for c, t in dtypes.items() if pd.api.types.is_bool_dtype(t)}
     coded = expr
     for c, contrast in coding.items():
         coded = re.sub(r"(?<![\w.`])(?<!C\()" + re.escape(str(c)) + r"(?![\w.`(])", f"C({c}, {contrast})", coded)
@@ -249,7 +250,10 @@ def _numeric(expr: str, frame: pd.DataFrame, what: str) -> np.ndarray:
             f"{what} {expr!r} must be numeric, but the column has dtype {frame[expr].dtype}"
             + ("; glmer(family='binomial') accepts two-level factors" if what == "the response" else "")
         )
-    values = evaluate(f"0 + I({expr})", frame, what)[0].to_numpy(dtype=float)
+    if expr in frame.columns:  # a plain column: no formula to evaluate
+        values = frame[expr].to_numpy(dtype=float)[:, None]
+    else:
+        values = evaluate(f"0 + I({expr})", frame, what)[0].to_numpy(dtype=float)
     if values.shape[1] != 1:
         raise DataError(f"{what} {expr!r} must be one numeric column; it gave {values.shape[1]}")
     out = values.ravel()

@@ -23,7 +23,7 @@ from .blockchol import BlockedCholesky, factorize
 from .design import Design
 from .errors import FamilyError, FitError
 from .families import Family
-from .optimizer import OptimumReport, optimize
+from .optimizer import OptimumReport, minimize_bobyqa, optimize
 from .reterm import TermSet
 from .rows import InMemoryRows
 from .starting import MIN_STEP, STEP_FRACTION
@@ -32,6 +32,7 @@ _PIRLS_MAXIT = 100
 _PIRLS_TOL = 1e-11  # allowed relative rise of the penalised deviance (round-off)
 _PIRLS_STEP_TOL = 1e-10  # converged when no mode moves by more than this (relative)
 _MAX_HALVINGS = 20
+STAGE1_FTOL_REL = 1e-10  # stage 1 as a start only: stage 2 goes on from it
 _LAPLACE_NOISE = 1e-10  # relative noise of the deviance: PIRLS stops when the modes move by < _PIRLS_STEP_TOL
 
 
@@ -241,11 +242,24 @@ class GeneralizedLinearMixedModel(TermSet):
         except (FitError, np.linalg.LinAlgError, FloatingPointError):
             return np.inf
 
-    def fit_stage1(self, maxeval: int) -> OptimumReport:
-        """Optimise θ with β inside PIRLS (lme4's nAGQ = 0)."""
+    def fit_stage1(self, maxeval: int, final: bool = True) -> OptimumReport:
+        """Optimise θ with β inside PIRLS (lme4's nAGQ = 0).
+
+        Only a start for stage 2 (``final=False``), BOBYQA stops at a looser tolerance
+        and the optimum is neither checked nor polished: stage 2 refines θ with β
+        and checks the joint optimum.
+        """
         self._beta_start = self._glm_start()
-        return optimize(lambda th: self._safe(lambda: self.laplace(self.pirls(th))), self.theta_start,
-                        self.theta_lower, maxeval=maxeval, noise=_LAPLACE_NOISE)
+
+        def objective(theta):
+            return self._safe(lambda: self.laplace(self.pirls(theta)))
+
+        if final:
+            return optimize(objective, self.theta_start, self.theta_lower, maxeval=maxeval, noise=_LAPLACE_NOISE)
+        x, fun, nfev, reason = minimize_bobyqa(objective, self.theta_start, self.theta_lower, maxeval=maxeval,
+                                               ftol_rel=STAGE1_FTOL_REL)
+        return OptimumReport(x=x, fun=fun, nfev=nfev, converged=True, gradient=np.full(len(x), np.nan),
+                             message=f"start for stage 2 ({reason})")
 
     def fit(self, maxeval: int = 100_000, start: np.ndarray | None = None) -> tuple[OptimumReport | None, OptimumReport | None]:
         """Stage 1, then (unless nAGQ = 0) θ and β together; returns both reports.
@@ -254,7 +268,7 @@ class GeneralizedLinearMixedModel(TermSet):
         """
         k = self.ntheta
         if start is None:
-            stage1 = self.fit_stage1(maxeval)
+            stage1 = self.fit_stage1(maxeval, final=self.nAGQ == 0)
             if self.nAGQ == 0:
                 return stage1, None
             state = self.pirls(stage1.x)

@@ -23,6 +23,7 @@ FTOL_REL = 1e-12  # BOBYQA's stopping tolerances on the objective
 FTOL_ABS = 1e-11
 XTOL_ABS = 1e-10
 INITIAL_STEP = 0.75  # BOBYQA's first trust-region radius for θ's bounded (diagonal) elements
+SNAP_DISTANCE = 1e-6  # a bounded parameter this close to its bound is tried on it
 ABSOLUTE_GAIN_TOLERANCE = 1e-3  # deviance units: far below what any likelihood-ratio test can see
 
 
@@ -103,7 +104,8 @@ def optimize(
     initial_step: np.ndarray | None = None,
     noise: float = 1e-13,
 ) -> OptimumReport:
-    """BOBYQA, a check of the optimum (one restart from it when the check fails), and a Newton polish.
+    """BOBYQA, a check of the optimum (one restart from it when the check fails), a Newton polish
+    and parameters within a hair of their bound put on it.
 
     ``noise`` is the relative rounding noise of f (it sets the polish's difference step).
     """
@@ -121,8 +123,10 @@ def _optimize(f, x0, lower, maxeval, initial_step, noise) -> OptimumReport:
         if fun2 <= fun:
             x, fun = x2, fun2
         ok, grad, gain, H = check_optimum(f, x, lower, fun, scale=scale)
+    slack = 10 * noise * abs(fun)
     x, fun = newton_polish(f, x, fun, lower, H, np.cbrt(noise) * np.maximum(np.abs(x), np.minimum(scale, 1.0)),
-                           slack=10 * noise * abs(fun))
+                           slack=slack)
+    x, fun = snap_to_bounds(f, x, fun, lower, slack)
     if ok:
         message = f"converged ({reason})"
     else:
@@ -167,6 +171,22 @@ def newton_polish(
     grad = np.array([(f(_shift(x, i, h[i])) - f(_shift(x, i, -h[i]))) / (2 * h[i]) for i in free])
     trial = x.copy()
     trial[free] = np.maximum(x[free] - np.linalg.solve(Hf, grad), lower[free])
+    f_trial = f(trial)
+    return (trial, f_trial) if f_trial <= fx + slack else (x, fx)
+
+
+def snap_to_bounds(f: Callable[[np.ndarray], float], x: np.ndarray, fx: float, lower: np.ndarray,
+                   slack: float) -> tuple[np.ndarray, float]:
+    """Put parameters within ``SNAP_DISTANCE`` of their lower bound on it, if f does not rise by over ``slack``.
+
+    BOBYQA approaches a bound without reaching it (a singular fit's θ = 2e-11 rather
+    than 0); on the bound the fit reads as singular, as in lme4.  One evaluation,
+    only when some parameter is that close.
+    """
+    near = np.isfinite(lower) & (x > lower) & (x - lower < SNAP_DISTANCE)
+    if not near.any():
+        return x, fx
+    trial = np.where(near, lower, x)
     f_trial = f(trial)
     return (trial, f_trial) if f_trial <= fx + slack else (x, fx)
 

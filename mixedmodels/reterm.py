@@ -8,6 +8,7 @@ Its random effects are ordered level-major: level 0's pᵢ effects, then level 1
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -95,7 +96,12 @@ class TermSet:
         return [t.lambda_factor(theta[s]) for t, s in zip(self.terms, self._slices)]
 
 
+@lru_cache(maxsize=None)
 def _lower_indices(p: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of a p×p lower triangle, column by column (lme4's θ order)."""
+    """Row and column indices of a p×p lower triangle, column by column (lme4's θ order).
+
+    Cached (read-only): Tᵢ is rebuilt from θ at every objective evaluation.
+    """
     cols, rows = np.triu_indices(p)
+    rows.flags.writeable = cols.flags.writeable = False
     return rows, cols

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from mixedmodels import blockchol
 from mixedmodels.blockchol import BlockedCholesky, SparseGram, _level_blocks, factorize
 from mixedmodels.crossprod import CrossproductBuilder, Crossproducts
 from mixedmodels.reterm import ReTerm, TermSet
@@ -137,10 +139,28 @@ def assert_factor_matches_dense(F: BlockedCholesky, prob: Problem) -> None:
 
 
 @SETTINGS
-@given(prob=problems(), dense_fill=st.sampled_from([0.0, 0.1, 1.0]))
-def test_blocked_factor_is_the_dense_cholesky_factor(prob: Problem, dense_fill: float):
-    F = factorize(crossproducts(prob, dense_fill), prob.lambdas, prob.X.shape[1])
+@given(prob=problems(), dense_fill=st.sampled_from([0.0, 0.1, 1.0]), small_stack=st.sampled_from([0, 128]))
+def test_blocked_factor_is_the_dense_cholesky_factor(prob: Problem, dense_fill: float, small_stack: int):
+    """Both kernels of the level stacks: column by column (0) and numpy's batched calls (128)."""
+    with mock.patch.object(blockchol, "SMALL_STACK", small_stack):
+        F = factorize(crossproducts(prob, dense_fill), prob.lambdas, prob.X.shape[1])
     assert_factor_matches_dense(F, prob)
+
+
+@pytest.mark.parametrize("levels", [5, 300])  # either side of SMALL_STACK
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_stack_kernels_equal_numpy(levels: int, p: int):
+    rng = np.random.default_rng(levels * 10 + p)
+    A = rng.normal(size=(levels, p, p + 2))
+    M = A @ A.transpose(0, 2, 1) + 0.1 * np.eye(p)
+    L = blockchol._stack_cholesky(M)
+    np.testing.assert_allclose(L, np.linalg.cholesky(M), rtol=1e-12, atol=1e-14)
+    R = rng.normal(size=(3, levels * p))
+    expected = np.hstack([R[:, s * p:(s + 1) * p] @ L[s] for s in range(levels)])
+    np.testing.assert_allclose(blockchol._times_block_diag(R, L), expected, rtol=1e-12, atol=1e-14)
+    M[levels // 2] = -np.eye(p)  # one level not positive definite
+    with pytest.raises(np.linalg.LinAlgError):
+        blockchol._stack_cholesky(M)
 
 
 @SETTINGS

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from mixedmodels.optimizer import check_optimum, finite_difference_hessian, newton_polish, optimize
+from mixedmodels.optimizer import (
+    SNAP_DISTANCE,
+    check_optimum,
+    finite_difference_hessian,
+    newton_polish,
+    optimize,
+    snap_to_bounds,
+)
 
 _floats = st.floats(-2.0, 2.0, allow_nan=False)
 
@@ -96,3 +104,42 @@ def test_optimize_respects_bounds_and_reports_convergence():
     assert report.converged
     np.testing.assert_allclose(report.x, [0.0, 2.0], atol=1e-7)
     assert abs(report.fun - 1.0) < 1e-12
+
+
+def test_snap_puts_a_parameter_a_hair_from_its_bound_on_it():
+    def f(z):  # minimum on the bound z₀ = 0
+        return float((z[0] + 1) ** 2 + (z[1] - 2) ** 2)
+
+    x = np.array([2e-11, 2.0])
+    snapped, value = snap_to_bounds(f, x, f(x), np.array([0.0, -np.inf]), slack=1e-12)
+    np.testing.assert_array_equal(snapped, [0.0, 2.0])
+    assert value == f(snapped)
+
+
+def test_snap_leaves_points_that_are_not_close_or_would_rise():
+    lower = np.array([0.0])
+    far = np.array([10 * SNAP_DISTANCE])
+    calls = []
+
+    def f(z):
+        calls.append(z.copy())
+        return float((z[0] - 1e-7) ** 2)
+
+    assert snap_to_bounds(f, far, f(far), lower, slack=0.0)[0] is far
+    assert len(calls) == 1  # no evaluation when nothing is near a bound
+    near = np.array([1e-7])  # the minimum itself, inside the snap distance: f(0) = 1e-14 > f(near) = 0
+    np.testing.assert_array_equal(snap_to_bounds(f, near, f(near), lower, slack=1e-15)[0], near)
+    np.testing.assert_array_equal(snap_to_bounds(f, near, f(near), lower, slack=1e-13)[0], [0.0])
+
+
+def test_a_singular_fit_lands_exactly_on_the_bound():
+    """Dyestuff2's between-batch variance is zero: θ = 0 exactly, as lme4 reports it."""
+    import warnings
+
+    import mixedmodels as mm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mm.SingularFitWarning)
+        m = mm.lmer("Yield ~ 1 + (1|Batch)", mm.datasets.load("Dyestuff2"))
+    assert m.theta[0] == 0.0
+    assert m.objective == pytest.approx(161.828277812288, rel=1e-12)  # lme4 1.1-31
