@@ -138,13 +138,26 @@ def assert_factor_matches_dense(F: BlockedCholesky, prob: Problem) -> None:
     assert F.r == pytest.approx(d[-1], rel=1e-9)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def blocked_path():
+    """These problems are small enough for the one-piece dense factorisation; the tests
+    are about the blocked algorithm, so it is forced (the dense path is sampled below)."""
+    with mock.patch.object(blockchol, "DENSE_ORDER", 0):
+        yield
+
+
 @SETTINGS
-@given(prob=problems(), dense_fill=st.sampled_from([0.0, 0.1, 1.0]), small_stack=st.sampled_from([0, 128]))
-def test_blocked_factor_is_the_dense_cholesky_factor(prob: Problem, dense_fill: float, small_stack: int):
-    """Both kernels of the level stacks: column by column (0) and numpy's batched calls (128)."""
-    with mock.patch.object(blockchol, "SMALL_STACK", small_stack):
+@given(prob=problems(), dense_fill=st.sampled_from([0.0, 0.1, 1.0]), small_stack=st.sampled_from([0, 128]),
+       dense_order=st.sampled_from([0, 10**6]))
+def test_blocked_factor_is_the_dense_cholesky_factor(prob: Problem, dense_fill: float, small_stack: int,
+                                                     dense_order: int):
+    """Both kernels of the level stacks (column by column: 0; numpy's batched calls: 128),
+    and the one-piece dense factorisation of small systems (dense_order 10⁶)."""
+    with mock.patch.object(blockchol, "SMALL_STACK", small_stack), \
+            mock.patch.object(blockchol, "DENSE_ORDER", dense_order):
         F = factorize(crossproducts(prob, dense_fill), prob.lambdas, prob.X.shape[1])
-    assert_factor_matches_dense(F, prob)
+        assert_factor_matches_dense(F, prob)
+        assert_solves_penalised_least_squares(F, prob)
 
 
 @pytest.mark.parametrize("levels", [5, 300])  # either side of SMALL_STACK
@@ -166,8 +179,11 @@ def test_stack_kernels_equal_numpy(levels: int, p: int):
 @SETTINGS
 @given(prob=problems())
 def test_beta_modes_and_variances_solve_the_penalised_least_squares_problem(prob: Problem):
-    A = crossproducts(prob, 1.0)
-    F = factorize(A, prob.lambdas, prob.X.shape[1])
+    assert_solves_penalised_least_squares(factorize(crossproducts(prob, 1.0), prob.lambdas, prob.X.shape[1]), prob)
+
+
+def assert_solves_penalised_least_squares(F: BlockedCholesky, prob: Problem) -> None:
+    """β̂, the modes, (L_X L_Xᵀ)⁻¹ and the conditional blocks against the dense system."""
     Omega, q = dense_system(prob)
     solution = np.linalg.solve(Omega[:-1, :-1], Omega[:-1, -1])  # [u; β] of the penalised normal equations
     beta = F.beta()
