@@ -66,6 +66,30 @@ def shift_response(A: Crossproducts, b: np.ndarray | None = None) -> Crossproduc
     return Crossproducts(diag=A.diag, off=A.off, xz=xz, xx=xx, plans=A.plans, beta_shift=shift)
 
 
+def add_crossproducts(parts: list[Crossproducts]) -> Crossproducts:
+    """The sum of crossproducts with the same layout, off-diagonal blocks sparse or dense.
+
+    Sparse sums keep their explicit zeros, so that the total has the pattern an
+    in-memory build over all rows has, pass after pass (the factorisation caches
+    what it derives from the pattern; ``scipy``'s ``+`` would drop the zeros).
+    """
+    return Crossproducts(
+        diag=tuple(sum(blocks) for blocks in zip(*(A.diag for A in parts))),
+        off=tuple(tuple(_add_blocks(blocks) for blocks in zip(*rows)) for rows in zip(*(A.off for A in parts))),
+        xz=tuple(sum(blocks) for blocks in zip(*(A.xz for A in parts))),
+        xx=sum(A.xx for A in parts),
+    )
+
+
+def _add_blocks(blocks):
+    if not all(sp.issparse(B) for B in blocks):
+        return sum(B.toarray() if sp.issparse(B) else B for B in blocks)
+    coo = [B.tocoo() for B in blocks]
+    entries = (np.concatenate([c.data for c in coo]),
+               (np.concatenate([c.row for c in coo]), np.concatenate([c.col for c in coo])))
+    return sp.csr_matrix(entries, shape=blocks[0].shape)  # duplicates summed, zeros kept
+
+
 def zt_matrix(term: ReTerm) -> sp.csr_matrix:
     """Zᵢᵀ as a sparse qᵢ × n matrix, pᵢ entries per observation."""
     n, p = term.matrix.shape

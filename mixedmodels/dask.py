@@ -58,7 +58,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .criteria import InformationCriteria
-from .crossprod import CrossproductBuilder, Crossproducts, shift_response
+from .crossprod import CrossproductBuilder, Crossproducts, add_crossproducts, shift_response
 from .design import _check_finite, _numeric, _optional_vector, _response, _used_columns, evaluate
 from .errors import (
     ConvergenceWarning,
@@ -577,12 +577,7 @@ def _add(*partials: dict) -> dict:
         a, b = out["A"], part["A"]
         if b is None:
             continue
-        out["A"] = b if a is None else Crossproducts(
-            diag=tuple(x + y for x, y in zip(a.diag, b.diag)),
-            off=tuple(tuple((x + y).tocsr() for x, y in zip(ra, rb)) for ra, rb in zip(a.off, b.off)),
-            xz=tuple(x + y for x, y in zip(a.xz, b.xz)),
-            xx=a.xx + b.xx,
-        )
+        out["A"] = b if a is None else add_crossproducts([a, b])
     return out
 
 

@@ -37,10 +37,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from .criteria import InformationCriteria
-from .crossprod import Crossproducts
+from .crossprod import Crossproducts, add_crossproducts
 from .dask import (
     DaskLmerResult,
     RandomEffectsOfComponents,
@@ -165,30 +164,6 @@ def _add_equations(*equations: GlmEquations | None) -> GlmEquations | None:
 
 def _add_floats(*values: float) -> float:
     return float(sum(values))
-
-
-def add_crossproducts(parts: list[Crossproducts]) -> Crossproducts:
-    """The sum of crossproducts with the same layout, off-diagonal blocks sparse or dense.
-
-    Sparse sums keep their explicit zeros, so that the total has the pattern an
-    in-memory build over all rows has, pass after pass (the factorisation caches
-    what it derives from the pattern; ``scipy``'s ``+`` would drop the zeros).
-    """
-    return Crossproducts(
-        diag=tuple(sum(blocks) for blocks in zip(*(A.diag for A in parts))),
-        off=tuple(tuple(_add_blocks(blocks) for blocks in zip(*rows)) for rows in zip(*(A.off for A in parts))),
-        xz=tuple(sum(blocks) for blocks in zip(*(A.xz for A in parts))),
-        xx=sum(A.xx for A in parts),
-    )
-
-
-def _add_blocks(blocks):
-    if not all(sp.issparse(B) for B in blocks):
-        return sum(B.toarray() if sp.issparse(B) else B for B in blocks)
-    coo = [B.tocoo() for B in blocks]
-    entries = (np.concatenate([c.data for c in coo]),
-               (np.concatenate([c.row for c in coo]), np.concatenate([c.col for c in coo])))
-    return sp.csr_matrix(entries, shape=blocks[0].shape)  # duplicates summed, zeros kept
 
 
 # ----- the model ------------------------------------------------------------------------

@@ -31,7 +31,8 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 import mixedmodels as mm  # noqa: E402
 from mixedmodels.crossprod import Crossproducts  # noqa: E402
-from mixedmodels.dask_glmm import DaskGlmerResult, _check_rows, add_crossproducts, glmer_dask  # noqa: E402
+from mixedmodels.crossprod import add_crossproducts  # noqa: E402
+from mixedmodels.dask_glmm import DaskGlmerResult, _check_rows, glmer_dask  # noqa: E402
 from mixedmodels.families import Binomial, Poisson  # noqa: E402
 from reference import load_fixture_data  # noqa: E402
 
