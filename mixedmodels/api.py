@@ -157,6 +157,9 @@ def glmer_nb(
     ``family.theta`` is the estimate; ``df`` counts it.  ``safe=True`` checks the
     formula first, as in lmer.
     """
+    if is_dask_dataframe(data):
+        raise DataError("glmer_nb is not available for Dask DataFrames: each trial dispersion is a "
+                        "whole refit; fit a sample with .compute(), or use glmer(family='poisson') on Dask")
     parsed, design = _mixed_design("glmer_nb", formula, data, safe, weights, offset)
     poisson = GeneralizedLinearMixedModel(design, get_family("poisson", link), nAGQ=nAGQ)
     _, report = poisson.fit(maxeval=maxeval)

@@ -202,6 +202,8 @@ def test_unsupported_options_are_clear_errors(client):
         mm.glmer("prop ~ scale(size) + (1 | herd)", ddf, weights="size")
     with pytest.raises(mm.FormulaError, match="glmer needs at least one random-effects term"):
         mm.glmer("prop ~ period", ddf, weights="size")
+    with pytest.raises(mm.DataError, match="glmer_nb is not available for Dask DataFrames"):
+        mm.glmer_nb("incidence ~ period + (1 | herd)", ddf)
 
 
 def test_the_response_is_checked_as_a_whole(client):
