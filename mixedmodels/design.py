@@ -16,7 +16,7 @@ import formulaic
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, DroppedRowsWarning, FormulaError, RankDeficiencyWarning, did_you_mean, warn
+from .errors import DataError, DroppedRowsWarning, FormulaError, RankDeficiencyWarning, did_you_mean, type_name, warn
 from .formula import ParsedFormula, RandomTerm
 from .reterm import ReTerm
 
@@ -57,7 +57,7 @@ def build_design(
     booleans); their trials multiply the prior weights.
     """
     if not isinstance(data, pd.DataFrame):
-        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+        raise DataError(f"data must be a pandas DataFrame, not {type_name(data)}")
     if len(data) == 0:
         raise DataError("data has no rows")
     if not parsed.response:

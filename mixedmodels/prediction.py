@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, FormulaError
+from .errors import DataError, FormulaError, type_name
 from .design import evaluate
 from .formula import parse_formula
 from .reterm import ReTerm
@@ -25,7 +25,7 @@ def linear_predictor(fit, newdata: pd.DataFrame, re_form: str | None = None,
                      allow_new_levels: bool = False, offset: object = None) -> np.ndarray:
     """η = Xβ + Zb (+ offset) for the rows of ``newdata``; NaN where a predictor is missing."""
     if not isinstance(newdata, pd.DataFrame):
-        raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
+        raise DataError(f"newdata must be a pandas DataFrame, not {type_name(newdata)}")
     X = _replay(fit.design.model_spec, newdata, "fixed-effects")
     eta = X[:, list(fit.design.kept_columns)] @ fit.fixef.to_numpy()
     for t, b in _selected_modes(fit, re_form):

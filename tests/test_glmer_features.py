@@ -170,5 +170,5 @@ def test_empty_data_and_bad_nagq_are_clear_errors():
         mm.lmer("Reaction ~ Days + (1|Subject)", mm.datasets.load("sleepstudy").iloc[:0])
     with pytest.raises(mm.MixedModelsError, match="nAGQ must be 0, 1 or a larger number"):
         mm.glmer(CBPP, mm.datasets.load("cbpp"), family="binomial", nAGQ=-1)
-    with pytest.raises(mm.DataError, match="must be a pandas DataFrame"):
+    with pytest.raises(mm.DataError, match="must be a pandas DataFrame, not dict"):
         mm.lmer("Reaction ~ Days + (1|Subject)", {"Reaction": [1.0]})
