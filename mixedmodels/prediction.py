@@ -106,25 +106,36 @@ def _random_part(t: ReTerm, b: np.ndarray, newdata: pd.DataFrame, allow_new_leve
         raise DataError(f"newdata lacks the grouping column(s) {', '.join(map(repr, missing))}")
     labels = _group_labels(newdata, t.group_columns)
     codes = pd.Index(t.levels.astype(str)).get_indexer(labels)
-    new = (codes < 0) & ~pd.isna(labels)
-    if new.any() and not allow_new_levels:
-        shown = ", ".join(repr(v) for v in pd.unique(labels[new])[:5])
-        raise DataError(
-            f"newdata has level(s) of {t.group!r} not seen when fitting: {shown}; pass "
-            "allow_new_levels=True to predict them with zero random effects (the population mean)"
-        )
+    if not allow_new_levels:
+        absent = pd.isna(labels)
+        if absent.any():
+            raise DataError(
+                f"newdata has {int(absent.sum())} row(s) with a missing value of {t.group!r}; pass "
+                "allow_new_levels=True to predict them with zero random effects (the population mean), as lme4 does"
+            )
+        if (codes < 0).any():
+            shown = ", ".join(repr(v) for v in pd.unique(labels[codes < 0])[:5])
+            raise DataError(
+                f"newdata has level(s) of {t.group!r} not seen when fitting: {shown}; pass "
+                "allow_new_levels=True to predict them with zero random effects (the population mean)"
+            )
     Xi = _replay(t.spec, newdata, f"random-effects ({t.expr} | {t.group})")[:, list(t.column_index)]
     modes = np.vstack([b, np.zeros((1, b.shape[1]))])[np.where(codes < 0, len(b), codes)]
     return np.einsum("ij,ij->i", Xi, modes)
 
 
 def _group_labels(newdata: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
-    """String labels of the grouping factor, 'a:b' for interactions (as when fitting)."""
-    parts = [newdata[c].astype(object).where(newdata[c].notna(), None) for c in columns]
-    out = []
-    for values in zip(*parts):
-        out.append(None if any(v is None for v in values) else ":".join(map(str, values)))
-    return np.array(out, dtype=object)
+    """String labels of the grouping factor, 'a:b' for interactions (as when fitting);
+    None where a grouping value is missing."""
+    labels = np.full(len(newdata), "", dtype=object)
+    absent = np.zeros(len(newdata), dtype=bool)
+    for i, c in enumerate(columns):
+        column = newdata[c]
+        absent |= column.isna().to_numpy()
+        text = column.astype(object).astype(str).to_numpy(dtype=object)
+        labels = text if i == 0 else labels + ":" + text
+    labels[absent] = None
+    return labels
 
 
 def _offset(fit, newdata: pd.DataFrame, offset: object) -> np.ndarray:

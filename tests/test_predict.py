@@ -82,6 +82,25 @@ def test_missing_predictor_gives_nan_and_missing_column_an_error(sleep):
         fit.predict(newdata=pd.DataFrame({"Days": [1.0]}))
 
 
+@pytest.mark.parametrize("dtype", [object, "string", "category"])
+def test_a_missing_grouping_value_is_a_new_level(sleep, dtype):
+    """As lme4: an error unless allow_new_levels=True, then the population prediction."""
+    _, fit = sleep
+    new = pd.DataFrame({"Days": [2.0, 3.0], "Subject": pd.Series(["308", None], dtype=dtype)})
+    with pytest.raises(mm.DataError, match="1 row.* missing value of 'Subject'.*allow_new_levels=True"):
+        fit.predict(newdata=new)
+    pred = fit.predict(newdata=new, allow_new_levels=True)
+    beta, b = fit.fixef, fit.ranef["Subject"].loc["308"]
+    assert pred.iloc[0] == pytest.approx(beta["(Intercept)"] + b["(Intercept)"] + 2 * (beta["Days"] + b["Days"]))
+    assert pred.iloc[1] == pytest.approx(beta["(Intercept)"] + 3 * beta["Days"])
+
+
+def test_numeric_grouping_values_match_the_fitted_labels(sleep):
+    data, fit = sleep
+    as_numbers = data.assign(Subject=data["Subject"].astype(str).astype(int))
+    np.testing.assert_allclose(fit.predict(newdata=as_numbers), fit.fitted)
+
+
 def test_re_form_keeps_only_the_named_effects(sleep):
     """As lme4: re_form = ~(1 | Subject) on a (Days | Subject) model keeps the intercepts only."""
     data, fit = sleep
