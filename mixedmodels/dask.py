@@ -227,6 +227,8 @@ class DaskLmerResult(RandomEffectsOfComponents, InformationCriteria):
         return newdata.map_partitions(_partition_prediction, self._shipped[0], re_form, allow_new_levels, offset,
                                       meta=meta)
 
+    _binomial = False  # whether the response may take glmer's binomial forms
+
     @cached_property
     def _rows(self) -> _RowModel:
         """The fit as ``prediction``'s functions read it."""
@@ -245,7 +247,8 @@ class DaskLmerResult(RandomEffectsOfComponents, InformationCriteria):
             _partition_prediction(self.plan.example, self._rows, re_form, False, None)
         meta = pd.Series([], dtype=float, index=self.data._meta.index, name=kind)
         rows, plan = self._shipped
-        return self.data.map_partitions(_partition_rows, rows, plan, kind, re_form, self.sigma, meta=meta)
+        return self.data.map_partitions(_partition_rows, rows, plan, kind, re_form, self.sigma, self._binomial,
+                                        meta=meta)
 
     def __repr__(self) -> str:
         kind = "REML" if self.REML else "maximum likelihood"
@@ -604,26 +607,34 @@ def _row_model(plan: _Plan, fixef: pd.Series, model: CrossproductLMM, b: list[np
 
 
 def _partition_rows(part: pd.DataFrame, rows: _RowModel, plan: _Plan, kind: str, re_form: str | None,
-                    sigma: float) -> pd.Series:
+                    sigma: float, binomial: bool = False) -> pd.Series:
     """Per-row values of the partition's complete rows: 'fitted' or 'prediction' (η with the
-    random effects re_form names), 'residuals' (y − η), 'scaled residuals' (√w (y − η) / σ).
-
-    η comes from ``prediction.fitted_linear_predictor``, as ``LmerResult.predict()`` computes
-    it: from X and the terms' codes built as for the crossproducts.
-    """
-    frame, w, o, _ = _complete_rows(part, plan)
-    if frame.empty:
-        return pd.Series([], dtype=float, index=frame.index, name=kind)
-    y, X, w, o, terms = _partition_arrays(frame, w, o, plan)
-    design = SimpleNamespace(**vars(rows.design))
-    design.X, design.offset = X[:, list(design.kept_columns)], o
-    fit = replace(rows, design=design, model=SimpleNamespace(terms=tuple(terms[i] for i in plan.order)))
-    values = fitted_linear_predictor(fit, re_form)
+    random effects re_form names), 'residuals' (y − η), 'scaled residuals' (√w (y − η) / σ)."""
+    frame, y, w, eta = partition_fit(part, rows, plan, re_form, binomial)
+    values = eta
     if kind in ("residuals", "scaled residuals"):
         values = y - values
     if kind == "scaled residuals":
         values = values / sigma if w is None else values * np.sqrt(w) / sigma
-    return pd.Series(values, index=frame.index, name=kind)
+    return pd.Series(values, index=frame.index, name=kind, dtype=float)
+
+
+def partition_fit(part: pd.DataFrame, rows: _RowModel, plan: _Plan, re_form: str | None = None,
+                  binomial: bool = False) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None, np.ndarray]:
+    """The partition's complete rows, their response, prior weights and η.
+
+    η comes from ``prediction.fitted_linear_predictor``, as ``predict()`` computes it
+    in memory: from X and the terms' codes built as for the crossproducts, with the
+    random effects re_form names.  ``binomial`` admits glmer's binomial response forms.
+    """
+    frame, w, o, _ = _complete_rows(part, plan)
+    if frame.empty:
+        return frame, np.zeros(0), None, np.zeros(0)
+    y, X, w, o, terms = _partition_arrays(frame, w, o, plan, binomial)
+    design = SimpleNamespace(**vars(rows.design))
+    design.X, design.offset = X[:, list(design.kept_columns)], o
+    fit = replace(rows, design=design, model=SimpleNamespace(terms=tuple(terms[i] for i in plan.order)))
+    return frame, y, w, fitted_linear_predictor(fit, re_form)
 
 
 def _partition_prediction(part: pd.DataFrame, rows: _RowModel, re_form: str | None, allow_new_levels: bool,

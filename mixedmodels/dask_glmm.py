@@ -55,12 +55,13 @@ from .dask import (
     _plan,
     _SPLIT_EVERY,
     _tree,
+    partition_fit,
 )
 from .errors import DataError, FamilyError
 from .families import Family, get_family
 from .formula import ParsedFormula
 from .glmm import GeneralizedLinearMixedModel, PirlsState, loglik_is_kernel_plus_constant
-from .glmm_results import GlmerResult
+from .glmm_results import GlmerResult, check_residual_type, glmm_residuals
 from .optimizer import OptimumReport
 from .reterm import ReTerm, TermSet
 from .rows import GlmEquations, InMemoryRows, WorkingPass
@@ -446,6 +447,28 @@ class DaskGlmerResult(RandomEffectsOfComponents, InformationCriteria):
         eta = DaskLmerResult.predict(self, newdata, re_form, allow_new_levels, "link", offset)
         return eta if type == "link" else _response_scale(eta, self.family)
 
+    def residuals_of(self, type: str = "deviance"):
+        """Residuals as ``GlmerResult.residuals_of`` ('deviance', 'pearson', 'response' or
+        'working'): a lazy Dask Series over the rows used, one pass when computed."""
+        check_residual_type(type)
+        name = f"{type} residuals"
+        rows, plan = self._shipped
+        return self.data.map_partitions(_partition_residuals, rows, plan, self.family, type, name,
+                                        meta=pd.Series([], dtype=float, index=self.data._meta.index, name=name))
+
+    @property
+    def residuals(self):
+        """Deviance residuals (R's default for GLMMs): a Dask Series."""
+        return self.residuals_of("deviance")
+
+    def scaled_residuals(self):
+        """Pearson residuals divided by σ̂ (what lme4's glmer summary tabulates): a Dask Series."""
+        return self.residuals_of("pearson") / self.sigma
+
+    @property
+    def _binomial(self) -> bool:
+        return self.family.name == "binomial"
+
     _rows = DaskLmerResult._rows
     _shipped = DaskLmerResult._shipped
     _over_rows = DaskLmerResult._over_rows
@@ -453,6 +476,12 @@ class DaskGlmerResult(RandomEffectsOfComponents, InformationCriteria):
     def __repr__(self) -> str:
         return (f"<Generalized linear mixed model ({self.family.name}, {self.family.link.name}) fit by "
                 f"{self.method} on Dask data: {self.formula}; nobs={self.nobs}, objective={self.objective:.4f}>")
+
+
+def _partition_residuals(part: pd.DataFrame, rows, plan: _Plan, family: Family, type: str, name: str) -> pd.Series:
+    frame, y, w, eta = partition_fit(part, rows, plan, binomial=family.name == "binomial")
+    wt = np.ones(len(y)) if w is None else w
+    return pd.Series(glmm_residuals(type, family, y, eta, wt), index=frame.index, name=name, dtype=float)
 
 
 def _response_scale(eta, family: Family):

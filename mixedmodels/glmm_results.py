@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import ConvergenceWarning, warn
+from .families import Family
 from .formula import ParsedFormula
 from .glmm import GeneralizedLinearMixedModel, PirlsState
 from .optimizer import OptimumReport, finite_difference_hessian
@@ -125,19 +126,8 @@ class GlmerResult(MixedModelResult):
 
     def residuals_of(self, type: str = "deviance") -> pd.Series:
         """Residuals of type 'deviance' (default, as R), 'pearson', 'response' or 'working'."""
-        y, mu, eta = self.design.y, self._state.mu, self._state.eta
-        wt = self.model.prior_weights
-        fam = self.family
-        if type == "response":
-            r = y - mu
-        elif type == "pearson":
-            r = (y - mu) * np.sqrt(wt) / np.sqrt(fam.variance(mu))
-        elif type == "deviance":
-            r = np.sign(y - mu) * np.sqrt(np.maximum(fam.deviance_residuals(y, mu, wt), 0))
-        elif type == "working":
-            r = (y - mu) / fam.link.mu_eta(eta)
-        else:
-            raise ValueError(f"type must be 'deviance', 'pearson', 'response' or 'working', not {type!r}")
+        check_residual_type(type)
+        r = glmm_residuals(type, self.family, self.design.y, self._state.eta, self.model.prior_weights)
         return pd.Series(r, index=self.rows_used, name=f"{type} residuals")
 
     @property
@@ -201,3 +191,23 @@ class GlmerResult(MixedModelResult):
     def __repr__(self) -> str:
         return (f"<Generalized linear mixed model ({self.family.name}, {self.family.link.name}) fit by "
                 f"{self.method}: {self.formula}; nobs={self.nobs}, objective={self.objective:.4f}>")
+
+
+RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
+
+
+def check_residual_type(type: str) -> None:
+    if type not in RESIDUAL_TYPES:
+        raise ValueError(f"type must be 'deviance', 'pearson', 'response' or 'working', not {type!r}")
+
+
+def glmm_residuals(type: str, family: Family, y: np.ndarray, eta: np.ndarray, wt: np.ndarray) -> np.ndarray:
+    """Residuals of one of ``RESIDUAL_TYPES`` from the response, η̂ and the prior weights, as R's."""
+    mu = family.link.inverse(eta)
+    if type == "response":
+        return y - mu
+    if type == "pearson":
+        return (y - mu) * np.sqrt(wt) / np.sqrt(family.variance(mu))
+    if type == "deviance":
+        return np.sign(y - mu) * np.sqrt(np.maximum(family.deviance_residuals(y, mu, wt), 0))
+    return (y - mu) / family.link.mu_eta(eta)
