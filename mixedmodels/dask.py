@@ -52,6 +52,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import SimpleNamespace
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -620,17 +621,19 @@ def _partition_rows(part: pd.DataFrame, rows: _RowModel, plan: _Plan, kind: str,
 
 
 def partition_fit(part: pd.DataFrame, rows: _RowModel, plan: _Plan, re_form: str | None = None,
-                  binomial: bool = False) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None, np.ndarray]:
+                  binomial: bool = False, prepare: Callable | None = None
+                  ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None, np.ndarray]:
     """The partition's complete rows, their response, prior weights and η.
 
     η comes from ``prediction.fitted_linear_predictor``, as ``predict()`` computes it
     in memory: from X and the terms' codes built as for the crossproducts, with the
-    random effects re_form names.  ``binomial`` admits glmer's binomial response forms.
+    random effects re_form names.  ``binomial`` admits glmer's binomial response forms;
+    ``prepare`` rewrites the complete rows first (a factor response as the fit codes it).
     """
     frame, w, o, _ = _complete_rows(part, plan)
     if frame.empty:
         return frame, np.zeros(0), None, np.zeros(0)
-    y, X, w, o, terms = _partition_arrays(frame, w, o, plan, binomial)
+    y, X, w, o, terms = _partition_arrays(frame if prepare is None else prepare(frame), w, o, plan, binomial)
     design = SimpleNamespace(**vars(rows.design))
     design.X, design.offset = X[:, list(design.kept_columns)], o
     fit = replace(rows, design=design, model=SimpleNamespace(terms=tuple(terms[i] for i in plan.order)))

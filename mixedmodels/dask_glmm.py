@@ -479,7 +479,9 @@ class DaskGlmerResult(RandomEffectsOfComponents, InformationCriteria):
 
 
 def _partition_residuals(part: pd.DataFrame, rows, plan: _Plan, family: Family, type: str, name: str) -> pd.Series:
-    frame, y, w, eta = partition_fit(part, rows, plan, binomial=family.name == "binomial")
+    binomial = family.name == "binomial"
+    frame, y, w, eta = partition_fit(part, rows, plan, binomial=binomial,
+                                     prepare=(lambda frame: _binary_response(frame, plan)) if binomial else None)
     wt = np.ones(len(y)) if w is None else w
     return pd.Series(glmm_residuals(type, family, y, eta, wt), index=frame.index, name=name, dtype=float)
 

@@ -212,6 +212,23 @@ def test_per_row_values_of_a_cbind_response(client):
     pd.testing.assert_series_equal(pearson, m.residuals_of("pearson"), rtol=1e-8, atol=1e-12)
 
 
+def test_residuals_of_a_factor_response_use_the_datas_levels(client):
+    """Sorted by the response, each partition holds one level; 'yes' is a success throughout."""
+    rng = np.random.default_rng(5)
+    g = rng.integers(0, 30, 300)
+    x = rng.normal(size=300)
+    yes = rng.random(300) < 1 / (1 + np.exp(-(0.3 + x + rng.normal(size=30)[g])))
+    df = pd.DataFrame({"x": x, "g": pd.Categorical(g), "r": pd.Categorical(np.where(yes, "yes", "no"))})
+    df = df.sort_values("r", kind="stable")
+    df.loc[df.index[5], "r"] = np.nan  # a missing response stays left out
+    args = {"family": "binomial", "nAGQ": 0}
+    d = _quiet(mm.glmer, "r ~ x + (1 | g)", dd.from_pandas(df, npartitions=3, sort=False), **args)
+    m = _at_dask_optimum(_quiet(mm.glmer, "r ~ x + (1 | g)", df, **args), d)
+    got = d.residuals_of("response").compute()
+    pd.testing.assert_series_equal(got, m.residuals_of("response"), rtol=1e-8, atol=1e-12)
+    assert len(got) == 299
+
+
 # ----- what Dask fits do not support, and the checks of the response ------------------------
 
 def test_unsupported_options_are_clear_errors(client):
