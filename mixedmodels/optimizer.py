@@ -107,7 +107,8 @@ def optimize(
     """BOBYQA, a check of the optimum (one restart from it when the check fails), a Newton polish
     and parameters within a hair of their bound put on it.
 
-    ``noise`` is the relative rounding noise of f (it sets the polish's difference step).
+    ``noise`` is the relative rounding noise of f: the polish and the snap to a bound accept
+    a rise of f within ten times it.
     """
     with fitting_threads():
         return _optimize(f, x0, lower, maxeval, initial_step, noise)
@@ -124,8 +125,7 @@ def _optimize(f, x0, lower, maxeval, initial_step, noise) -> OptimumReport:
             x, fun = x2, fun2
         ok, grad, gain, H = check_optimum(f, x, lower, fun, scale=scale)
     slack = 10 * noise * abs(fun)
-    x, fun = newton_polish(f, x, fun, lower, H, np.cbrt(noise) * np.maximum(np.abs(x), np.minimum(scale, 1.0)),
-                           slack=slack)
+    x, fun = newton_polish(f, x, fun, lower, H, grad, slack=slack)
     x, fun = snap_to_bounds(f, x, fun, lower, slack)
     if ok:
         message = f"converged ({reason})"
@@ -143,20 +143,21 @@ def newton_polish(
     fx: float,
     lower: np.ndarray,
     H: np.ndarray,
-    h: np.ndarray,
+    grad: np.ndarray,
     slack: float = 0.0,
 ) -> tuple[np.ndarray, float]:
-    """One Newton step from x with the check's Hessian, kept unless it raises f by over ``slack``.
+    """One Newton step from x with the check's gradient and Hessian, kept unless it raises f by over ``slack``.
 
     BOBYQA stops anywhere in a small region where its model is flat to the
     tolerance; the step moves to the optimum of the local quadratic, so fits of
     the same data that differ only by rounding (row order, Dask partitions) agree
-    to many more digits.  The check's gradient, with its steps sized for the
-    Hessian, is too coarse for this: the gradient is estimated again by central
-    differences with steps ``h`` (best about the cube root of f's relative noise,
-    times the parameter's scale).  Near the optimum, f cannot tell points apart
-    that the gradient still can: a rise within ``slack`` (f's noise) is accepted.
-    Costs 2k + 1 evaluations for k free parameters.
+    to many more digits.  The check's central differences (steps 1e-3 of the
+    parameter's scale) carry a truncation error of order h², but a smooth one that
+    every such fit shares, and less rounding noise than smaller steps: permuted
+    refits agree to 1e-11–2e-9 in θ (measured; 3e-10–2e-9 with a gradient of
+    its own at steps of the noise's cube root, for 2k more evaluations).
+    Near the optimum, f cannot tell points apart that the gradient still can: a
+    rise within ``slack`` (f's noise) is accepted.  Costs one evaluation.
     """
     free = np.flatnonzero(np.all(np.isfinite(H), axis=1))
     if not len(free):
@@ -166,11 +167,8 @@ def newton_polish(
         np.linalg.cholesky(Hf)
     except np.linalg.LinAlgError:
         return x, fx  # not a local quadratic bowl: leave BOBYQA's point
-    if np.any(x[free] - h[free] < lower[free]):
-        return x, fx  # too close to a bound for central differences
-    grad = np.array([(f(_shift(x, i, h[i])) - f(_shift(x, i, -h[i]))) / (2 * h[i]) for i in free])
     trial = x.copy()
-    trial[free] = np.maximum(x[free] - np.linalg.solve(Hf, grad), lower[free])
+    trial[free] = np.maximum(x[free] - np.linalg.solve(Hf, grad[free]), lower[free])
     f_trial = f(trial)
     return (trial, f_trial) if f_trial <= fx + slack else (x, fx)
 
