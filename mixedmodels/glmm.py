@@ -245,9 +245,9 @@ class GeneralizedLinearMixedModel(TermSet):
     def fit_stage1(self, maxeval: int, final: bool = True) -> OptimumReport:
         """Optimise θ with β inside PIRLS (lme4's nAGQ = 0).
 
-        Only a start for stage 2 (``final=False``), BOBYQA stops at a looser tolerance
-        and the optimum is neither checked nor polished: stage 2 refines θ with β
-        and checks the joint optimum.
+        When it is only the start of stage 2 (``final=False``), BOBYQA stops at
+        ``STAGE1_FTOL_REL`` and the optimum is neither checked nor polished: stage 2
+        refines θ with β and checks the joint optimum.
         """
         self._beta_start = self._glm_start()
 
