@@ -52,7 +52,6 @@ import warnings
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import SimpleNamespace
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -469,10 +468,24 @@ def _complete_rows(part: pd.DataFrame, plan: _Plan):
     return frame, None if w is None else w[complete], None if o is None else o[complete], complete
 
 
+def _binary_response(frame: pd.DataFrame, plan: _Plan) -> pd.DataFrame:
+    """A factor response as 0/1, the second of the data's two levels a success (as in memory,
+    where the levels are the whole data's, not the partition's)."""
+    name = plan.parsed.response.strip()
+    if name not in plan.categories:
+        return frame
+    frame = frame.copy()
+    frame[name] = (frame[name].cat.codes == 1).astype(float)
+    return frame
+
+
 def _partition_arrays(frame: pd.DataFrame, w, o, plan: _Plan, binomial: bool = False):
     """y, X (every column of plan.xnames), the checked weights (times the trials of a binomial
     response, as build_design), the total offset and the terms (formula order, codes against
-    the global levels) of complete rows."""
+    the global levels) of complete rows.  A binomial factor response is 0/1 by the data's two
+    levels (the second a success), not by those a partition happens to hold."""
+    if binomial:
+        frame = _binary_response(frame, plan)
     y, trials = _response(plan.parsed, frame, binomial)
     mat, xnames = evaluate(plan.parsed.fixed, frame, "the fixed part")
     if tuple(xnames) != plan.xnames:
@@ -621,19 +634,17 @@ def _partition_rows(part: pd.DataFrame, rows: _RowModel, plan: _Plan, kind: str,
 
 
 def partition_fit(part: pd.DataFrame, rows: _RowModel, plan: _Plan, re_form: str | None = None,
-                  binomial: bool = False, prepare: Callable | None = None
-                  ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None, np.ndarray]:
+                  binomial: bool = False) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None, np.ndarray]:
     """The partition's complete rows, their response, prior weights and η.
 
     η comes from ``prediction.fitted_linear_predictor``, as ``predict()`` computes it
     in memory: from X and the terms' codes built as for the crossproducts, with the
-    random effects re_form names.  ``binomial`` admits glmer's binomial response forms;
-    ``prepare`` rewrites the complete rows first (a factor response as the fit codes it).
+    random effects re_form names.  ``binomial`` reads the response as glmer's binomial fit does.
     """
     frame, w, o, _ = _complete_rows(part, plan)
     if frame.empty:
         return frame, np.zeros(0), None, np.zeros(0)
-    y, X, w, o, terms = _partition_arrays(frame if prepare is None else prepare(frame), w, o, plan, binomial)
+    y, X, w, o, terms = _partition_arrays(frame, w, o, plan, binomial)
     design = SimpleNamespace(**vars(rows.design))
     design.X, design.offset = X[:, list(design.kept_columns)], o
     fit = replace(rows, design=design, model=SimpleNamespace(terms=tuple(terms[i] for i in plan.order)))

@@ -24,7 +24,7 @@ trials, whose −2 log-likelihood is not the deviance kernel plus a constant.
 :class:`DaskGlmerResult` offers what ``GlmerResult`` derives from θ̂, β̂ and the
 modes (fixef, vcov from the Hessian of the deviance, theta, varcorr, ranef,
 likelihood criteria) and the per-row quantities as lazy Dask Series (fitted μ̂,
-the linear predictor, predict on the link or response scale).  Not supported on
+the linear predictor, predict on the link or response scale, residuals of every type).  Not supported on
 Dask frames: nAGQ > 1 (adaptive quadrature), ``start`` and what ``lmer_dask``
 does not support (stateful transforms, vectors as weights or offsets).
 """
@@ -57,7 +57,8 @@ from .dask import (
     _tree,
     partition_fit,
 )
-from .errors import DataError, FamilyError
+from .design import check_two_levels
+from .errors import FamilyError
 from .families import Family, get_family
 from .formula import ParsedFormula
 from .glmm import GeneralizedLinearMixedModel, PirlsState, loglik_is_kernel_plus_constant
@@ -236,8 +237,7 @@ def _read_partition(part: pd.DataFrame, plan: _Plan, family: Family) -> _Partiti
     if frame.empty:
         return out
     binomial = family.name == "binomial"
-    y, X, w, o, terms = _partition_arrays(_binary_response(frame, plan) if binomial else frame, w, o, plan,
-                                          binomial=binomial)
+    y, X, w, o, terms = _partition_arrays(frame, w, o, plan, binomial=binomial)
     n = len(y)
     out.y, out.X = y, X
     out.weights = np.ones(n) if w is None else w
@@ -245,17 +245,6 @@ def _read_partition(part: pd.DataFrame, plan: _Plan, family: Family) -> _Partiti
     out.terms = tuple(terms[i] for i in plan.order)
     _check_rows(family, out.y, out.weights)
     return out
-
-
-def _binary_response(frame: pd.DataFrame, plan: _Plan) -> pd.DataFrame:
-    """A factor response as 0/1, the second of the data's two levels a success (as in memory,
-    where the levels are the whole data's, not the partition's)."""
-    name = plan.parsed.response.strip()
-    if name not in plan.categories:
-        return frame
-    frame = frame.copy()
-    frame[name] = (frame[name].cat.codes == 1).astype(float)
-    return frame
 
 
 def _check_rows(family: Family, y: np.ndarray, w: np.ndarray) -> None:
@@ -345,11 +334,7 @@ def _check_binary_response(plan: _Plan, family: Family) -> None:
     """A factor response of a binomial fit needs exactly two levels in the data."""
     name = plan.parsed.response.strip()
     if family.name == "binomial" and name in plan.categories:
-        levels = plan.categories[name][0]
-        if len(levels) != 2:
-            raise DataError(
-                f"the binomial response {name!r} is a factor with {len(levels)} levels "
-                f"({', '.join(map(str, list(levels)[:5]))}); it needs exactly 2 (the second is success)")
+        check_two_levels(name, plan.categories[name][0])
 
 
 # ----- the result ------------------------------------------------------------------------
@@ -479,9 +464,7 @@ class DaskGlmerResult(RandomEffectsOfComponents, InformationCriteria):
 
 
 def _partition_residuals(part: pd.DataFrame, rows, plan: _Plan, family: Family, type: str, name: str) -> pd.Series:
-    binomial = family.name == "binomial"
-    frame, y, w, eta = partition_fit(part, rows, plan, binomial=binomial,
-                                     prepare=(lambda frame: _binary_response(frame, plan)) if binomial else None)
+    frame, y, w, eta = partition_fit(part, rows, plan, binomial=family.name == "binomial")
     wt = np.ones(len(y)) if w is None else w
     return pd.Series(glmm_residuals(type, family, y, eta, wt), index=frame.index, name=name, dtype=float)
 

@@ -307,12 +307,17 @@ def _two_level(column: pd.Series, name: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(column.dtype):
         return column.to_numpy(dtype=float)
     codes, levels = factor_codes(column)
+    check_two_levels(name, levels)
+    return codes.astype(float)
+
+
+def check_two_levels(name: str, levels) -> None:
+    """A binomial factor response needs exactly two levels: the second is success (R)."""
     if len(levels) != 2:
         raise DataError(
             f"the binomial response {name!r} is a factor with {len(levels)} levels "
             f"({', '.join(map(str, list(levels)[:5]))}); it needs exactly 2 (the second is success)"
         )
-    return codes.astype(float)
 
 
 def _split_arguments(text: str) -> list[str]:

@@ -126,7 +126,6 @@ class GlmerResult(MixedModelResult):
 
     def residuals_of(self, type: str = "deviance") -> pd.Series:
         """Residuals of type 'deviance' (default, as R), 'pearson', 'response' or 'working'."""
-        check_residual_type(type)
         r = glmm_residuals(type, self.family, self.design.y, self._state.eta, self.model.prior_weights)
         return pd.Series(r, index=self.rows_used, name=f"{type} residuals")
 
@@ -203,6 +202,7 @@ def check_residual_type(type: str) -> None:
 
 def glmm_residuals(type: str, family: Family, y: np.ndarray, eta: np.ndarray, wt: np.ndarray) -> np.ndarray:
     """Residuals of one of ``RESIDUAL_TYPES`` from the response, η̂ and the prior weights, as R's."""
+    check_residual_type(type)
     mu = family.link.inverse(eta)
     if type == "response":
         return y - mu

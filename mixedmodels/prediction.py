@@ -127,14 +127,11 @@ def _random_part(t: ReTerm, b: np.ndarray, newdata: pd.DataFrame, allow_new_leve
 def _group_labels(newdata: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
     """String labels of the grouping factor, 'a:b' for interactions (as when fitting);
     None where a grouping value is missing."""
-    labels = np.full(len(newdata), "", dtype=object)
-    absent = np.zeros(len(newdata), dtype=bool)
-    for i, c in enumerate(columns):
-        column = newdata[c]
-        absent |= column.isna().to_numpy()
-        text = column.astype(object).astype(str).to_numpy(dtype=object)
-        labels = text if i == 0 else labels + ":" + text
-    labels[absent] = None
+    texts = [newdata[c].astype(object).astype(str).to_numpy(dtype=object) for c in columns]
+    labels = texts[0]
+    for text in texts[1:]:
+        labels = labels + ":" + text
+    labels[newdata[list(columns)].isna().any(axis=1).to_numpy()] = None
     return labels
 
 

@@ -27,7 +27,6 @@ pytest.importorskip("dask.distributed")
 
 import dask  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
-from distributed import Client, LocalCluster  # noqa: E402
 
 import mixedmodels as mm  # noqa: E402
 from mixedmodels.bootstrap import bootstrap  # noqa: E402
@@ -39,6 +38,7 @@ from mixedmodels.dask import (  # noqa: E402
     is_dask_dataframe,
     lmer_dask,
 )
+from counted_reads import CountedReads  # noqa: E402
 
 CASES = {
     "sleepstudy": "Reaction ~ Days + (Days | Subject)",
@@ -46,13 +46,6 @@ CASES = {
     "Pastes": "strength ~ 1 + (1 | batch/cask)",  # nested
 }
 FIT_RTOL = 1e-8
-
-
-@pytest.fixture(scope="module")
-def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
-            Client(cluster) as c:
-        yield c
 
 
 def _dense(B):
@@ -250,38 +243,21 @@ def test_rows_with_missing_values_weights_offset_and_new_levels(client):
     pd.testing.assert_series_equal(d.predict(new, offset="off", allow_new_levels=True), got)
 
 
-_READS: list[int] = []  # partitions read by _CountedReads (the test cluster's workers are threads)
-
-
-class _CountedReads:
-    """Partitions of a frame (60 rows each) that record every read in _READS."""
-
-    def __init__(self, df: pd.DataFrame):
-        self.df = df
-
-    def __call__(self, i: int) -> pd.DataFrame:
-        _READS.append(i)
-        return self.df.iloc[60 * i:60 * (i + 1)]
-
-    def __dask_tokenize__(self):
-        return ("counted-reads", id(self))
-
-
 def test_per_row_quantities_are_lazy(client):
     """Nothing reads the rows until .compute(): fitted, residuals and predictions are Dask Series."""
     df = mm.datasets.load("sleepstudy")
-    ddf = dd.from_map(_CountedReads(df), range(3), meta=df.iloc[:0], divisions=(0, 60, 120, 179))
-    _READS.clear()
+    parts = CountedReads(df, 60)
+    ddf = dd.from_map(parts, range(3), meta=df.iloc[:0], divisions=(0, 60, 120, 179))
     d = lmer_dask(CASES["sleepstudy"], ddf)
     # the fit: two passes (levels, crossproducts) and the first rows once more (the response's rough centre)
-    assert sorted(_READS) == [0, 0, 0, 1, 1, 2, 2]
-    _READS.clear()
+    assert sorted(parts.reads) == [0, 0, 0, 1, 1, 2, 2]
+    parts.reads.clear()
     lazy = [d.fitted, d.residuals, d.scaled_residuals(), d.predict(), d.predict(re_form="~0"),
             d.predict(ddf), d.predict(ddf, re_form="~(1 | Subject)")]
-    assert all(isinstance(x, dd.Series) for x in lazy) and _READS == []
-    assert d.ranef["Subject"].shape == (18, 2) and _READS == []  # the modes need no pass either
+    assert all(isinstance(x, dd.Series) for x in lazy) and parts.reads == []
+    assert d.ranef["Subject"].shape == (18, 2) and parts.reads == []  # the modes need no pass either
     fitted, residuals = dask.compute(d.fitted, d.residuals)
-    assert sorted(_READS) == [0, 1, 2]  # one pass for both: they share the partitions' reads
+    assert sorted(parts.reads) == [0, 1, 2]  # one pass for both: they share the partitions' reads
     np.testing.assert_allclose(fitted + residuals, df["Reaction"], rtol=1e-12)
 
 

@@ -27,41 +27,17 @@ pytest.importorskip("dask.distributed")
 
 import dask  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
-from distributed import Client, LocalCluster  # noqa: E402
 
 import mixedmodels as mm  # noqa: E402
 from mixedmodels.crossprod import Crossproducts  # noqa: E402
 from mixedmodels.crossprod import add_crossproducts  # noqa: E402
 from mixedmodels.dask_glmm import DaskGlmerResult, _check_rows, glmer_dask  # noqa: E402
 from mixedmodels.families import Binomial, Poisson  # noqa: E402
+from counted_reads import CountedReads  # noqa: E402
 from reference import load_fixture_data  # noqa: E402
 
 RTOL = 1e-8
 SE_RTOL = 1e-6
-
-
-@pytest.fixture(scope="module")
-def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
-            Client(cluster) as c:
-        yield c
-
-
-_READS: list[int] = []  # partitions read (the test cluster's workers are threads of this process)
-
-
-class _CountedReads:
-    """Partitions of a frame (20 rows each) that record every read in _READS."""
-
-    def __init__(self, df: pd.DataFrame):
-        self.df = df
-
-    def __call__(self, i: int) -> pd.DataFrame:
-        _READS.append(i)
-        return self.df.iloc[20 * i:20 * (i + 1)]
-
-    def __dask_tokenize__(self):
-        return ("counted-reads-glmm", id(self))
 
 
 def _cbpp() -> pd.DataFrame:
@@ -101,6 +77,7 @@ def _quiet(f, *args, **kwargs):
 
 
 _FITS: dict[str, tuple[DaskGlmerResult, mm.GlmerResult]] = {}
+_CBPP_PARTS: dict[str, CountedReads] = {}  # cbpp's partitions, which count their reads
 
 
 def fits(name: str) -> tuple[DaskGlmerResult, mm.GlmerResult]:
@@ -109,8 +86,8 @@ def fits(name: str) -> tuple[DaskGlmerResult, mm.GlmerResult]:
         load, formula, args, k = CASES[name]
         df = load()
         if name == "cbpp":
-            ddf = dd.from_map(_CountedReads(df), range(k), meta=df.iloc[:0], divisions=(0, 20, 40, 55))
-            _READS.clear()
+            ddf = dd.from_map(_CBPP_PARTS.setdefault("parts", CountedReads(df, 20)), range(k), meta=df.iloc[:0],
+                              divisions=(0, 20, 40, 55))
         else:
             ddf = dd.from_pandas(df, npartitions=k)
         _FITS[name] = (_quiet(mm.glmer, formula, ddf, **args), _quiet(mm.glmer, formula, df, **args))
@@ -143,7 +120,7 @@ def test_dask_fit_equals_the_in_memory_fit(client, name):
 def test_partitions_are_read_twice_and_the_passes_use_the_persisted_rows(client):
     """Levels, then the rows persisted on the workers: PIRLS's passes never read the data again."""
     d, _ = fits("cbpp")
-    assert sorted(_READS) == [0, 0, 1, 1, 2, 2]
+    assert sorted(_CBPP_PARTS["parts"].reads) == [0, 0, 1, 1, 2, 2]
     assert d.optimum.nfev > 10
 
 
