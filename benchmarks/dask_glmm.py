@@ -80,7 +80,7 @@ def measure(name: str, df: pd.DataFrame, formula: str, args: dict, partitions: i
     import dask.dataframe as dd
 
     import mixedmodels as mm
-    from mixedmodels.dask_glmm import DaskGLMM, DaskRows
+    from mixedmodels.dask.glmm import DaskGLMM, DaskRows
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mm.MixedModelsWarning)

@@ -44,10 +44,10 @@ def main() -> None:
     total = time.perf_counter() - t0
 
     # the same fit in phases (mirrors mixedmodels.api.lmer)
-    from mixedmodels.design import build_design
-    from mixedmodels.formula import parse_formula
-    from mixedmodels.lmm import LinearMixedModel
-    from mixedmodels.results import LmerResult
+    from mixedmodels.design.build import build_design
+    from mixedmodels.formula.parse import parse_formula
+    from mixedmodels.engine.lmm import LinearMixedModel
+    from mixedmodels.results.lmer import LmerResult
 
     counter = {"n": 0, "t": 0.0}
     t0 = time.perf_counter()

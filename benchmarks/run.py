@@ -245,8 +245,8 @@ def machine_info() -> dict:
         import mixedmodels
 
         info["mixedmodels"] = mixedmodels.__version__
-        try:  # mixedmodels limits BLAS threads inside its fits (mixedmodels.threads)
-            from mixedmodels import threads as _mm_threads
+        try:  # mixedmodels limits BLAS threads inside its fits (mixedmodels.runtime.threads)
+            from mixedmodels.runtime import threads as _mm_threads
 
             limit = getattr(_mm_threads, "_blas_threads", "unknown")
             info["mixedmodels_fit_threads"] = "library default" if limit is None else str(limit)
@@ -363,7 +363,7 @@ def machine_text(info: dict, rinfo: dict | None) -> str:
         f"- statsmodels: {info['statsmodels']}",
     ]
     if "mixedmodels_fit_threads" in info:
-        lines.append(f"- BLAS threads inside mixedmodels' fits (mixedmodels.threads): {info['mixedmodels_fit_threads']}")
+        lines.append(f"- BLAS threads inside mixedmodels' fits (mixedmodels.runtime.threads): {info['mixedmodels_fit_threads']}")
     lines.append("- BLAS threads of the tool processes (environment): " + (f"{_THREADS} (--threads)" if _THREADS is not None else ", ".join(
         f"{v}={os.environ[v]}" for v in THREAD_VARIABLES if v in os.environ) or "library default"))
     if rinfo:

@@ -1,10 +1,11 @@
 """lme4-style linear and generalized linear mixed models."""
 
-from . import datasets, families
-from .anova import AnovaTable, anova, ranova
+from .io import datasets
+from .engine import families
+from .inference.anova import AnovaTable, anova, ranova
 from .api import glmer, glmer_nb, lmer
-from .dask import DaskLmerResult, lmer_dask
-from .dask_glmm import DaskGlmerResult, glmer_dask
+from .dask.lmm import DaskLmerResult, lmer_dask
+from .dask.glmm import DaskGlmerResult, glmer_dask
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -19,14 +20,14 @@ from .errors import (
     ModelFileError,
     SingularFitWarning,
 )
-from .glmm_results import GlmerResult
-from .lm import LmResult, lm
-from .persistence import load, save
-from .power import PowerResult, power
-from .results import LmerResult
-from .safety import check_formula
-from .threads import set_blas_threads
-from .teaching import IccReport, PoolingComparison, compare_pooling, icc_null
+from .results.glmer import GlmerResult
+from .results.lm import LmResult, lm
+from .io.persistence import load, save
+from .teaching.power import PowerResult, power
+from .results.lmer import LmerResult
+from .formula.safety import check_formula
+from .runtime.threads import set_blas_threads
+from .teaching.pooling import IccReport, PoolingComparison, compare_pooling, icc_null
 
 __version__ = "0.1.0"
 
@@ -77,5 +78,5 @@ def __getattr__(name: str):
     if name == "plots":
         import importlib
 
-        return importlib.import_module(".plots", __name__)
+        return importlib.import_module(".report.plots", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,17 +6,17 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
-from .dask import is_dask_dataframe
-from .design import build_design
+from .dask.lmm import is_dask_dataframe
+from .design.build import build_design
 from .errors import DataError, FitError, FormulaError
-from .families import Family, NegativeBinomial, get_family
-from .formula import parse_formula
-from .glmm import GeneralizedLinearMixedModel
-from .glmm_results import GlmerResult
-from .lmm import LinearMixedModel
-from .results import LmerResult
-from .safety import check_formula
-from .threads import with_fitting_threads
+from .engine.families import Family, NegativeBinomial, get_family
+from .formula.parse import parse_formula
+from .engine.glmm import GeneralizedLinearMixedModel
+from .results.glmer import GlmerResult
+from .engine.lmm import LinearMixedModel
+from .results.lmer import LmerResult
+from .formula.safety import check_formula
+from .runtime.threads import with_fitting_threads
 
 
 @with_fitting_threads
@@ -42,7 +42,7 @@ def lmer(
     if is_dask_dataframe(data):
         if start is not None:
             raise DataError("start is not supported for Dask data")
-        from .dask import lmer_dask
+        from .dask.lmm import lmer_dask
 
         return lmer_dask(formula, data, REML=REML, weights=weights, offset=offset, maxeval=maxeval, safe=safe)
     parsed, design = _mixed_design("lmer", formula, data, safe, weights, offset)
@@ -120,7 +120,7 @@ def glmer(
     iteration (see ``mixedmodels.dask_glmm``; nAGQ > 1 is not supported there).
     """
     if is_dask_dataframe(data):
-        from .dask_glmm import glmer_dask
+        from .dask.glmm import glmer_dask
 
         return glmer_dask(formula, data, family=family, nAGQ=nAGQ, weights=weights, offset=offset,
                           maxeval=maxeval, safe=safe)

@@ -14,8 +14,8 @@ import pandas as pd
 
 from .api import glmer, lmer
 from .errors import DataError, FormulaError, MixedModelsError, MixedModelsWarning, did_you_mean
-from .families import get_family
-from .results import MixedModelResult
+from .engine.families import get_family
+from .results.lmer import MixedModelResult
 
 _FIT_EXAMPLES = """\
 examples:

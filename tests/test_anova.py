@@ -54,10 +54,10 @@ import pytest
 
 import mixedmodels as mm
 from mixedmodels import RefitWarning
-from mixedmodels.anova import AnovaTable, anova, ranova
-from mixedmodels.rformat import format_pval_vector, format_vector
+from mixedmodels.inference.anova import AnovaTable, anova, ranova
+from mixedmodels.report.rformat import format_pval_vector, format_vector
 from mixedmodels.errors import FormulaError, MixedModelsError, MixedModelsWarning
-from mixedmodels.lm import LmResult, lm
+from mixedmodels.results.lm import LmResult, lm
 from reference import load_fixture_data, load_reference
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "anova"

@@ -19,10 +19,10 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from mixedmodels import blockchol
-from mixedmodels.blockchol import BlockedCholesky, SparseGram, _level_blocks, factorize
-from mixedmodels.crossprod import CrossproductBuilder, Crossproducts
-from mixedmodels.reterm import ReTerm, TermSet
+from mixedmodels.linalg import blockchol
+from mixedmodels.linalg.blockchol import BlockedCholesky, SparseGram, _level_blocks, factorize
+from mixedmodels.linalg.crossprod import CrossproductBuilder, Crossproducts
+from mixedmodels.design.reterm import ReTerm, TermSet
 
 # the same examples on every run (reproducible failures, no flaky CI); no shrinking
 SETTINGS = settings(
@@ -280,7 +280,7 @@ def test_plans_are_shared_by_rebuilds_and_not_pickled():
 def test_no_plan_when_it_would_outgrow_the_dense_block():
     """Three rows meeting at 200,000 levels: 1.2 million terms for a 3×3 result; the
     generic sparse product is used instead (and the decision is cached)."""
-    from mixedmodels.blockchol import _sparse_gram
+    from mixedmodels.linalg.blockchol import _sparse_gram
 
     C = sp.csr_matrix(np.ones((3, 200_000)))
     A = Crossproducts(diag=(), off=((), (C,)), xz=(), xx=np.zeros((0, 0)))

@@ -29,9 +29,9 @@ import dask  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
 
 import mixedmodels as mm  # noqa: E402
-from mixedmodels.bootstrap import bootstrap  # noqa: E402
-from mixedmodels.crossprod import shift_response  # noqa: E402
-from mixedmodels.dask import (  # noqa: E402
+from mixedmodels.inference.bootstrap import bootstrap  # noqa: E402
+from mixedmodels.linalg.crossprod import shift_response  # noqa: E402
+from mixedmodels.dask.lmm import (  # noqa: E402
     DaskLmerResult,
     _partition_prediction,
     _partition_rows,

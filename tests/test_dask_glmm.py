@@ -29,10 +29,10 @@ import dask  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
 
 import mixedmodels as mm  # noqa: E402
-from mixedmodels.crossprod import Crossproducts  # noqa: E402
-from mixedmodels.crossprod import add_crossproducts  # noqa: E402
-from mixedmodels.dask_glmm import DaskGlmerResult, _check_rows, glmer_dask  # noqa: E402
-from mixedmodels.families import Binomial, Poisson  # noqa: E402
+from mixedmodels.linalg.crossprod import Crossproducts  # noqa: E402
+from mixedmodels.linalg.crossprod import add_crossproducts  # noqa: E402
+from mixedmodels.dask.glmm import DaskGlmerResult, _check_rows, glmer_dask  # noqa: E402
+from mixedmodels.engine.families import Binomial, Poisson  # noqa: E402
 from counted_reads import CountedReads  # noqa: E402
 from reference import load_fixture_data  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Tests for mixedmodels.datasets."""
+"""Tests for mixedmodels.io.datasets."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ EXPECTED_COLUMNS = {
 
 
 def _schema(name: str) -> dict:
-    path = resources.files("mixedmodels.datasets").joinpath("data", f"{name}.schema.json")
+    path = resources.files("mixedmodels.io.datasets").joinpath("data", f"{name}.schema.json")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mixedmodels.errors import FormulaError
-from mixedmodels.formula import ParsedFormula, RandomTerm, parse_formula
+from mixedmodels.formula.parse import ParsedFormula, RandomTerm, parse_formula
 
 
 def test_sleepstudy_formula():

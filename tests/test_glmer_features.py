@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.families import Binomial, NegativeBinomial, Poisson, get_family
+from mixedmodels.engine.families import Binomial, NegativeBinomial, Poisson, get_family
 
 FIXTURES = Path(__file__).parent / "fixtures" / "glmer_nb"
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"

@@ -15,7 +15,7 @@ import pytest
 
 import mixedmodels as mm
 from agreement import check_conditional_modes, check_fixed_effects, check_icc_r2, check_objective, check_varcorr
-from mixedmodels.families import get_family
+from mixedmodels.engine.families import get_family
 from reference import load_extra_reference, load_fixture_data, load_reference
 
 ANCHORS = ["cbpp_laplace", "cbpp_agq25", "verbagg_crossed"]

@@ -98,9 +98,9 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-import mixedmodels.kenward_roger as kr
-from mixedmodels.fixed_tests import anova_table
-from mixedmodels.kenward_roger import (kenward_roger, kenward_roger_f, kr_pieces, kr_test,
+import mixedmodels.inference.kenward_roger as kr
+from mixedmodels.inference.fixed_tests import anova_table
+from mixedmodels.inference.kenward_roger import (kenward_roger, kenward_roger_f, kr_pieces, kr_test,
                                        vcov_adjusted)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kenward_roger"

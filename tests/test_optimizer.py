@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from mixedmodels.optimizer import (
+from mixedmodels.engine.optimizer import (
     SNAP_DISTANCE,
     check_optimum,
     finite_difference_hessian,

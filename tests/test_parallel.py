@@ -12,10 +12,10 @@ import pytest
 import threadpoolctl
 
 import mixedmodels as mm
-from mixedmodels import parallel
-from mixedmodels.bootstrap import bootstrap, confint
+from mixedmodels.runtime import parallel
+from mixedmodels.inference.bootstrap import bootstrap, confint
 from mixedmodels.errors import MixedModelsError, MixedModelsWarning
-from mixedmodels.power import power
+from mixedmodels.teaching.power import power
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_failed_replicates_are_counted_as_serially(sleep, pool, request):
 def test_chunking_does_not_change_the_replicates(sleep, threads):
     children = np.random.SeedSequence(9).spawn(5)
     payload = (sleep, slope_and_sigma)
-    from mixedmodels.bootstrap import _replicate
+    from mixedmodels.inference.bootstrap import _replicate
 
     one = parallel.run(_replicate, payload, children, progress=False)
     for size in (1, 2, 5):

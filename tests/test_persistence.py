@@ -18,7 +18,7 @@ from reference import load_fixture_data
 
 import mixedmodels as mm
 from mixedmodels.errors import ModelFileError
-from mixedmodels.persistence import load, save
+from mixedmodels.io.persistence import load, save
 
 PACKAGE = Path(mm.__file__).parent
 GROUSE = Path(__file__).parent / "fixtures" / "glmer_nb" / "grouseticks.csv"
@@ -354,4 +354,4 @@ def test_nothing_in_the_package_unpickles():
         text = source.read_text(encoding="utf-8")
         assert not re.search(r"allow_pickle\s*=\s*True", text), source
         assert not re.search(r"^\s*(import|from)\s+(c?pickle|dill|joblib|shelve)\b", text, re.M), source
-    assert "allow_pickle=False" in (PACKAGE / "persistence.py").read_text(encoding="utf-8")
+    assert "allow_pickle=False" in (PACKAGE / "io" / "persistence.py").read_text(encoding="utf-8")

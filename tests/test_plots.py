@@ -1,4 +1,4 @@
-"""mixedmodels.plots: every plot renders to a PNG and draws the right numbers."""
+"""mixedmodels.report.plots: every plot renders to a PNG and draws the right numbers."""
 
 from __future__ import annotations
 
@@ -265,9 +265,9 @@ def test_profile_plot_subset_dyestuff(dyestuff):
 # ----- import guards ---------------------------------------------------------------------
 def test_missing_matplotlib_gives_an_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    monkeypatch.delitem(sys.modules, "mixedmodels.plots")
+    monkeypatch.delitem(sys.modules, "mixedmodels.report.plots")
     with pytest.raises(ImportError, match=r'pip install "mixedmodels\[plot\]"'):
-        importlib.import_module("mixedmodels.plots")
+        importlib.import_module("mixedmodels.report.plots")
 
 
 def test_importing_mixedmodels_does_not_import_matplotlib():

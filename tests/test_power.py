@@ -10,7 +10,7 @@ from scipy import stats
 
 import mixedmodels as mm
 from mixedmodels.errors import DataError
-from mixedmodels.power import PowerResult, _resample, power
+from mixedmodels.teaching.power import PowerResult, _resample, power
 
 X_VALUES = np.arange(6.0)  # the same x in every cluster: Σ(x − x̄)² = 17.5 per cluster
 

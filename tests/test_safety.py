@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import mixedmodels as mm
 from mixedmodels.errors import FormulaError
-from mixedmodels.safety import DEFAULT_ALLOWED, check_formula
+from mixedmodels.formula.safety import DEFAULT_ALLOWED, check_formula
 
 ORDINARY = [
     "Reaction ~ Days + (Days | Subject)",

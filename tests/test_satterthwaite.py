@@ -51,7 +51,7 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 import mixedmodels as mm
-from mixedmodels.satterthwaite import VarparModel, hessian, jacobian, satterthwaite, satterthwaite_f
+from mixedmodels.inference.satterthwaite import VarparModel, hessian, jacobian, satterthwaite, satterthwaite_f
 from reference import (extra_reference_names, load_extra_reference, load_fixture_data, load_reference,
                        reference_names)
 

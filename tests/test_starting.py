@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import mixedmodels as mm
-from mixedmodels.design import build_design
-from mixedmodels.formula import parse_formula
-from mixedmodels.lmm import LinearMixedModel
-from mixedmodels.starting import THETA_CEILING, THETA_FLOOR, moment_start
+from mixedmodels.design.build import build_design
+from mixedmodels.formula.parse import parse_formula
+from mixedmodels.engine.lmm import LinearMixedModel
+from mixedmodels.engine.starting import THETA_CEILING, THETA_FLOOR, moment_start
 
 
 def _model(formula: str, data: pd.DataFrame) -> LinearMixedModel:

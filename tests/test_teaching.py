@@ -8,7 +8,7 @@ import pytest
 
 import mixedmodels as mm
 from mixedmodels.errors import FormulaError, SingularFitWarning
-from mixedmodels.teaching import compare_pooling, icc_null
+from mixedmodels.teaching.pooling import compare_pooling, icc_null
 
 
 @pytest.fixture(scope="module")

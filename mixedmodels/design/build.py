@@ -1,0 +1,427 @@
+"""From a parsed formula and a data frame to the numbers a fit needs.
+
+``build_design`` does every data-frame operation of a fit exactly once: it finds
+the rows with missing values, evaluates the fixed-effects matrix X with formulaic,
+the response, weights and offset, and one :class:`ReTerm` per random-effects bar.
+The caller's data frame is only read, never modified.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import formulaic
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, DroppedRowsWarning, FormulaError, RankDeficiencyWarning, did_you_mean, type_name, warn
+from ..formula.parse import ParsedFormula, RandomTerm
+from .reterm import ReTerm
+
+
+@dataclass(frozen=True)
+class Design:
+    """Plain arrays of one model: y, X, weights, offset and the random-effects terms."""
+
+    y: np.ndarray
+    X: np.ndarray
+    xnames: tuple[str, ...]
+    reterms: tuple[ReTerm, ...]  # in the formula's order (bars after || and / expansion)
+    weights: np.ndarray | None
+    offset: np.ndarray | None
+    rows: pd.Index  # labels of the rows of `data` that the model uses
+    n_dropped: int  # rows dropped for missing values
+    response_name: str
+    model_spec: object = field(repr=False)  # formulaic ModelSpec of the fixed part
+    dropped_columns: tuple[str, ...] = ()  # aliased columns of X removed
+    kept_columns: tuple[int, ...] = ()  # columns of model_spec's matrix that X keeps
+    frame: pd.DataFrame | None = field(default=None, repr=False)  # the complete rows of the used columns
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+
+def build_design(
+    parsed: ParsedFormula,
+    data: pd.DataFrame,
+    weights: object = None,
+    offset: object = None,
+    binomial: bool = False,
+) -> Design:
+    """Evaluate every part of the model on the complete cases of ``data``.
+
+    ``binomial`` admits the response forms of binomial GLMMs (cbind, factors,
+    booleans); their trials multiply the prior weights.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, not {type_name(data)}")
+    if len(data) == 0:
+        raise DataError("data has no rows")
+    if not parsed.response:
+        raise FormulaError("the formula has no response on the left of '~'", parsed.text, 0)
+
+    used = _used_columns(parsed, data)
+    w = _optional_vector(weights, data, "weights")
+    o = _optional_vector(offset, data, "offset")
+    complete = ~data[used].isna().any(axis=1).to_numpy()
+    for vec in (w, o):
+        if vec is not None:
+            complete &= ~np.isnan(vec)
+    n_dropped = int((~complete).sum())
+    if not complete.any():
+        raise DataError(
+            "no complete rows: every row has a missing value in one of "
+            + ", ".join(repr(c) for c in used)
+        )
+    if n_dropped:
+        missing = [c for c in used if data[c].isna().any()] + [
+            name for name, vec in (("weights", w), ("offset", o)) if vec is not None and np.isnan(vec).any()]
+        warn(
+            f"{n_dropped} of {len(data)} rows have missing values (in {', '.join(map(repr, missing))}) and "
+            "were left out; the rows used are in m.rows_used",
+            DroppedRowsWarning,
+        )
+    frame = _drop_unused_categories(data.loc[complete, used] if n_dropped else data[used])
+
+    y, trials = _response(parsed, frame, binomial)
+    X, xnames, spec = _fixed_part(parsed, frame)
+    X, kept = _drop_aliased(X, xnames)
+    dropped = tuple(n for j, n in enumerate(xnames) if j not in kept)
+    xnames = tuple(xnames[j] for j in kept)
+    reterms = tuple(t for bar in parsed.random for t in _reterms(bar, frame))
+    if w is not None:
+        w = w[complete]
+        if np.any(w <= 0) or not np.all(np.isfinite(w)):
+            raise DataError("weights must be finite and positive")
+    if trials is not None:
+        w = trials if w is None else w * trials
+    if o is not None:
+        o = o[complete]
+        if not np.all(np.isfinite(o)):
+            raise DataError("offset must be finite")
+    for expr in parsed.offsets:
+        term = _numeric(expr, frame, "the offset")
+        o = term if o is None else o + term
+    return Design(
+        y=y,
+        X=X,
+        xnames=xnames,
+        reterms=reterms,
+        weights=w,
+        offset=o,
+        rows=frame.index,
+        n_dropped=n_dropped,
+        response_name=parsed.response,
+        model_spec=spec,
+        dropped_columns=dropped,
+        kept_columns=tuple(kept),
+        frame=frame,
+    )
+
+
+def _drop_unused_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """R's model frames drop unused factor levels: no column, no aliasing, for an empty level."""
+    out = frame.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].cat.remove_unused_categories()
+    return out
+
+
+def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
+    """The columns of ``data`` that the formula mentions, in data order."""
+    texts = [parsed.response, parsed.fixed, *parsed.offsets] + [t.expr for t in parsed.random]
+    groups = {g for t in parsed.random for g in t.group}
+    for g in groups:
+        if g not in data.columns:
+            raise DataError(
+                f"grouping factor {g!r} is not a column of data." + did_you_mean(g, map(str, data.columns))
+            )
+    for text in texts:
+        for name in _names_in(text):
+            if name not in data.columns and not _is_known_name(name):
+                raise DataError(
+                    f"{name!r} in the formula is not a column of data."
+                    + did_you_mean(name, map(str, data.columns))
+                )
+    mentioned = " ".join(texts)
+    return [
+        c for c in data.columns
+        if c in groups or _mentions(mentioned, str(c))
+    ]
+
+
+_IDENT = re.compile(r"`([^`]*)`|'[^']*'|\"[^\"]*\"|(?<![\w.])([A-Za-z_][A-Za-z0-9_.]*)")
+_KNOWN = {"np", "numpy", "I", "C", "log", "exp", "sqrt", "abs", "log2", "log10", "log1p", "center", "scale",
+          "poly", "bs", "cbind", "offset", "True", "False", "None", "Treatment", "Sum",
+          "contr", "math", "lag", "standardize", "Q"}
+
+
+def _names_in(text: str) -> list[str]:
+    """Variable names of an expression: backticked names and identifiers not called as functions."""
+    names = []
+    for m in _IDENT.finditer(text):
+        if m.group(1) is not None:
+            names.append(m.group(1))
+            continue
+        name = m.group(2)
+        if name is None:
+            continue  # a quoted string
+        rest = text[m.end():].lstrip()
+        if rest.startswith("(") or (rest.startswith("=") and not rest.startswith("==")):
+            continue  # a function call or a keyword argument
+        names.append(name.split(".")[0] if name.split(".")[0] in _KNOWN else name)
+    return names
+
+
+def _is_known_name(name: str) -> bool:
+    return name.split(".")[0] in _KNOWN
+
+
+def _mentions(text: str, column: str) -> bool:
+    if f"`{column}`" in text:
+        return True
+    return re.search(r"(?<![\w.`])" + re.escape(column) + r"(?![\w.`])", text) is not None
+
+
+def _optional_vector(value: object, data: pd.DataFrame, what: str) -> np.ndarray | None:
+    """A weights or offset argument: None, a column name, or a vector as long as data."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in data.columns:
+            raise DataError(f"{what}={value!r} is not a column of data." + did_you_mean(value, map(str, data.columns)))
+        value = data[value]
+    arr = np.asarray(value, dtype=float) if not isinstance(value, pd.Series) else value.to_numpy(dtype=float, na_value=np.nan)
+    if arr.ndim != 1:
+        raise DataError(f"{what} must be a one-dimensional vector, not an array of shape {arr.shape}")
+    if len(arr) != len(data):
+        raise DataError(f"{what} has length {arr.size}, but data has {len(data)} rows")
+    return arr
+
+
+#: R's spellings of common transforms, available inside formulas next to ``np.*``.
+FORMULA_CONTEXT = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
+                   "log2": np.log2, "log10": np.log10, "log1p": np.log1p}
+
+
+def evaluate(expr: str, frame: pd.DataFrame, what: str,
+             sum_contrasts: bool = False) -> tuple[formulaic.ModelMatrix, tuple[str, ...]]:
+    """A formulaic model matrix of ``expr`` on ``frame`` coded as R codes it, with R's column names.
+
+    Ordered factors get polynomial contrasts (R's contr.poly: 'ph.L', 'ph.Q'), logical
+    columns are named 'xTRUE'.  ``sum_contrasts`` codes the other factors by sums to
+    zero (contr.sum), the coding of type-III tests.  Errors name the formula part.
+    """
+    dtypes = frame.dtypes
+    categorical = [c for c, t in dtypes.items() if isinstance(t, pd.CategoricalDtype)
+                   or sum_contrasts and t == object]
+    ordered = [c for c in categorical if isinstance(dtypes[c], pd.CategoricalDtype) and dtypes[c].ordered]
+    coding = {c: "contr.poly" for c in ordered}
+    if sum_contrasts:
+        coding.update({c: "contr.sum" for c in categorical if c not in ordered})
+    logical = {str(c) for c, t in dtypes.items() if pd.api.types.is_bool_dtype(t)}
+    coded = expr
+    for c, contrast in coding.items():
+        coded = re.sub(r"(?<![\w.`])(?<!C\()" + re.escape(str(c)) + r"(?![\w.`(])", f"C({c}, {contrast})", coded)
+    try:
+        mat = formulaic.model_matrix(_parsed(coded), frame, na_action="ignore", context=FORMULA_CONTEXT)
+    except Exception as exc:  # formulaic raises many kinds
+        raise FormulaError(f"cannot evaluate {what} {expr!r}: {exc}") from exc
+    renames = {f"C({c}, {contrast})": str(c) for c, contrast in coding.items()}
+    return mat, tuple(r_name(col, renames, logical) for col in mat.columns)
+
+
+@lru_cache(maxsize=256)
+def _parsed(expr: str) -> formulaic.Formula:
+    """formulaic's parse of a formula part, kept: a fifth of a model matrix's cost on small data."""
+    return formulaic.Formula(expr)
+
+
+def _fixed_part(parsed: ParsedFormula, frame: pd.DataFrame):
+    """Fixed-effects matrix through formulaic, with R's column names."""
+    rhs, names = evaluate(parsed.fixed, frame, "the fixed part")
+    X = rhs.to_numpy(dtype=float)
+    for j, name in enumerate(names):
+        _check_finite(X[:, j], name)
+    return X, names, rhs.model_spec
+
+
+def _numeric(expr: str, frame: pd.DataFrame, what: str) -> np.ndarray:
+    """One numeric column from an expression such as 'y', 'np.log(y)' or 'size - k'."""
+    if expr in frame.columns and not pd.api.types.is_numeric_dtype(frame[expr].dtype):
+        raise DataError(
+            f"{what} {expr!r} must be numeric, but the column has dtype {frame[expr].dtype}"
+            + ("; glmer(family='binomial') accepts two-level factors" if what == "the response" else "")
+        )
+    if expr in frame.columns:  # a plain column: no formula to evaluate
+        values = frame[expr].to_numpy(dtype=float)[:, None]
+    else:
+        values = evaluate(f"0 + I({expr})", frame, what)[0].to_numpy(dtype=float)
+    if values.shape[1] != 1:
+        raise DataError(f"{what} {expr!r} must be one numeric column; it gave {values.shape[1]}")
+    out = values.ravel()
+    _check_finite(out, expr)
+    return out
+
+
+_CBIND = re.compile(r"^cbind\s*\((.*)\)$", re.S)
+
+
+def _response(parsed: ParsedFormula, frame: pd.DataFrame, binomial: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The response y, and binomial trials when the response gives them.
+
+    Binomial responses may be ``cbind(successes, failures)`` (y = proportion,
+    trials = their sum), booleans, or two-level factors (the second level is a
+    success, as in R).
+    """
+    text = parsed.response.strip()
+    match = _CBIND.match(text)
+    if match:
+        if not binomial:
+            raise DataError("cbind(successes, failures) responses need glmer(..., family='binomial')")
+        parts = _split_arguments(match.group(1))
+        if len(parts) != 2:
+            raise FormulaError("cbind() takes two arguments: cbind(successes, failures)", parsed.text, 0)
+        succ, fail = (_numeric(p, frame, "cbind() argument") for p in parts)
+        if np.any(succ < 0) or np.any(fail < 0):
+            raise DataError(f"cbind({parts[0]}, {parts[1]}) has negative counts")
+        trials = succ + fail
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = np.where(trials > 0, succ / np.where(trials > 0, trials, 1), 0.0)
+        return y, trials
+    if binomial and text in frame.columns and _is_two_valued_type(frame[text]):
+        return _two_level(frame[text], text), None
+    return _numeric(text, frame, "the response"), None
+
+
+def _is_two_valued_type(column: pd.Series) -> bool:
+    return pd.api.types.is_bool_dtype(column.dtype) or not pd.api.types.is_numeric_dtype(column.dtype)
+
+
+def _two_level(column: pd.Series, name: str) -> np.ndarray:
+    """0/1 from a boolean or a two-level factor: the second level is success (R)."""
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return column.to_numpy(dtype=float)
+    codes, levels = factor_codes(column)
+    check_two_levels(name, levels)
+    return codes.astype(float)
+
+
+def check_two_levels(name: str, levels) -> None:
+    """A binomial factor response needs exactly two levels: the second is success (R)."""
+    if len(levels) != 2:
+        raise DataError(
+            f"the binomial response {name!r} is a factor with {len(levels)} levels "
+            f"({', '.join(map(str, list(levels)[:5]))}); it needs exactly 2 (the second is success)"
+        )
+
+
+def _split_arguments(text: str) -> list[str]:
+    """Split a call's argument list at top-level commas."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _check_finite(values: np.ndarray, name: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise DataError(
+            f"{name!r} has {bad.sum()} non-finite value(s) (NaN or ±inf) after evaluation, "
+            f"first at row position {int(np.argmax(bad))}; fix or remove them"
+        )
+
+
+def r_name(column: str, renames: dict[str, str] | None = None, logical: set[str] = frozenset()) -> str:
+    """R's name of a model-matrix column: '(Intercept)', 'service1', 'x:fb', 'ph.L', 'lateTRUE'."""
+    if column == "Intercept":
+        return "(Intercept)"
+    for old, new in (renames or {}).items():
+        column = column.replace(old, new)
+    column = re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", column)
+    return ":".join(part + "TRUE" if part in logical else part for part in column.split(":"))
+
+
+def _drop_aliased(X: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, list[int]]:
+    """Remove columns of X that are linear combinations of earlier ones, with a warning."""
+    if X.shape[1] == 0:
+        return X, []
+    keep: list[int] = []
+    tol = 1e-7
+    Q = np.zeros((X.shape[0], 0))
+    for j in range(X.shape[1]):
+        col = X[:, j]
+        size = np.abs(col).max()
+        col = col / size if size > 0 else col  # scale first: a norm of values near 1e200 overflows
+        norm = np.linalg.norm(col)
+        resid = col - Q @ (Q.T @ col)
+        rnorm = np.linalg.norm(resid)
+        if norm > 0 and rnorm > tol * norm:
+            Q = np.column_stack([Q, resid / rnorm])
+            keep.append(j)
+    dropped = tuple(names[j] for j in range(len(names)) if j not in keep)
+    if dropped:
+        warn(
+            "fixed-effect model matrix is rank deficient; dropping aliased column(s) "
+            + ", ".join(repr(d) for d in dropped),
+            RankDeficiencyWarning,
+        )
+    return X[:, keep], keep
+
+
+def grouping_factor(frame: pd.DataFrame, group: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:
+    """Codes and level labels of a grouping factor; a:b levels are 'la:lb', first factor slowest.
+
+    Unused levels are dropped, as R's ``factor()`` does.
+    """
+    codes = np.zeros(len(frame), dtype=np.int64)
+    labels = None
+    for name in group:
+        c, lv = factor_codes(frame[name])
+        codes = codes * len(lv) + c
+        labels = lv.astype(str) if labels is None else _cross_labels(labels, lv.astype(str))
+    used, codes = np.unique(codes, return_inverse=True)
+    return codes.astype(np.int64), pd.Index(np.asarray(labels)[used], name=":".join(group))
+
+
+def _cross_labels(a: pd.Index, b: pd.Index) -> pd.Index:
+    return pd.Index([f"{x}:{y}" for x in a for y in b])
+
+
+def factor_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes and levels of a column treated as a factor (R's ``factor``)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        cat = column.cat.remove_unused_categories()
+        return cat.cat.codes.to_numpy(dtype=np.int64), pd.Index(cat.cat.categories)
+    codes, levels = pd.factorize(column, sort=True)
+    return codes.astype(np.int64), pd.Index(levels)
+
+
+def _reterms(bar: RandomTerm, frame: pd.DataFrame) -> list[ReTerm]:
+    """The ReTerms of one bar; ``||`` gives one scalar term per column of its matrix."""
+    codes, levels = grouping_factor(frame, bar.group)
+    mat, names = evaluate(bar.expr, frame, f"the random-effects term ({bar.expr} | {bar.group_name}), left part")
+    Xi = mat.to_numpy(dtype=float)
+    if Xi.shape[1] == 0:
+        raise FormulaError(f"the random-effects term ({bar.expr} | {bar.group_name}) has no columns")
+    for j, name in enumerate(names):
+        _check_finite(Xi[:, j], name)
+    pieces = [tuple(range(len(names)))] if bar.correlated else [(j,) for j in range(len(names))]
+    return [
+        ReTerm(group=bar.group_name, codes=codes, levels=levels, matrix=np.ascontiguousarray(Xi[:, list(idx)]),
+               columns=tuple(names[j] for j in idx), expr=bar.expr, group_columns=bar.group,
+               spec=mat.model_spec, column_index=idx)
+        for idx in pieces
+    ]

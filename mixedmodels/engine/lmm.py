@@ -1,0 +1,90 @@
+"""The linear mixed model's profiled deviance and its optimisation over θ.
+
+After set-up the model needs only the crossproduct blocks A and n: each
+evaluation of the objective is one blocked Cholesky factorisation (docs/design.md).
+The terms' engine order and θ's layout come from ``TermSet``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+
+from ..linalg.blockchol import BlockedCholesky, factorize
+from ..linalg.crossprod import CrossproductBuilder, Crossproducts
+from ..design.build import Design
+from .optimizer import OptimumReport, optimize
+from ..design.reterm import TermSet
+from .starting import moment_start
+
+_LOG_2PI = np.log(2 * np.pi)
+
+
+class LinearMixedModel(TermSet):
+    """Profiled (RE)ML deviance of y = Xβ + Zb + ε for one design."""
+
+    def __init__(self, design: Design, REML: bool = True):
+        super().__init__(design.reterms)
+        self.design = design
+        self.REML = REML
+        y = design.y if design.offset is None else design.y - design.offset
+        b0 = _least_squares(design.X, y, design.weights)  # the response enters as y − Xb₀: see shift_response
+        A = CrossproductBuilder(self.terms)(np.column_stack([design.X, y - design.X @ b0]), design.weights)
+        self.crossprod: Crossproducts = replace(A, beta_shift=b0)
+        w = design.weights
+        self._log_weights = 0.0 if w is None else float(np.log(w).sum())
+
+    @property
+    def n(self) -> int:
+        return self.design.n
+
+    @property
+    def p(self) -> int:
+        return self.design.X.shape[1]
+
+    def factor(self, theta: np.ndarray) -> BlockedCholesky:
+        return factorize(self.crossprod, self.lambdas(theta), self.p)
+
+    def objective(self, theta: np.ndarray, REML: bool | None = None) -> float:
+        """−2 log-likelihood (ML) or the REML criterion, profiled over β and σ."""
+        REML = self.REML if REML is None else REML
+        try:
+            L = self.factor(np.asarray(theta, dtype=float))
+        except np.linalg.LinAlgError:
+            return np.inf
+        return deviance_from_factor(L, self.n, REML) - self._log_weights
+
+    def with_REML(self, REML: bool) -> LinearMixedModel:
+        """The same model under the other criterion, sharing the crossproducts (they do not depend on it)."""
+        other = copy.copy(self)
+        other.REML = REML
+        return other
+
+    def fit(self, theta0: np.ndarray | None = None, maxeval: int = 100_000) -> OptimumReport:
+        """Minimise the objective over θ by BOBYQA with θ's diagonal bounded below by 0.
+
+        Without ``theta0`` the start is the method-of-moments θ of ``mixedmodels.starting``.
+        """
+        if theta0 is None:
+            start, step = moment_start(self.crossprod, self, self.n, self.p)
+            return optimize(self.objective, start, self.theta_lower, maxeval=maxeval, initial_step=step)
+        return optimize(self.objective, np.asarray(theta0, dtype=float), self.theta_lower, maxeval=maxeval)
+
+
+def _least_squares(X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """The (weighted) least-squares coefficients of y on X."""
+    if not X.shape[1]:
+        return np.zeros(0)
+    sw = np.ones(len(y)) if w is None else np.sqrt(w)
+    return np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
+
+
+def deviance_from_factor(L: BlockedCholesky, n: int, REML: bool) -> float:
+    """The profiled deviance of docs/design.md from the blocked Cholesky factor."""
+    r2 = L.r**2
+    if REML:
+        nu = n - L.p
+        return L.logdet_z() + L.logdet_x() + nu * (1.0 + _LOG_2PI + np.log(r2 / nu))
+    return L.logdet_z() + n * (1.0 + _LOG_2PI + np.log(r2 / n))

@@ -1,0 +1,115 @@
+"""The observations of a GLMM, and the one pass over them that each PIRLS step makes.
+
+PIRLS touches the rows only through ``working_pass``: at a point (β, b) it forms
+η, μ, the deviance kernel, the working weights and working response, and the
+crossproducts of [Z X z] with those weights — all in a single pass.  The rest of
+PIRLS (the blocked Cholesky, the new modes, step halving) works on these sums.
+The starting β, from IRLS for the fixed-effects GLM, likewise needs only the
+weighted normal equations of each step (``glm_equations``).
+``InMemoryRows`` holds the rows as numpy arrays; a Dask implementation computes
+the same sums per partition and adds them up (``mixedmodels.dask_glmm``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..linalg.crossprod import CrossproductBuilder, Crossproducts
+from .families import Family
+from ..design.reterm import ReTerm
+
+
+@dataclass
+class WorkingPass:
+    """What one pass over the rows at (β, b) gives PIRLS.
+
+    ``crossprod`` is [Z X z]ᵀ W [Z X z] for working weights W and working
+    response z, or [Z z̃]ᵀ W [Z z̃] with z̃ = z − Xβ when β is held fixed.
+    ``eta`` and ``mu`` are per-row arrays where the rows are in memory, else None.
+    """
+
+    kernel: float  # Σ deviance kernel at μ: the penalised deviance without ‖u‖²
+    crossprod: Crossproducts
+    eta: np.ndarray | None = None
+    mu: np.ndarray | None = None
+
+
+@dataclass
+class GlmEquations:
+    """The weighted normal equations XᵀWX β = XᵀWz of one IRLS step of the fixed-effects GLM."""
+
+    xwx: np.ndarray
+    xwz: np.ndarray
+
+
+class InMemoryRows:
+    """The rows of a GLMM as numpy arrays; the terms in the engine's order."""
+
+    def __init__(self, terms: tuple[ReTerm, ...], X: np.ndarray, y: np.ndarray, prior_weights: np.ndarray,
+                 offset: np.ndarray, family: Family):
+        self.terms = terms
+        self.X, self.y = X, y
+        self.prior_weights, self.offset = prior_weights, offset
+        self.family = family
+        self.build = CrossproductBuilder(terms)
+        # [X z] with z written in place at each pass; column-major makes [X z]ᵀW[X z] one fast GEMM
+        self._Xz = np.asfortranarray(np.column_stack([X, np.zeros(len(y))]))
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    def with_family(self, family: Family) -> InMemoryRows:
+        """The same rows under another family (the crossproduct patterns are shared)."""
+        other = copy.copy(self)
+        other.family = family
+        return other
+
+    def random_part(self, b: list[np.ndarray]) -> np.ndarray:
+        """Z b, for each term's random effects as (levels, p)."""
+        out = np.zeros(self.n)
+        for t, bj in zip(self.terms, b):
+            out += t.times_b(bj)
+        return out
+
+    def working_pass(self, beta: np.ndarray, b: list[np.ndarray], fixed_beta: bool) -> WorkingPass | None:
+        """The pass at (β, b); None when η leaves the family's range (PIRLS then halves its step)."""
+        fam = self.family
+        zb = self.random_part(b)
+        eta = zb + self.offset
+        if self.X.shape[1]:
+            eta += self.X @ beta
+        if not fam.valid_eta(eta):
+            return None
+        mu = fam.link.inverse(eta)
+        kernel = fam.deviance_kernel(self.y, mu, self.prior_weights)
+        mu_eta = fam.mu_eta(eta, mu)
+        w = self.prior_weights * mu_eta**2 / fam.variance(mu)
+        residual = (self.y - mu) / mu_eta
+        if fixed_beta:
+            crossprod = self.build((zb + residual)[:, None], w)
+        else:
+            self._Xz[:, -1] = eta - self.offset + residual
+            crossprod = self.build(self._Xz, w)
+        return WorkingPass(kernel=kernel, crossprod=crossprod, eta=eta, mu=mu)
+
+    def glm_equations(self, beta: np.ndarray | None) -> GlmEquations | None:
+        """IRLS's normal equations at η = Xβ + offset, or at the family's starting μ when β is
+        None; None when η leaves the family's range."""
+        fam, link = self.family, self.family.link
+        if beta is None:
+            mu = fam.starting_mu(self.y, self.prior_weights)
+            eta = link.link(mu)
+        else:
+            eta = self.X @ beta + self.offset
+            if not fam.valid_eta(eta):
+                return None
+            mu = link.inverse(eta)
+        mu_eta = link.mu_eta(eta)
+        w = self.prior_weights * mu_eta**2 / fam.variance(mu)
+        z = eta - self.offset + (self.y - mu) / mu_eta
+        wX = self.X * w[:, None]
+        return GlmEquations(xwx=wX.T @ self.X, xwz=wX.T @ z)

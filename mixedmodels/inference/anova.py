@@ -1,0 +1,278 @@
+"""Likelihood-ratio comparisons of fitted models: lme4's ``anova(m0, m1)`` and lmerTest's ``ranova(m)``.
+
+Both return an :class:`AnovaTable`, whose ``.table`` is a DataFrame and whose
+printed form follows R's ``print.anova``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import replace
+
+import formulaic
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import MixedModelsError, MixedModelsWarning, RefitWarning, warn
+from ..formula.parse import ParsedFormula, RandomTerm
+from ..results.glmer import GlmerResult
+from ..results.lm import LmResult
+from ..engine.lmm import LinearMixedModel
+from ..design.reterm import ReTerm
+from ..results.lmer import LmerResult
+from ..report.rformat import SIGNIF_LEGEND, format_pval_vector, format_vector, render_table, signif_stars, zapsmall
+
+_INTERCEPT = "(Intercept)"
+_DIGITS = 5  # print.anova: max(getOption("digits") - 2, 3)
+
+
+class AnovaTable:
+    """A table of likelihood-ratio tests; ``str()`` prints it as R's ``print.anova``."""
+
+    def __init__(self, table: pd.DataFrame, heading: list[str], models: dict[str, object]):
+        self.table = table
+        self.heading = heading
+        self.models = models  # the (refitted) models of the rows, by row name
+
+    def __str__(self) -> str:
+        return "\n".join([*self.heading, _render(self.table)]) + "\n"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        heading = html.escape("\n".join(self.heading))
+        return f"<pre>{heading}</pre>" + self.table.to_html(na_rep="")
+
+
+# ----- anova ---------------------------------------------------------------------------------
+def anova(*models: object, refit: bool = True, names: Sequence[str] | None = None) -> AnovaTable:
+    """Likelihood-ratio tests of nested models, as lme4's ``anova(m0, m1, ...)``.
+
+    Models (``lmer``, ``glmer`` or ``lm`` fits) are sorted by their number of
+    parameters; each row tests the model against the one above it.  REML fits are
+    refitted by ML first (with a :class:`RefitWarning`) unless ``refit=False``.
+    Rows are named by ``names`` or else by the formulas.
+    """
+    if len(models) < 2:
+        raise MixedModelsError("anova compares two or more fitted models, e.g. anova(m0, m1)")
+    for m in models:
+        if not isinstance(m, (LmerResult, GlmerResult, LmResult)):
+            raise TypeError(f"anova compares lmer, glmer and lm fits, not {type(m).__name__}")
+    if any(isinstance(m, GlmerResult) for m in models) and not all(isinstance(m, GlmerResult) for m in models):
+        raise MixedModelsError(
+            "cannot compare a generalized linear mixed model (glmer) with a linear model (lmer or lm): "
+            "their likelihoods are not on the same scale"
+        )
+    nobs = [m.nobs for m in models]
+    if len(set(nobs)) > 1:
+        used = ", ".join(f"{m.formula!r} used {m.nobs}" for m in models)
+        raise MixedModelsError(f"models were not all fitted to the same number of observations: {used}")
+    labels = _model_names(models, names)
+    reml = [getattr(m, "REML", False) for m in models]
+    if refit and any(reml):
+        warn("refitting model(s) with ML (instead of REML)", RefitWarning)
+        models = tuple(m.refit_ml() if r else m for m, r in zip(models, reml))
+    elif any(reml) and not all(reml):
+        warn("some models fit with REML = TRUE, some not", MixedModelsWarning)
+
+    order = sorted(range(len(models)), key=lambda i: models[i].df)  # stable, as R's order()
+    fits = {labels[i]: models[i] for i in order}
+    npar = np.array([m.df for m in fits.values()], dtype=float)
+    loglik = np.array([m.loglik for m in fits.values()])
+    chisq = np.concatenate([[np.nan], 2 * np.maximum(0.0, np.diff(loglik))])
+    df = np.concatenate([[np.nan], np.diff(npar)])
+    table = pd.DataFrame(
+        {
+            "npar": npar.astype(int),
+            "AIC": [m.aic for m in fits.values()],
+            "BIC": [m.bic for m in fits.values()],
+            "logLik": loglik,
+            "deviance": -2 * loglik,
+            "Chisq": chisq,
+            "Df": df,
+            "Pr(>Chisq)": _chisq_pvalues(chisq, df),
+        },
+        index=list(fits),
+    )
+    first = next(iter(fits.values()))
+    heading = ([f"Data: {first.data_name}"] if first.data_name else []) + ["Models:"]
+    heading += [f"{name}: {m.formula}" if name != m.formula else name for name, m in fits.items()]
+    return AnovaTable(table, heading, fits)
+
+
+def _model_names(models: Sequence[object], names: Sequence[str] | None) -> list[str]:
+    """Given names, else formulas; duplicates become 'MODEL1', 'MODEL2', ... as lme4."""
+    if names is not None:
+        names = [str(n) for n in names]
+        if len(names) != len(models):
+            raise MixedModelsError(f"names has {len(names)} entries for {len(models)} models")
+        if len(set(names)) != len(names):
+            raise MixedModelsError(f"model names must be distinct, got {names}")
+        return names
+    formulas = [m.formula for m in models]
+    if len(set(formulas)) == len(formulas):
+        return formulas
+    return [f"MODEL{i + 1}" for i in range(len(models))]
+
+
+def _chisq_pvalues(chisq: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Upper chi-square tail probabilities; NaN where Df is missing or not positive."""
+    with np.errstate(invalid="ignore"):
+        return np.where(df > 0, stats.chi2.sf(chisq, np.where(df > 0, df, 1)), np.nan)
+
+
+# ----- ranova ---------------------------------------------------------------------------------
+def ranova(fit: LmerResult) -> AnovaTable:
+    """Likelihood-ratio test of each random-effects term, as lmerTest's ``ranova(m)``.
+
+    A term ``(1 | g)`` is dropped; a term with slopes loses one slope term at a
+    time (``(1 + x | g)`` becomes ``(1 | g)``), as lmerTest's ``reduce.terms``.
+    The reduced models keep the fit's REML setting, so a REML fit is compared by
+    restricted log-likelihoods; without any random term left the reduced model is
+    an ``lm``.  The data are not needed: the reduced models reuse the fit's design.
+    """
+    if not isinstance(fit, LmerResult):
+        raise MixedModelsError(f"ranova needs an lmer fit (a linear mixed model), not {type(fit).__name__}")
+    fits: dict[str, LmerResult | LmResult] = {"<none>": fit}
+    for label, reterms in _reductions(fit):
+        fits[label] = _refit(fit, reterms)
+    npar = np.array([m.df for m in fits.values()], dtype=float)
+    loglik = np.array([m.reml_loglik if fit.REML and isinstance(m, LmResult) else m.loglik for m in fits.values()])
+    lrt = np.concatenate([[np.nan], 2 * (loglik[0] - loglik[1:])])
+    df = np.concatenate([[np.nan], npar[0] - npar[1:]])
+    table = pd.DataFrame(
+        {
+            "npar": npar.astype(int),
+            "logLik": loglik,
+            "AIC": -2 * loglik + 2 * npar,
+            "LRT": lrt,
+            "Df": df,
+            "Pr(>Chisq)": _chisq_pvalues(lrt, df),
+        },
+        index=list(fits),
+    )
+    heading = ["ANOVA-like table for random-effects: Single term deletions", "", "Model:", fit.formula]
+    return AnovaTable(table, heading, fits)
+
+
+def _reductions(fit: LmerResult) -> list[tuple[str, tuple[ReTerm, ...]]]:
+    """Row label and random-effects terms of each reduced model, in lmerTest's order."""
+    terms = fit.design.reterms
+    out = []
+    for i, shown in enumerate(_shown_terms(fit.parsed.random, terms)):
+        t, others = terms[i], terms[:i] + terms[i + 1 :]
+        slopes = _slope_columns(t)
+        if not slopes:
+            out.append((shown, others))
+        for label, columns in slopes.items():
+            kept = _without(t, columns)
+            duplicate = any(o.group == kept.group and o.columns == kept.columns for o in others)
+            out.append((f"{label} in {shown}", others if duplicate else terms[:i] + (kept,) + terms[i + 1 :]))
+    return out
+
+
+def _shown_terms(bars: Sequence[RandomTerm], terms: Sequence[ReTerm]) -> list[str]:
+    """Each ReTerm as lmerTest shows it: '(Days | Subject)'; '||' pieces as '(0 + Days | Subject)'."""
+    shown: list[str] = []
+    for bar in bars:
+        if bar.correlated:
+            shown.append(f"({bar.expr} | {bar.group_name})")
+            continue
+        seen: set[str] = set()
+        while len(shown) < len(terms):
+            t = terms[len(shown)]
+            if t.group != bar.group_name or t.expr != bar.expr or t.columns[0] in seen:
+                break
+            seen.add(t.columns[0])
+            shown.append(f"({_lhs(t.columns)} | {t.group})")
+    return shown
+
+
+def _lhs(columns: Sequence[str]) -> str:
+    """The left side of a bar with these columns: '1', '1 + Days', '0 + Days'."""
+    slopes = [c for c in columns if c != _INTERCEPT]
+    return " + ".join((["1"] if _INTERCEPT in columns else ["0"] if slopes else []) + slopes) or "1"
+
+
+def _slope_columns(t: ReTerm) -> dict[str, list[int]]:
+    """Columns of each droppable slope term of ``t`` (lmerTest's drop.scope: marginal terms only)."""
+    terms = [term for term in formulaic.Formula(t.expr) if str(term) != "1"]
+    factors = {str(term): [f.expr for f in term.factors] for term in terms}
+    owned: dict[str, list[int]] = {}
+    for j, column in enumerate(t.columns):
+        if column != _INTERCEPT:
+            owned.setdefault(_owner(column, factors, t), []).append(j)
+    return {
+        label: cols for label, cols in owned.items()
+        if not any(set(factors[label]) < set(factors[other]) for other in owned)
+    }
+
+
+def _owner(column: str, factors: dict[str, list[str]], t: ReTerm) -> str:
+    """The term a model-matrix column comes from: 'Days' from 'Days', 'f' from 'fb', 'f:x' from 'fb:x'."""
+    parts = column.split(":")
+    scored = []
+    for label, names in factors.items():
+        if len(names) == len(parts) and all(p.startswith(n) for p, n in zip(parts, names)):
+            scored.append((sum(p == n for p, n in zip(parts, names)), sum(map(len, names)), label))
+    scored.sort(reverse=True)
+    if not scored or (len(scored) > 1 and scored[0][:2] == scored[1][:2]):
+        raise MixedModelsError(
+            f"cannot tell which term of ({t.expr} | {t.group}) the column {column!r} belongs to; "
+            "rename the variables so that no name starts with another"
+        )
+    return scored[0][2]
+
+
+def _without(t: ReTerm, columns: Sequence[int]) -> ReTerm:
+    """``t`` without the given columns; with no slope left it becomes ``(1 | g)``, as lmerTest."""
+    keep = [j for j in range(t.p) if j not in columns]
+    if all(t.columns[j] == _INTERCEPT for j in keep):
+        return replace(t, matrix=np.ones((len(t.codes), 1)), columns=(_INTERCEPT,), expr="1")
+    kept = tuple(t.columns[j] for j in keep)
+    return replace(t, matrix=np.ascontiguousarray(t.matrix[:, keep]), columns=kept, expr=_lhs(kept))
+
+
+def _refit(fit: LmerResult, reterms: tuple[ReTerm, ...]) -> LmerResult | LmResult:
+    """The fit's model with other random-effects terms, by the same criterion (REML or ML)."""
+    design = replace(fit.design, reterms=reterms)
+    p = fit.parsed
+    bars = tuple(RandomTerm(t.expr, tuple(t.group.split(":"))) for t in reterms)
+    pieces = [f"offset({o})" for o in p.offsets] + [f"({b.expr} | {b.group_name})" for b in bars]
+    text = " + ".join([p.fixed_formula, *pieces])
+    parsed = ParsedFormula(text=text, response=p.response, fixed=p.fixed, random=bars, offsets=p.offsets)
+    if not reterms:
+        return LmResult(parsed, design, fit.data_name)
+    model = LinearMixedModel(design, REML=fit.REML)
+    return LmerResult(parsed, model, model.fit(), fit.data_name)
+
+
+# ----- printing as R's print.anova -------------------------------------------------------------
+def _render(table: pd.DataFrame) -> str:
+    """The table as ``printCoefmat`` prints an anova object (digits 5, p-values with 4)."""
+    pcol = table.columns[-1] if str(table.columns[-1]).startswith("Pr(") else None
+    columns = []
+    for name in table.columns:
+        x = table[name].to_numpy(dtype=float)
+        if name == pcol:
+            columns.append(format_pval_vector(x, _DIGITS - 1))
+        elif name in ("Chisq", "F", "Cp") or str(name)[1:7] == " value":
+            columns.append(format_vector(np.round(x, _DIGITS - 1), _DIGITS))
+        elif str(name).endswith("Df"):
+            columns.append(format_vector(x, _DIGITS))
+        else:
+            columns.append(format_vector(zapsmall(x, _DIGITS), _DIGITS))
+    header = [""] + [str(c) for c in table.columns]
+    align = ["l"] + ["r"] * len(table.columns)
+    p = table[pcol].to_numpy(dtype=float) if pcol is not None else np.array([])
+    stars = bool(np.any(p[np.isfinite(p)] < 0.1))
+    if stars:
+        marks = [signif_stars(v) for v in p]
+        width = max(map(len, marks))
+        columns.append([m.ljust(width) for m in marks])
+        header.append("")
+        align.append("l")
+    rows = [[str(name)] + [col[i] for col in columns] for i, name in enumerate(table.index)]
+    return render_table(header, rows, align) + ("\n---\n" + SIGNIF_LEGEND if stars else "")

@@ -1,0 +1,149 @@
+"""Predictions on new data: the stored formulaic specs replayed, levels mapped to modes.
+
+``re_form`` chooses the random effects: None uses all, "~0" or "NA" none, and a
+formula such as "~(1 | Subject)" the terms of the grouping factors it names.
+Levels not seen in fitting get zero random effects when ``allow_new_levels``,
+else a DataError naming them; unseen categories of fixed-effect factors are
+always an error, since no coefficient exists for them.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, FormulaError, type_name
+from ..design.build import evaluate
+from ..formula.parse import parse_formula
+from ..design.reterm import ReTerm
+
+
+def linear_predictor(fit, newdata: pd.DataFrame, re_form: str | None = None,
+                     allow_new_levels: bool = False, offset: object = None) -> np.ndarray:
+    """η = Xβ + Zb (+ offset) for the rows of ``newdata``; NaN where a predictor is missing."""
+    if not isinstance(newdata, pd.DataFrame):
+        raise DataError(f"newdata must be a pandas DataFrame, not {type_name(newdata)}")
+    X = _replay(fit.design.model_spec, newdata, "fixed-effects")
+    eta = X[:, list(fit.design.kept_columns)] @ fit.fixef.to_numpy()
+    for t, b in _selected_modes(fit, re_form):
+        eta = eta + _random_part(t, b, newdata, allow_new_levels)
+    return eta + _offset(fit, newdata, offset)
+
+
+def fitted_linear_predictor(fit, re_form: str | None = None) -> np.ndarray:
+    """η on the fitted rows with only the random effects that ``re_form`` names."""
+    eta = fit.design.X @ fit.fixef.to_numpy()
+    for t, b in _selected_modes(fit, re_form):
+        eta = eta + t.times_b(b)
+    return eta if fit.design.offset is None else eta + fit.design.offset
+
+
+def _replay(spec, newdata: pd.DataFrame, what: str) -> np.ndarray:
+    """The model matrix of a stored spec on new data; unseen categories are an error."""
+    from formulaic.errors import FormulaicError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            return spec.get_model_matrix(newdata, na_action="ignore").to_numpy(dtype=float)
+        except (FormulaicError, Warning) as exc:
+            text = str(exc)
+            if "categories outside" in text or "not seen" in text:
+                levels = re.search(r"\{.*?\}", text)
+                raise DataError(
+                    f"newdata has factor levels not seen when fitting ({what} part): "
+                    f"{levels.group(0) if levels else text}; a prediction needs a coefficient for each level"
+                ) from None
+            raise DataError(f"cannot evaluate the {what} part on newdata: {text}") from None
+        except KeyError as exc:
+            raise DataError(f"newdata lacks the column {exc} that the model uses") from None
+
+
+def _selected_modes(fit, re_form: str | None) -> list[tuple[ReTerm, np.ndarray]]:
+    """Each term with its modes, keeping only the effects ``re_form`` names (others set to 0).
+
+    As lme4, ``(1 | g)`` in re_form keeps g's intercepts but not its slopes.
+    """
+    wanted = _wanted_columns(fit, re_form)
+    out = []
+    for t, b in zip(fit.model.terms, fit._b):
+        if wanted is None:
+            out.append((t, b))
+        elif t.group in wanted:
+            keep = np.array([c in wanted[t.group] for c in t.columns], dtype=float)
+            out.append((t, b * keep))
+    return out
+
+
+def _wanted_columns(fit, re_form: str | None) -> dict[str, set[str]] | None:
+    """Grouping factor → the random-effect columns re_form names; None for all of them."""
+    if re_form is None:
+        return None
+    text = re_form.strip()
+    if text.replace(" ", "") in ("~0", "NA", "~NA"):
+        return {}
+    parsed = parse_formula(text if "~" in text else f"~ {text}")
+    known = {t.group for t in fit.design.reterms}
+    if not parsed.random or any(bar.group_name not in known for bar in parsed.random):
+        raise FormulaError(
+            f"re_form must name random-effect terms of the model ({', '.join(sorted(known))}), "
+            f"or be '~0' for none; got {re_form!r}"
+        )
+    wanted: dict[str, set[str]] = {}
+    for bar in parsed.random:
+        _, names = evaluate(bar.expr, fit.design.frame.iloc[:1], f"re_form's term ({bar.expr} | {bar.group_name})")
+        wanted.setdefault(bar.group_name, set()).update(names)
+    return wanted
+
+
+def _random_part(t: ReTerm, b: np.ndarray, newdata: pd.DataFrame, allow_new_levels: bool) -> np.ndarray:
+    """Zᵢ b for new rows: their raw matrix times the modes of their levels (0 for new levels)."""
+    missing = [c for c in t.group_columns if c not in newdata.columns]
+    if missing:
+        raise DataError(f"newdata lacks the grouping column(s) {', '.join(map(repr, missing))}")
+    labels = _group_labels(newdata, t.group_columns)
+    codes = pd.Index(t.levels.astype(str)).get_indexer(labels)
+    if not allow_new_levels:
+        absent = pd.isna(labels)
+        if absent.any():
+            raise DataError(
+                f"newdata has {int(absent.sum())} row(s) with a missing value of {t.group!r}; pass "
+                "allow_new_levels=True to predict them with zero random effects (the population mean), as lme4 does"
+            )
+        if (codes < 0).any():
+            shown = ", ".join(repr(v) for v in pd.unique(labels[codes < 0])[:5])
+            raise DataError(
+                f"newdata has level(s) of {t.group!r} not seen when fitting: {shown}; pass "
+                "allow_new_levels=True to predict them with zero random effects (the population mean)"
+            )
+    Xi = _replay(t.spec, newdata, f"random-effects ({t.expr} | {t.group})")[:, list(t.column_index)]
+    modes = np.vstack([b, np.zeros((1, b.shape[1]))])[np.where(codes < 0, len(b), codes)]
+    return np.einsum("ij,ij->i", Xi, modes)
+
+
+def _group_labels(newdata: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
+    """String labels of the grouping factor, 'a:b' for interactions (as when fitting);
+    None where a grouping value is missing."""
+    texts = [newdata[c].astype(object).astype(str).to_numpy(dtype=object) for c in columns]
+    labels = texts[0]
+    for text in texts[1:]:
+        labels = labels + ":" + text
+    labels[newdata[list(columns)].isna().any(axis=1).to_numpy()] = None
+    return labels
+
+
+def _offset(fit, newdata: pd.DataFrame, offset: object) -> np.ndarray:
+    """Formula offsets evaluated on newdata, plus an explicit ``offset`` vector."""
+    from ..design.build import _numeric
+
+    total = np.zeros(len(newdata))
+    for expr in fit.parsed.offsets:
+        total = total + _numeric(expr, newdata, "the offset")
+    if offset is not None:
+        total = total + np.asarray(offset, dtype=float)
+    elif fit.design.offset is not None and not fit.parsed.offsets:
+        raise DataError("the model was fitted with offset=; pass offset= for newdata too")
+    return total

@@ -1,0 +1,370 @@
+"""Save a fitted model to a file and load it back, without pickle.
+
+Format, version 1: one ``.npz`` archive written by ``np.savez_compressed`` and read
+with ``np.load(..., allow_pickle=False)``, so reading a file never unpickles.  Its
+``meta`` entry is a UTF-8 JSON document stored as a uint8 array::
+
+    {"format": "mixedmodels-model", "version": 1, "kind": "lmer" | "glmer",
+     "formula": ..., "data_name": ..., "REML": ..., "family": {"name", "link", "theta"},
+     "nAGQ": ..., "extra_parameters": ..., "n_dropped": ...,
+     "frame": {"columns": [...], "index": {...}}, "design": {...}, "optimum": {...}}
+
+The other entries are plain numeric arrays: ``column<i>`` (values, or codes of
+categorical and string columns, whose labels are in the JSON), ``index``, the
+response ``y``, ``weights`` and ``offset`` exactly as the fit used them (binomial
+trials and formula offsets included), the optimum's ``x``, ``gradient`` and
+``hessian``, and for GLMMs the PIRLS modes ``u<j>`` and ``beta`` at the optimum.
+
+Loading rebuilds the design from the stored complete-case frame with
+``build_design`` (after ``check_formula`` accepts the stored formula, unless
+``safe=False``) and the result from the stored optimum: nothing is re-optimised,
+and a loaded model prints, predicts, simulates and compares exactly as the saved one.
+Warnings that the fit gave (singular fit, convergence, rank deficiency) are not
+repeated on loading; ``is_singular()``, ``optimum`` and the summary still show them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import warnings
+import zipfile
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..design.build import Design, build_design
+from ..errors import FormulaError, MixedModelsError, MixedModelsWarning, ModelFileError
+from ..engine.families import FAMILIES, Family, NegativeBinomial, get_family
+from ..formula.parse import parse_formula
+from ..engine.glmm import GeneralizedLinearMixedModel
+from ..results.glmer import GlmerResult
+from ..engine.lmm import LinearMixedModel
+from ..engine.optimizer import OptimumReport
+from ..results.lmer import LmerResult, MixedModelResult
+from ..formula.safety import check_formula
+
+FORMAT = "mixedmodels-model"
+VERSION = 1
+
+
+
+
+def save(fit: MixedModelResult, path: str | os.PathLike) -> None:
+    """Write a fitted ``lmer``/``glmer``/``glmer_nb`` model to ``path`` (an ``.npz`` archive).
+
+    The file is written atomically (a failed save leaves no partial file), and only
+    after checking that the design rebuilds exactly from what is stored.
+    """
+    if not isinstance(fit, (LmerResult, GlmerResult)):
+        raise TypeError(f"save() writes lmer and glmer fits, not {type(fit).__name__}")
+    try:
+        meta, arrays = _encode(fit)
+        _check_rebuilds(fit.design, meta, arrays)
+    except ModelFileError as exc:
+        raise ModelFileError(f"cannot save the model to {os.fspath(path)!r}: {exc}") from None
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"  # next to the target, so the rename is atomic
+    try:
+        with open(tmp, "xb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str | os.PathLike, safe: bool = True) -> MixedModelResult:
+    """Read a model written by :func:`save`; raises ModelFileError for anything else.
+
+    Rebuilding evaluates the stored formula, and formulaic runs the Python code in
+    formulas; so by default the formula must pass :func:`~mixedmodels.safety.check_formula`.
+    Pass ``safe=False`` only for files you trust (e.g. a formula with ``I(x > 2)``).
+    """
+    name = os.fspath(path)
+    meta, arrays = _read(name)
+    if safe:
+        try:
+            check_formula(meta.get("formula"))
+        except (FormulaError, TypeError) as exc:
+            raise ModelFileError(
+                f"cannot load {name!r}: its formula does not pass check_formula, which guards against "
+                f"formulas that run code; load(..., safe=False) only if you trust the file.\n{exc}"
+            ) from exc
+    try:
+        return _rebuild(meta, arrays)
+    except ModelFileError as exc:
+        raise ModelFileError(f"cannot load {name!r}: {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise ModelFileError(f"cannot load {name!r}: the file is corrupted or inconsistent ({exc!r})") from exc
+
+
+# ----- reading ---------------------------------------------------------------------------
+def _read(name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The JSON document and the arrays of a model file, after checking format and version."""
+    def fail(problem: str) -> ModelFileError:
+        return ModelFileError(f"cannot load {name!r}: {problem}")
+
+    damaged = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, RuntimeError)
+    try:
+        archive = np.load(name, allow_pickle=False)  # OSErrors (no such file, ...) pass through
+    except damaged as exc:  # numpy's own text would suggest allow_pickle, which we never use
+        raise fail(f"not a mixedmodels model file, or a truncated or corrupted one ({type(exc).__name__})") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise fail("not a mixedmodels model file (a single .npy array, not an .npz archive)")
+    try:
+        with archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (*damaged, OSError) as exc:  # a damaged header can claim encryption, or point anywhere
+        raise fail(f"the file is truncated or corrupted ({exc})") from exc
+    foreign = [key for key, value in arrays.items() if not isinstance(value, np.ndarray)]
+    if foreign:
+        raise fail(f"not a mixedmodels model file (the entry {foreign[0]!r} is not a numpy array)")
+    raw = arrays.pop("meta", None)
+    if raw is None:
+        raise fail("not a mixedmodels model file (the archive has no 'meta' entry)")
+    try:
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ValueError(f"'meta' is a {raw.dtype} array of shape {raw.shape}")
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise fail(f"the 'meta' entry is not a JSON document ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise fail(f"not a mixedmodels model file (format {found!r}, expected {FORMAT!r})")
+    if meta.get("version") != VERSION:
+        raise fail(
+            f"the file has format version {meta.get('version')!r}; this version of mixedmodels "
+            f"reads version {VERSION} (written by mixedmodels {meta.get('mixedmodels', '?')})"
+        )
+    return meta, arrays
+
+
+def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> MixedModelResult:
+    parsed = parse_formula(meta["formula"])
+    opt = meta["optimum"]
+    report = OptimumReport(
+        x=arrays["x"], fun=float(opt["fun"]), nfev=int(opt["nfev"]), converged=bool(opt["converged"]),
+        gradient=arrays["gradient"], message=str(opt["message"]), hessian=arrays.get("hessian"),
+    )
+    with _without_warnings():
+        design = _rebuild_design(meta, arrays)
+        if meta["kind"] == "lmer":
+            model = LinearMixedModel(design, REML=bool(meta["REML"]))
+            _check_shape(report.x, model.theta_start.size, "x")
+            return LmerResult(parsed, model, report, data_name=meta["data_name"])
+        if meta["kind"] != "glmer":
+            raise ModelFileError(f"unknown model kind {meta['kind']!r}")
+        model = GeneralizedLinearMixedModel(design, _decode_family(meta["family"]), nAGQ=int(meta["nAGQ"]))
+        _check_shape(report.x, model.ntheta + (model.p if model.nAGQ > 0 else 0), "x")
+        # PIRLS restarts from the stored modes, so the result's state is the saved one bit for bit
+        model._u_start = [arrays[f"u{j}"] for j in range(len(model.terms))]
+        for u, t in zip(model._u_start, model.terms):
+            _check_shape(u, t.q, "u")
+        model._beta_start = arrays["beta"]
+        fit = GlmerResult(parsed, model, report, data_name=meta["data_name"])
+    if meta["extra_parameters"]:
+        fit.extra_parameters = int(meta["extra_parameters"])
+    return fit
+
+
+@contextlib.contextmanager
+def _without_warnings() -> Iterator[None]:
+    """The fit's warnings were given when it was fitted; rebuilding it repeats none."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixedModelsWarning)
+        yield
+
+
+def _check_shape(values: np.ndarray, size: int, what: str) -> None:
+    if values.shape != (size,):
+        raise ModelFileError(f"the stored {what!r} has shape {values.shape}; the model needs {size} values")
+
+
+def _rebuild_design(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Design:
+    """The design from the stored frame, with the stored y, weights and offset put back verbatim."""
+    frame = _decode_frame(meta["frame"], arrays)
+    binomial = meta["kind"] == "glmer" and meta["family"]["name"] == "binomial"
+    design = build_design(parse_formula(meta["formula"]), frame, binomial=binomial)
+    found = _describe(design)
+    if found != meta["design"]:
+        parts = [k for k in found if found[k] != meta["design"].get(k)]
+        raise ModelFileError(
+            f"the model rebuilt from the stored formula and data differs from the saved one in "
+            f"{', '.join(parts)} (saved {[meta['design'].get(k) for k in parts]}, rebuilt "
+            f"{[found[k] for k in parts]})"
+        )
+    return dataclasses.replace(
+        design, y=arrays["y"], weights=arrays.get("weights"), offset=arrays.get("offset"),
+        n_dropped=int(meta["n_dropped"]),
+    )
+
+
+def _describe(design: Design) -> dict[str, Any]:
+    """What must agree between a saved design and its rebuild (JSON-ready)."""
+    return {
+        "n": design.n,
+        "xnames": list(design.xnames),
+        "terms": [[t.group, list(t.columns), t.nlevels] for t in design.reterms],
+    }
+
+
+def _check_rebuilds(design: Design, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Refuse to save what would not load as the same model (e.g. a design edited by hand)."""
+    try:
+        with _without_warnings():
+            rebuilt = _rebuild_design(meta, arrays)
+    except MixedModelsError as exc:
+        raise ModelFileError(f"the model cannot be rebuilt from its formula and data ({exc})") from exc
+    same = np.array_equal(rebuilt.X, design.X) and all(
+        np.array_equal(a.matrix, b.matrix) and np.array_equal(a.codes, b.codes)
+        for a, b in zip(rebuilt.reterms, design.reterms)
+    )
+    if not same:
+        raise ModelFileError(
+            "the model's matrices differ from those its formula gives on its data "
+            "(was the design modified after fitting?)"
+        )
+
+
+# ----- writing ---------------------------------------------------------------------------
+def _encode(fit: MixedModelResult) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    design = fit.design
+    if design.frame is None:
+        raise ModelFileError("the fit keeps no data frame to rebuild it from")
+    frame_meta, arrays = _encode_frame(design.frame)
+    arrays["y"] = np.asarray(design.y, dtype=float)
+    for key in ("weights", "offset"):
+        if getattr(design, key) is not None:
+            arrays[key] = np.asarray(getattr(design, key), dtype=float)
+    opt = fit.optimum
+    arrays["x"] = np.asarray(opt.x, dtype=float)
+    arrays["gradient"] = np.asarray(opt.gradient, dtype=float)
+    if opt.hessian is not None:
+        arrays["hessian"] = np.asarray(opt.hessian, dtype=float)
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "mixedmodels": _version(),
+        "kind": "lmer" if isinstance(fit, LmerResult) else "glmer",
+        "formula": fit.parsed.text,
+        "data_name": None if fit.data_name is None else str(fit.data_name),
+        "REML": bool(getattr(fit, "REML", False)),
+        "family": None,
+        "nAGQ": None,
+        "extra_parameters": 0,
+        "n_dropped": int(design.n_dropped),
+        "frame": frame_meta,
+        "design": _describe(design),
+        "optimum": {"fun": float(opt.fun), "nfev": int(opt.nfev), "converged": bool(opt.converged),
+                    "message": str(opt.message)},
+    }
+    if isinstance(fit, GlmerResult):
+        meta.update(family=_encode_family(fit.family), nAGQ=int(fit.nAGQ), extra_parameters=int(fit.extra_parameters))
+        for j, u in enumerate(fit._state.u):
+            arrays[f"u{j}"] = np.asarray(u, dtype=float)
+        arrays["beta"] = np.asarray(fit._state.beta, dtype=float)
+    return meta, arrays
+
+
+def _version() -> str:
+    from .. import __version__  # at call time: the package imports this module first
+
+    return __version__
+
+
+def _encode_family(family: Family) -> dict[str, Any]:
+    out = {"name": family.name, "link": family.link.name}
+    if isinstance(family, NegativeBinomial):
+        return {**out, "theta": family.theta}
+    if type(family) not in FAMILIES.values():
+        raise ModelFileError(f"the family {family!r} is not one of mixedmodels' own, so it cannot be stored")
+    return out
+
+
+def _decode_family(spec: dict[str, Any]) -> Family:
+    if spec["name"] == NegativeBinomial.name:
+        return NegativeBinomial(float(spec["theta"]), spec["link"])
+    return get_family(spec["name"], spec["link"])
+
+
+# ----- the data frame --------------------------------------------------------------------
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _encode_frame(frame: pd.DataFrame) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Column and index descriptions for the JSON, and their arrays."""
+    columns, arrays = [], {}
+    for i, name in enumerate(frame.columns):
+        if not isinstance(name, str):
+            raise ModelFileError(f"column names must be strings to be stored; got {name!r}")
+        spec, arrays[f"column{i}"] = _encode_vector(frame[name], f"column {name!r}")
+        columns.append({"name": name, **spec})
+    index = frame.index
+    if isinstance(index, pd.MultiIndex) or not isinstance(index.name, _JSON_SCALARS):
+        raise ModelFileError("the data's row index must be a plain index with a simple name to be stored")
+    if isinstance(index, pd.RangeIndex):
+        index_meta = {"kind": "range", "start": index.start, "stop": index.stop, "step": index.step}
+    else:
+        index_meta, arrays["index"] = _encode_vector(pd.Series(index), "the row index")
+    return {"columns": columns, "index": {**index_meta, "name": index.name}}, arrays
+
+
+def _decode_frame(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> pd.DataFrame:
+    ix = spec["index"]
+    if ix["kind"] == "range":
+        index = pd.RangeIndex(ix["start"], ix["stop"], ix["step"], name=ix["name"])
+    else:
+        index = pd.Index(_decode_vector(ix, arrays["index"]), name=ix["name"])
+    columns = {c["name"]: _decode_vector(c, arrays[f"column{i}"]) for i, c in enumerate(spec["columns"])}
+    return pd.DataFrame(columns, index=index)
+
+
+def _encode_vector(values: pd.Series, what: str) -> tuple[dict[str, Any], np.ndarray]:
+    """Numbers and booleans as themselves; categoricals and strings as codes plus labels."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        cats = dtype.categories
+        spec = {"kind": "category", "labels": _labels(cats, what), "labels_dtype": str(cats.dtype),
+                "ordered": bool(dtype.ordered)}
+        return spec, values.cat.codes.to_numpy()
+    numpy_dtype = getattr(dtype, "numpy_dtype", dtype)  # pandas' nullable Int64, Float64, boolean
+    if isinstance(numpy_dtype, np.dtype) and numpy_dtype.kind in "biuf":
+        return {"kind": "numeric", "dtype": str(dtype)}, values.to_numpy(dtype=numpy_dtype)
+    if pd.api.types.is_string_dtype(dtype) and values.map(type).eq(str).all():
+        codes, uniques = pd.factorize(values)
+        return {"kind": "string", "labels": list(uniques), "dtype": str(dtype)}, codes
+    raise ModelFileError(
+        f"{what} has dtype {dtype}, which cannot be stored; numbers, booleans, strings and "
+        "categoricals of numbers or strings can"
+    )
+
+
+def _labels(categories: pd.Index, what: str) -> list:
+    if categories.dtype.kind in "biuf":
+        return categories.tolist()
+    if all(isinstance(c, str) for c in categories):
+        return list(categories)
+    raise ModelFileError(f"{what} has categories of dtype {categories.dtype}; only numbers and strings can be stored")
+
+
+def _decode_vector(spec: dict[str, Any], array: np.ndarray):
+    """An array or pandas array equal to the encoded one, dtype included."""
+    kind = spec["kind"]
+    if kind == "category":
+        categories = pd.Index(spec["labels"], dtype=spec["labels_dtype"])
+        return pd.Categorical.from_codes(array, dtype=pd.CategoricalDtype(categories, bool(spec["ordered"])))
+    if kind == "numeric":
+        return pd.array(array, dtype=spec["dtype"]) if spec["dtype"] != str(array.dtype) else array
+    if kind == "string":
+        labels = np.empty(len(spec["labels"]), dtype=object)
+        labels[:] = spec["labels"]
+        values = labels[array]
+        return values if spec["dtype"] == "object" else pd.array(values, dtype=spec["dtype"])
+    raise ModelFileError(f"unknown column kind {kind!r}")

@@ -1,0 +1,213 @@
+"""A fitted generalized linear mixed model (lme4's ``glmerMod``)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import ConvergenceWarning, warn
+from ..engine.families import Family
+from ..formula.parse import ParsedFormula
+from ..engine.glmm import GeneralizedLinearMixedModel, PirlsState
+from ..engine.optimizer import OptimumReport, finite_difference_hessian
+from .lmer import MixedModelResult
+
+
+class GlmerResult(MixedModelResult):
+    """A GLMM fitted by the Laplace approximation, adaptive quadrature, or nAGQ = 0."""
+
+    #: parameters estimated outside (θ, β), such as glmer_nb's dispersion θ
+    extra_parameters = 0
+
+    def __init__(self, parsed: ParsedFormula, model: GeneralizedLinearMixedModel, report: OptimumReport,
+                 data_name: str | None = None):
+        k = model.ntheta
+        theta = report.x[:k]
+        beta = report.x[k:] if model.nAGQ > 0 else None
+        state: PirlsState = model.pirls(theta, beta)
+        self.family = model.family
+        self.nAGQ = model.nAGQ
+        self._state = state
+        self._beta = state.beta
+        self.has_residual_row = model.family.has_dispersion
+        super().__init__(parsed, model, report, theta, state.L, data_name)
+        self._warn_separation()
+
+    @property
+    def _u(self) -> list[np.ndarray]:
+        return self._state.u
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self._beta, index=list(self.design.xnames), name="Estimate")
+
+    @cached_property
+    def sigma(self) -> float:
+        """Residual scale: 1 for binomial and Poisson, √φ for families with a dispersion."""
+        return float(np.sqrt(self.model.dispersion(self._state.mu)))
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of β̂ from the Hessian of the deviance over (θ, β), as lme4 (use.hessian).
+
+        Falls back to the PIRLS system's φ (L_X L_Xᵀ)⁻¹ (β given θ) when the Hessian is
+        not positive definite, with a warning.
+        """
+        names = list(self.design.xnames)
+        V = self._hessian_vcov() if self.nAGQ > 0 else None
+        if V is None:
+            V = self._conditional_vcov()
+        return pd.DataFrame(V, index=names, columns=names)
+
+    def _hessian_vcov(self) -> np.ndarray | None:
+        """2 H⁻¹'s β block, H the Hessian of the deviance that the convergence check computed."""
+        m, k = self.model, self.model.ntheta
+        H = self.optimum.hessian
+        if H is None or not np.all(np.isfinite(H)):  # a θ at its bound: the β block alone
+            x = self.optimum.x
+            h = 1e-4 * np.maximum(np.abs(x), 1.0)
+            idx = np.arange(k, len(x))
+            Hb = finite_difference_hessian(lambda z: m.deviance(z[:k], z[k:]), x, self.optimum.fun, h, idx)
+            m.pirls(x[:k], x[k:])  # leave the warm starts at the optimum
+            H = np.zeros((len(x), len(x)))
+            H[:k, :k] = np.eye(k)
+            H[k:, k:] = Hb
+        try:
+            V = (2.0 * np.linalg.inv(H))[k:, k:]
+            np.linalg.cholesky(V)
+            return V
+        except np.linalg.LinAlgError:
+            warn("the Hessian of the deviance is not positive definite; standard errors "
+                 "use the conditional (β given θ) estimate", ConvergenceWarning)
+            return None
+
+    def _conditional_vcov(self) -> np.ndarray:
+        m = self.model
+        state = m.pirls(self._theta_engine, self._beta)
+        return self.sigma**2 * m.beta_factor(self._theta_engine, state).beta_precision_inverse()
+
+    @property
+    def df(self) -> int:
+        """Number of parameters: β, θ and a dispersion where the family has one."""
+        return self.p + len(self.theta) + int(self.family.has_dispersion) + self.extra_parameters
+
+    @property
+    def deviance(self) -> float:
+        return self.objective
+
+    # ----- fitted values and residuals ---------------------------------------------------
+    @property
+    def linear_predictor(self) -> pd.Series:
+        return pd.Series(self._state.eta, index=self.rows_used, name="eta")
+
+    @cached_property
+    def fitted(self) -> pd.Series:
+        """Fitted means μ̂ on the response scale."""
+        return pd.Series(self._state.mu, index=self.rows_used, name="fitted")
+
+    def inverse_link(self, eta: np.ndarray) -> np.ndarray:
+        return self.family.link.inverse(eta)
+
+    def draw_response(self, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.family.sample(mu, self.model.prior_weights, self.sigma**2, rng)
+
+    def refit(self, y: object) -> GlmerResult:
+        """The same model fitted to a new response (proportions for binomial with trials)."""
+        from ..inference.simulate import with_response
+
+        model = GeneralizedLinearMixedModel(with_response(self.design, y), self.family, nAGQ=self.nAGQ)
+        _, report = model.fit(start=self.optimum.x) if self.nAGQ > 0 else model.fit()
+        refitted = GlmerResult(self.parsed, model, report, self.data_name)
+        refitted.extra_parameters = self.extra_parameters
+        return refitted
+
+    def residuals_of(self, type: str = "deviance") -> pd.Series:
+        """Residuals of type 'deviance' (default, as R), 'pearson', 'response' or 'working'."""
+        r = glmm_residuals(type, self.family, self.design.y, self._state.eta, self.model.prior_weights)
+        return pd.Series(r, index=self.rows_used, name=f"{type} residuals")
+
+    @property
+    def residuals(self) -> pd.Series:
+        """Deviance residuals (R's default for GLMMs)."""
+        return self.residuals_of("deviance")
+
+    def scaled_residuals(self) -> pd.Series:
+        """Pearson residuals (what lme4's glmer summary tabulates)."""
+        return self.residuals_of("pearson") / self.sigma
+
+    # ----- variance explained --------------------------------------------------------------
+    def distribution_variance(self) -> float:
+        """Latent-scale observation variance (Nakagawa et al. 2017): π²/3 for logit, ..."""
+        link = self.family.link.name
+        fam = self.family.name
+        if fam == "binomial":
+            return {"logit": np.pi**2 / 3, "probit": 1.0, "cloglog": np.pi**2 / 6}.get(link, np.pi**2 / 3)
+        if fam == "poisson" and link == "log":
+            lam = np.exp(self.fixef.get("(Intercept)", 0.0) + 0.5 * sum(self.random_variances().values()))
+            return float(np.log1p(1 / lam))
+        return self.sigma**2
+
+    def _warn_separation(self) -> None:
+        """Fitted probabilities of 0 or 1 with huge coefficients usually mean separation."""
+        if self.family.name != "binomial":
+            return
+        mu = self._state.mu
+        extreme = (mu < 1e-8) | (mu > 1 - 1e-8)
+        big = [n for n, b in self.fixef.items() if abs(b) > 10]
+        if extreme.any() and big:
+            warn(
+                f"fitted probabilities numerically 0 or 1 occurred for {int(extreme.sum())} observations and "
+                f"the coefficient(s) {', '.join(map(repr, big))} are very large: the response is probably "
+                "(quasi-)perfectly separated by these predictors; consider removing them or a penalised fit",
+                ConvergenceWarning,
+            )
+
+    # ----- tables --------------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        if self.nAGQ == 0:
+            return "maximum likelihood (Laplace Approximation, nAGQ = 0)"
+        if self.nAGQ == 1:
+            return "maximum likelihood (Laplace Approximation)"
+        return f"maximum likelihood (Adaptive Gauss-Hermite Quadrature, nAGQ = {self.nAGQ})"
+
+    def coefficients(self) -> pd.DataFrame:
+        """Estimate, Std. Error, z value, Pr(>|z|)."""
+        z = self.fixef / self.se
+        return pd.DataFrame({
+            "Estimate": self.fixef, "Std. Error": self.se, "z value": z,
+            "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z)),
+        })
+
+    def summary(self):
+        from ..report.summary import Summary
+
+        return Summary(self)
+
+    def __repr__(self) -> str:
+        return (f"<Generalized linear mixed model ({self.family.name}, {self.family.link.name}) fit by "
+                f"{self.method}: {self.formula}; nobs={self.nobs}, objective={self.objective:.4f}>")
+
+
+RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
+
+
+def check_residual_type(type: str) -> None:
+    if type not in RESIDUAL_TYPES:
+        raise ValueError(f"type must be 'deviance', 'pearson', 'response' or 'working', not {type!r}")
+
+
+def glmm_residuals(type: str, family: Family, y: np.ndarray, eta: np.ndarray, wt: np.ndarray) -> np.ndarray:
+    """Residuals of one of ``RESIDUAL_TYPES`` from the response, η̂ and the prior weights, as R's."""
+    check_residual_type(type)
+    mu = family.link.inverse(eta)
+    if type == "response":
+        return y - mu
+    if type == "pearson":
+        return (y - mu) * np.sqrt(wt) / np.sqrt(family.variance(mu))
+    if type == "deviance":
+        return np.sign(y - mu) * np.sqrt(np.maximum(family.deviance_residuals(y, mu, wt), 0))
+    return (y - mu) / family.link.mu_eta(eta)

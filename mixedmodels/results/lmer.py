@@ -1,0 +1,499 @@
+"""Fitted mixed models and what users ask of them.
+
+``MixedModelResult`` holds what linear and generalized fits share: everything is
+derived once from the optimum θ̂, the spherical conditional modes u and the
+blocked Cholesky factor at θ̂.  Random-effects terms are reported in lme4's
+order (decreasing number of levels, ties in formula order), whatever order the
+engine used.  ``LmerResult`` adds the LMM's profiled quantities.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..linalg.blockchol import BlockedCholesky
+from .criteria import InformationCriteria
+from ..design.build import Design
+from ..errors import ConvergenceWarning, SingularFitWarning, warn
+from ..formula.parse import ParsedFormula
+from ..engine.lmm import LinearMixedModel
+from ..engine.optimizer import OptimumReport
+from ..design.reterm import ReTerm, _lower_indices
+from ..runtime.threads import with_fitting_threads
+
+SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
+
+
+class MixedModelResult(InformationCriteria):
+    """What every fitted mixed model offers; subclasses supply the fit-specific parts."""
+
+    #: whether VarCorr has a Residual row (Gaussian LMMs, families with a scale)
+    has_residual_row = True
+
+    def __init__(self, parsed: ParsedFormula, model, report: OptimumReport, theta_engine: np.ndarray,
+                 factor: BlockedCholesky, data_name: str | None = None):
+        self.formula = parsed.text
+        self.parsed = parsed
+        self.model = model
+        self.design: Design = model.design
+        self.optimum = report
+        self.data_name = data_name
+        self._theta_engine = theta_engine
+        self._factor = factor
+        self._public = model.lme4_order
+        self._engine_index = model.engine_position
+        if not report.converged:
+            warn(f"model failed to converge: {report.message}{_scale_hint(self.design.X, self.design.xnames)}",
+                 ConvergenceWarning)
+        if self.is_singular():
+            warn("boundary (singular) fit: a random-effect variance is (near) zero or a "
+                "correlation is ±1; see is_singular() and the guide on singular fits", SingularFitWarning)
+
+    # ----- the terms in lme4's order -------------------------------------------------
+    @property
+    def reterms(self) -> list[ReTerm]:
+        return [self.design.reterms[i] for i in self._public]
+
+    @cached_property
+    def term_groups(self) -> list[str]:
+        """Each term's group label in VarCorr: repeats of a factor become 'g.1', 'g.2' (lme4)."""
+        seen: dict[str, int] = {}
+        labels = []
+        for t in self.reterms:
+            k = seen.get(t.group, 0)
+            labels.append(t.group if k == 0 else f"{t.group}.{k}")
+            seen[t.group] = k + 1
+        return labels
+
+    def _engine(self, public_index: int) -> int:
+        return self._engine_index[self._public[public_index]]
+
+    # ----- parameters ------------------------------------------------------------------
+    @cached_property
+    def theta(self) -> np.ndarray:
+        """Relative covariance factors, each term's lower triangle by columns (lme4's order)."""
+        slices = self.model.theta_slices()
+        return np.concatenate([self._theta_engine[slices[self._engine(i)]] for i in range(len(self._public))])
+
+    @property
+    def theta_names(self) -> list[str]:
+        names = []
+        for t in self.reterms:
+            for a, b in zip(*_lower_indices(t.p)):
+                names.append(f"{t.group}.{t.columns[a]}" if a == b else f"{t.group}.{t.columns[a]}.{t.columns[b]}")
+        return names
+
+    # ----- sizes -------------------------------------------------------------------------
+    @property
+    def nobs(self) -> int:
+        """Number of observations used (after dropping rows with missing values)."""
+        return self.design.n
+
+    @property
+    def n_dropped(self) -> int:
+        """Rows of the data dropped because a model variable was missing."""
+        return self.design.n_dropped
+
+    @property
+    def rows_used(self) -> pd.Index:
+        """Labels of the data rows the fit used."""
+        return self.design.rows
+
+    @property
+    def p(self) -> int:
+        return self.design.X.shape[1]
+
+    @cached_property
+    def ngroups(self) -> dict[str, int]:
+        """Number of levels of each grouping factor."""
+        out: dict[str, int] = {}
+        for t in self.reterms:
+            out.setdefault(t.group, t.nlevels)
+        return out
+
+    @property
+    def objective(self) -> float:
+        """lme4's objective: the REML criterion of REML fits, else −2 log-likelihood
+        (for nAGQ > 1 without the saturated constant, as lme4)."""
+        return float(self.optimum.fun)
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (the REML log-likelihood for REML fits, as lme4's logLik)."""
+        return -0.5 * self.objective
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.df
+
+    # ----- random effects ----------------------------------------------------------------
+    @cached_property
+    def _b(self) -> list[np.ndarray]:
+        """Conditional modes b = Λu per term (engine order), as (levels, p) arrays."""
+        out = []
+        for uj, T, t in zip(self._u, self._factor.lambdas, self.model.terms):
+            out.append(uj.reshape(t.nlevels, t.p) @ T.T)
+        return out
+
+    @cached_property
+    def _condvar(self) -> list[np.ndarray]:
+        """Conditional covariance of b per level and term (engine order): σ² Λ (LLᵀ)⁻¹ Λᵀ."""
+        out = []
+        for j, T in enumerate(self._factor.lambdas):
+            P = self._factor.conditional_precision_blocks(j)
+            out.append(self.sigma**2 * (T @ P @ T.T))
+        return out
+
+    @cached_property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects: grouping factor → levels × terms."""
+        out: dict[str, pd.DataFrame] = {}
+        for i, t in enumerate(self.reterms):
+            frame = pd.DataFrame(self._b[self._engine(i)], index=t.levels, columns=list(t.columns))
+            out[t.group] = frame if t.group not in out else pd.concat([out[t.group], frame], axis=1)
+        return out
+
+    @cached_property
+    def ranef_sd(self) -> dict[str, pd.DataFrame]:
+        """Conditional standard deviations of the random effects (lme4's condVar)."""
+        out: dict[str, pd.DataFrame] = {}
+        for i, t in enumerate(self.reterms):
+            V = self._condvar[self._engine(i)]
+            sd = np.sqrt(np.diagonal(V, axis1=1, axis2=2))
+            frame = pd.DataFrame(sd, index=t.levels, columns=list(t.columns))
+            out[t.group] = frame if t.group not in out else pd.concat([out[t.group], frame], axis=1)
+        return out
+
+    @cached_property
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Per-level coefficients: fixed effects plus that level's random effects."""
+        out = {}
+        for group, re in self.ranef.items():
+            frame = pd.DataFrame(np.tile(self.fixef.to_numpy(), (len(re), 1)), index=re.index, columns=self.fixef.index)
+            for col in re.columns:
+                if col in frame.columns:
+                    frame[col] = frame[col] + re[col]
+                else:
+                    frame[col] = re[col]
+            out[group] = frame
+        return out
+
+    @cached_property
+    def covariances(self) -> list[np.ndarray]:
+        """Covariance matrix σ² TTᵀ of each term's random effects (lme4's order)."""
+        return [self.sigma**2 * (T @ T.T) for T in (self._factor.lambdas[self._engine(i)] for i in range(len(self._public)))]
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components as lme4's ``as.data.frame(VarCorr(m))``: grp, var1, var2, vcov, sdcor."""
+        rows = []
+        for t, group, S in zip(self.reterms, self.term_groups, self.covariances):
+            sd = np.sqrt(np.diag(S))
+            for a, name in enumerate(t.columns):
+                rows.append((group, name, None, S[a, a], sd[a]))
+            for b in range(t.p):
+                for a in range(b + 1, t.p):
+                    corr = S[a, b] / (sd[a] * sd[b]) if sd[a] > 0 and sd[b] > 0 else np.nan
+                    rows.append((group, t.columns[b], t.columns[a], S[a, b], corr))
+        if self.has_residual_row:
+            rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        frame = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        # one missing-value marker for absent names, as R's NA (pandas would mix None and NaN)
+        for column in ("var1", "var2"):
+            frame[column] = pd.array([pd.NA if v is None else v for v in frame[column].astype(object)], dtype=object)
+        return frame
+
+    def is_singular(self, tol: float = SINGULAR_TOLERANCE) -> bool:
+        """True when some θ on a diagonal (a standard deviation, relative to σ) is below tol."""
+        lower = self.model.theta_lower
+        return bool(np.any(self._theta_engine[np.isfinite(lower)] < tol))
+
+    # ----- variance explained --------------------------------------------------------------
+    def random_variances(self) -> dict[str, float]:
+        """Variance of each grouping factor's random effects, the mean of zᵢᵀΣzᵢ (Johnson 2014)."""
+        per_group: dict[str, float] = {}
+        for t, S in zip(self.reterms, self.covariances):
+            v = float(np.mean(np.einsum("ia,ab,ib->i", t.matrix, S, t.matrix)))
+            per_group[t.group] = per_group.get(t.group, 0.0) + v
+        return per_group
+
+    def _variance_parts(self) -> tuple[dict[str, float], float, float]:
+        """Per-factor random-effect variance, fixed-effect variance, distribution variance."""
+        fixed = float(np.var(self.design.X @ self.fixef.to_numpy(), ddof=1)) if self.nobs > 1 else 0.0
+        return self.random_variances(), fixed, self.distribution_variance()
+
+    def distribution_variance(self) -> float:
+        """The residual (observation-level) variance on the latent scale; σ² for LMMs."""
+        return self.sigma**2
+
+    def icc(self, by_group: bool | None = None) -> dict:
+        """Intraclass correlation (performance::icc): adjusted and unadjusted.
+
+        Adjusted = σ²_RE / (σ²_RE + σ²_ε); unadjusted also counts the variance of the
+        fixed-effects predictions.  Random slopes enter through the mean of zᵢᵀΣzᵢ
+        (Johnson 2014), also for uncorrelated (||) terms.  ``by_group`` adds one
+        entry per grouping factor; by default it does when there are several.
+        """
+        per_group, fixed, resid = self._variance_parts()
+        re = sum(per_group.values())
+        out: dict = {"adjusted": re / (re + resid), "unadjusted": re / (re + resid + fixed)}
+        if len(per_group) > 1 if by_group is None else by_group:
+            out["by_group"] = {
+                g: {"adjusted": v / (re + resid), "unadjusted": v / (re + resid + fixed)}
+                for g, v in per_group.items()
+            }
+        return out
+
+    def r2(self) -> dict[str, float]:
+        """Nakagawa's marginal and conditional R² (performance::r2_nakagawa)."""
+        per_group, fixed, resid = self._variance_parts()
+        re = sum(per_group.values())
+        total = fixed + re + resid
+        return {"marginal": fixed / total, "conditional": (fixed + re) / total}
+
+    def save(self, path) -> None:
+        """Write the fit to ``path`` without pickle; read it back with ``mixedmodels.load``."""
+        from ..io.persistence import save
+
+        save(self, path)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the model's summary."""
+        return self.summary()._repr_html_()
+
+    # ----- inference -----------------------------------------------------------------------
+    def parameters(self) -> pd.Series:
+        """Every parameter, one row each: random-effect SDs and correlations, σ, fixed effects."""
+        from ..inference.bootstrap import parameters
+
+        return parameters(self)
+
+    @with_fitting_threads
+    def bootstrap(self, nsim: int = 1000, seed: int | None = None, statistic=None, progress: bool | None = None,
+                  executor=None):
+        """Parametric bootstrap (lme4's bootMer), reproducible by seed; see BootstrapResult.
+
+        ``executor``: a concurrent.futures executor or a dask.distributed Client to spread
+        the refits over; the replicates are the same as serially.
+        """
+        from ..inference.bootstrap import bootstrap
+
+        return bootstrap(self, nsim, seed, statistic, progress, executor=executor)
+
+    @with_fitting_threads
+    def confint(self, method: str = "wald", level: float = 0.95, nsim: int = 500, seed: int | None = None,
+                progress: bool | None = None, executor=None) -> pd.DataFrame:
+        """Confidence intervals, one row per parameter: 'wald' (fixed effects), 'profile'
+        (lmer, as lme4) or 'boot' (parametric bootstrap; ``executor`` as in bootstrap)."""
+        from ..inference.bootstrap import confint
+
+        return confint(self, method, level, nsim, seed, progress, executor=executor)
+
+    # ----- prediction ----------------------------------------------------------------------
+    def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
+                allow_new_levels: bool = False, type: str = "response", offset: object = None) -> pd.Series:
+        """Predictions, as lme4's predict(): all random effects by default, none with
+        ``re_form="~0"``, or those of the factors a formula such as ``"~(1|g)"`` names.
+
+        New levels get zero random effects if ``allow_new_levels``, else a DataError.
+        ``type`` is "response" (default) or "link" (GLMMs; the same for LMMs).
+        """
+        from ..inference.prediction import fitted_linear_predictor, linear_predictor
+
+        if type not in ("response", "link"):
+            raise ValueError(f"type must be 'response' or 'link', not {type!r}")
+        if newdata is None:
+            eta, index = fitted_linear_predictor(self, re_form), self.rows_used
+        else:
+            eta, index = linear_predictor(self, newdata, re_form, allow_new_levels, offset), newdata.index
+        values = self.inverse_link(eta) if type == "response" else eta
+        return pd.Series(values, index=index, name="prediction")
+
+    def inverse_link(self, eta: np.ndarray) -> np.ndarray:
+        """The mean from the linear predictor: the identity for LMMs."""
+        return eta
+
+    def simulate(self, nsim: int = 1, seed: int | np.random.Generator | None = None,
+                 re_form: str | None = "~0") -> pd.DataFrame:
+        """Simulated responses (lme4's simulate): one column per replicate, reproducible by seed.
+
+        ``re_form="~0"`` draws new random effects; ``None`` keeps the fitted modes.
+        """
+        from ..inference.simulate import simulate
+
+        return simulate(self, nsim, seed, re_form)
+
+    # ----- tables --------------------------------------------------------------------------
+    def tidy(self, effects: str = "fixed") -> pd.DataFrame:
+        """broom.mixed's tidy(): effects 'fixed', 'ran_pars', 'ran_vals' or 'ran_coefs'."""
+        from ..report.tidy import tidy
+
+        return tidy(self, effects)
+
+    def glance(self) -> pd.DataFrame:
+        """One-row model summary as broom.mixed's glance()."""
+        return pd.DataFrame(
+            [{
+                "nobs": self.nobs, "sigma": self.sigma, "logLik": self.loglik, "AIC": self.aic,
+                "BIC": self.bic, "deviance": self.deviance, "df.residual": self.df_resid,
+            }]
+        )
+
+
+class LmerResult(MixedModelResult):
+    """A linear mixed model fitted by REML or ML (lme4's ``lmerMod``)."""
+
+    def __init__(self, parsed: ParsedFormula, model: LinearMixedModel, report: OptimumReport, data_name: str | None = None):
+        self.REML = model.REML
+        super().__init__(parsed, model, report, report.x, model.factor(report.x), data_name)
+
+    @cached_property
+    def _u(self) -> list[np.ndarray]:
+        return self._factor.spherical_modes(self._factor.beta())
+
+    def draw_response(self, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        w = np.ones_like(mu) if self.design.weights is None else self.design.weights
+        return mu + self.sigma * rng.standard_normal(mu.shape) / np.sqrt(w)
+
+    def refit(self, y: object) -> LmerResult:
+        """The same model fitted to a new response vector (one value per observation used)."""
+        from ..inference.simulate import with_response
+
+        model = LinearMixedModel(with_response(self.design, y), REML=self.REML)
+        return LmerResult(self.parsed, model, model.fit(theta0=self._theta_engine), self.data_name)
+
+    def refit_ml(self) -> LmerResult:
+        """The same model fitted by maximum likelihood (for likelihood-ratio tests); self if ML."""
+        if not self.REML:
+            return self
+        model = self.model.with_REML(False)
+        return LmerResult(self.parsed, model, model.fit(theta0=self._theta_engine), self.data_name)
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        """Fixed-effects estimates β̂."""
+        return pd.Series(self._factor.beta(), index=list(self.design.xnames), name="Estimate")
+
+    @cached_property
+    def sigma(self) -> float:
+        """Residual standard deviation σ̂."""
+        dof = self.nobs - self.p if self.REML else self.nobs
+        return float(self._factor.r / np.sqrt(dof))
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of β̂: σ² (L_X L_Xᵀ)⁻¹."""
+        V = self.sigma**2 * self._factor.beta_precision_inverse()
+        names = list(self.design.xnames)
+        return pd.DataFrame(V, index=names, columns=names)
+
+    @property
+    def df(self) -> int:
+        """Number of estimated parameters: β, θ and σ."""
+        return self.p + len(self.theta) + 1
+
+    # ----- likelihood --------------------------------------------------------------------
+    @cached_property
+    def deviance(self) -> float:
+        """−2 log-likelihood at the estimates (for REML fits: the ML deviance at θ̂)."""
+        return float(self.model.objective(self._theta_engine, REML=False))
+
+    # ----- fitted values -----------------------------------------------------------------
+    @cached_property
+    def fitted(self) -> pd.Series:
+        """Xβ̂ + Zb̂ (+ offset) for the rows used."""
+        eta = self.design.X @ self.fixef.to_numpy()
+        for t, b in zip(self.model.terms, self._b):
+            eta = eta + t.times_b(b)
+        if self.design.offset is not None:
+            eta = eta + self.design.offset
+        return pd.Series(eta, index=self.rows_used, name="fitted")
+
+    @cached_property
+    def residuals(self) -> pd.Series:
+        """Response residuals y − fitted."""
+        return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.rows_used, name="residuals")
+
+    def scaled_residuals(self) -> pd.Series:
+        """Pearson residuals divided by σ̂ (what lme4's summary tabulates)."""
+        r = self.residuals.to_numpy()
+        if self.design.weights is not None:
+            r = r * np.sqrt(self.design.weights)
+        return pd.Series(r / self.sigma, index=self.rows_used, name="scaled residuals")
+
+    @with_fitting_threads
+    def satterthwaite(self, L: np.ndarray | None = None) -> pd.DataFrame:
+        """lmerTest's t tests with Satterthwaite df: one per coefficient, or per row of L."""
+        from ..inference.satterthwaite import satterthwaite
+
+        return satterthwaite(self, L)
+
+    @with_fitting_threads
+    def kenward_roger(self, L: np.ndarray | None = None) -> pd.DataFrame:
+        """lmerTest's t tests with Kenward-Roger SEs and df: one per coefficient, or per row of L."""
+        from ..inference.kenward_roger import kenward_roger
+
+        return kenward_roger(self, L)
+
+    @with_fitting_threads
+    def anova(self, type: int = 3, ddf: str = "Satterthwaite"):
+        """F tests of each fixed-effect term, as lmerTest's ``anova(m)``.
+
+        Type III hypotheses (each term's sum-to-zero-coded columns are zero), with
+        Satterthwaite (default) or Kenward-Roger denominator df; for the likelihood-ratio
+        comparison of models use ``mixedmodels.anova(m0, m1)``.
+        """
+        if type != 3:
+            raise ValueError(f"type must be 3 (types I and II are planned), not {type!r}")
+        if ddf not in ("Satterthwaite", "Kenward-Roger"):
+            raise ValueError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', not {ddf!r}")
+        if ddf == "Kenward-Roger":
+            from ..inference.kenward_roger import check_applicable
+
+            check_applicable(self)
+        from ..inference.fixed_tests import anova_table
+
+        return anova_table(self, ddf)
+
+    def summary(self, ddf: str = "Satterthwaite"):
+        """lmerTest's summary: t tests with Satterthwaite (default) or Kenward-Roger df, or
+        lme4's without p-values (``ddf="lme4"``)."""
+        from ..report.summary import Summary
+
+        if ddf not in ("Satterthwaite", "Kenward-Roger", "lme4"):
+            raise ValueError(f"ddf must be 'Satterthwaite', 'Kenward-Roger' or 'lme4', not {ddf!r}")
+        if ddf == "Kenward-Roger":
+            from ..inference.kenward_roger import check_applicable
+
+            check_applicable(self)  # ML fits and very large data fail here, not when printing
+        return Summary(self, ddf=ddf)
+
+    def glance(self) -> pd.DataFrame:
+        out = super().glance()
+        out["REMLcrit"] = self.objective if self.REML else np.nan
+        return out
+
+    def coefficients(self) -> pd.DataFrame:
+        """Estimate, Std. Error, t value (lme4's summary table)."""
+        return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "t value": self.fixef / self.se})
+
+    def __repr__(self) -> str:
+        kind = "REML" if self.REML else "maximum likelihood"
+        return (
+            f"<Linear mixed model fit by {kind}: {self.formula}; nobs={self.nobs}, "
+            f"objective={self.objective:.4f}>"
+        )
+
+
+def _scale_hint(X: np.ndarray, names: tuple[str, ...]) -> str:
+    """A hint to rescale when the predictors' spreads differ by orders of magnitude."""
+    sd = X.std(axis=0)
+    varying = sd > 0
+    if varying.sum() < 2 or sd[varying].max() / sd[varying].min() < 1e3:
+        return ""
+    big, small = names[int(np.argmax(np.where(varying, sd, -np.inf)))], names[int(np.argmin(np.where(varying, sd, np.inf)))]
+    return (f"; predictors are on very different scales ({big!r} vs {small!r}): "
+            "rescaling them (e.g. standardising) often helps")

@@ -1,0 +1,1 @@
+"""Process-level concerns: BLAS threads, the allocator, executors for parallel replicates."""

@@ -1,0 +1,1 @@
+"""Teaching and study design: the null model's ICC and design effect, pooling comparisons, power."""

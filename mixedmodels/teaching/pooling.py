@@ -1,0 +1,190 @@
+"""Teaching helpers: how much clustering matters, and what pooling does to estimates."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..api import lmer
+from ..errors import FormulaError
+from ..formula.parse import parse_formula
+from ..results.lm import LmResult, lm
+from ..results.lmer import LmerResult
+
+ICC_THRESHOLD = 0.05  # the usual rule of thumb for "clustering matters"
+
+
+@dataclass
+class IccReport:
+    """The null model's ICC, the design effect 1 + (m̄ − 1)·ICC and the effective sample size n / deff."""
+
+    icc: float
+    design_effect: float
+    effective_n: float
+    n: int
+    n_groups: int
+    mean_cluster_size: float
+    fit: LmerResult
+
+    @property
+    def reading(self) -> str:
+        """The rule of thumb applied to this ICC."""
+        if self.icc > ICC_THRESHOLD:
+            return f"ICC > {ICC_THRESHOLD}: clustering matters; a multilevel model is warranted"
+        return f"ICC <= {ICC_THRESHOLD}: little clustering; a single-level model may suffice"
+
+    def __str__(self) -> str:
+        return "\n".join([
+            f"Null model: {self.fit.formula}",
+            f"ICC (adjusted):         {self.icc:.4f}",
+            f"observations n:         {self.n}",
+            f"clusters:               {self.n_groups}",
+            f"mean cluster size m:    {self.mean_cluster_size:.2f}",
+            f"design effect:          {self.design_effect:.3f}  (1 + (m - 1) * ICC)",
+            f"effective sample size:  {self.effective_n:.1f}  (n / design effect)",
+            self.reading,
+        ]) + "\n"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self))}</pre>"
+
+
+def icc_null(y: str, group: str, data: pd.DataFrame) -> IccReport:
+    """Fit ``y ~ 1 + (1 | group)`` and report its ICC, design effect and effective sample size."""
+    fit = lmer(f"{y} ~ 1 + (1 | {group})", data)
+    icc = float(fit.icc()["adjusted"])
+    n, n_groups = fit.nobs, fit.ngroups[group]
+    m = n / n_groups
+    deff = 1 + (m - 1) * icc
+    return IccReport(icc=icc, design_effect=deff, effective_n=n / deff, n=n, n_groups=n_groups,
+                     mean_cluster_size=m, fit=fit)
+
+
+@dataclass
+class PoolingComparison:
+    """Complete pooling (one OLS), no pooling and partial pooling (the mixed model).
+
+    No pooling is Gelman & Hill's: one least-squares fit with separate coefficients per cluster
+    for the random terms' columns and shared ones for the other fixed columns (with random
+    effects for every fixed column: separate regressions per cluster, σ pooled over them).
+
+    ``estimates``: per fixed effect, the OLS and mixed-model estimates and SEs and their SE ratio
+    (mixed / OLS; above 1 where ignoring the clustering understates the uncertainty).
+    ``per_cluster``: per cluster and random-effect term, the no-pooling estimate and SE, the
+    mixed model's coefficient and the shrinkage
+    1 − (partial − overall)/(no pooling − overall), overall being the mixed model's fixed effect
+    (0: no shrinkage, 1: all the way to it; correlated random effects can take it outside [0, 1]).
+    """
+
+    estimates: pd.DataFrame
+    per_cluster: pd.DataFrame
+    complete: LmResult
+    mixed: LmerResult
+    group: str
+
+    def __str__(self) -> str:
+        shrink = self.per_cluster.xs("shrinkage", axis=1, level=1).median()
+        lines = [
+            f"Pooling of {self.mixed.formula}",
+            "complete pooling: one regression ignoring the clusters (its SEs assume independent rows);",
+            f"no pooling: separate coefficients in each level of {self.group} (the others shared);",
+            "partial pooling: the mixed model, whose per-cluster coefficients shrink the no-pooling",
+            "estimates towards the overall fixed effect, more so for small or noisy clusters",
+            "(shrinkage 0: none, 1: all the way to the fixed effect).",
+            "",
+            self.estimates.to_string(float_format=lambda v: f"{v:.4g}"),
+            "",
+            "se_ratio = mixed_se / complete_pooling_se (> 1: complete pooling understates the SE)",
+            "median shrinkage per term: " + ", ".join(f"{k} {v:.2f}" for k, v in shrink.items()),
+        ]
+        return "\n".join(lines) + "\n"
+
+    __repr__ = __str__
+
+
+def compare_pooling(formula: str, data: pd.DataFrame) -> PoolingComparison:
+    """Complete, no and partial pooling of an lmer formula with one grouping factor."""
+    parsed = parse_formula(formula)
+    groups = {bar.group_name for bar in parsed.random}
+    if len(groups) != 1:
+        raise FormulaError("compare_pooling needs random effects of exactly one grouping factor, "
+                           "e.g. y ~ x + (x | g)", formula)
+    mixed = lmer(formula, data)
+    complete = lm(parsed.fixed_formula, data)
+    estimates = pd.DataFrame({
+        "complete_pooling": complete.fixef, "complete_pooling_se": complete.se,
+        "mixed": mixed.fixef, "mixed_se": mixed.se,
+    })
+    estimates["se_ratio"] = estimates["mixed_se"] / estimates["complete_pooling_se"]
+    return PoolingComparison(estimates, _per_cluster(mixed), complete, mixed, mixed.reterms[0].group)
+
+
+def _per_cluster(mixed: LmerResult) -> pd.DataFrame:
+    """No pooling per cluster beside the mixed model's coef, for the random terms' columns."""
+    design = mixed.design
+    terms = mixed.reterms  # one grouping factor: same codes and levels, possibly several terms (||)
+    names = [c for t in terms for c in t.columns]
+    shared = design.X[:, [j for j, c in enumerate(design.xnames) if c not in names]]
+    y = design.y if design.offset is None else design.y - design.offset
+    levels = terms[0].levels
+    est, se = _no_pooling(np.column_stack([t.matrix for t in terms]), shared, y, terms[0].codes, len(levels))
+    partial = mixed.coef[terms[0].group].loc[:, names].to_numpy()
+    overall = mixed.fixef.reindex(names, fill_value=0.0).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shrinkage = 1 - (partial - overall) / (est - overall)
+    blocks = {"no_pooling": est, "no_pooling_se": se, "partial_pooling": partial, "shrinkage": shrinkage}
+    frame = pd.DataFrame(
+        {(name, what): values[:, j] for j, name in enumerate(names) for what, values in blocks.items()},
+        index=levels,
+    )
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["term", None])
+    frame.index.name = terms[0].group
+    return frame
+
+
+def _no_pooling(Z: np.ndarray, O: np.ndarray, y: np.ndarray, codes: np.ndarray,
+                nlevels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares of y on Z's columns separately per cluster and O's columns shared.
+
+    By Frisch–Waugh–Lovell: O and y are residualised on Z within each cluster to estimate
+    the shared γ, then each cluster's coefficients are (Z_kᵀZ_k)⁻¹Z_kᵀ(y_k − O_kγ), with
+    covariance σ²(Z_kᵀZ_k)⁻¹ + A_k cov(γ) A_kᵀ, A_k = (Z_kᵀZ_k)⁻¹Z_kᵀO_k.  Shared columns
+    aliased with the clusters (cluster-level covariates) are dropped; clusters whose Z_k is
+    rank deficient get NaN.
+    """
+    members = [np.flatnonzero(codes == k) for k in range(nlevels)]
+    pinvs = [np.linalg.pinv(Z[r]) for r in members]
+    O_res, y_res = O.copy(), y.copy()
+    for r, P in zip(members, pinvs):
+        O_res[r] -= Z[r] @ (P @ O[r])
+        y_res[r] -= Z[r] @ (P @ y[r])
+    keep = _independent_columns(O_res)
+    O, O_res = O[:, keep], O_res[:, keep]
+    gamma = np.linalg.lstsq(O_res, y_res, rcond=None)[0]
+    full_rank = [np.linalg.matrix_rank(Z[r]) == Z.shape[1] for r in members]
+    df = len(y) - sum(np.linalg.matrix_rank(Z[r]) for r in members) - len(keep)
+    resid = y_res - O_res @ gamma
+    sigma2 = float(resid @ resid) / df if df > 0 else np.nan
+    cov_gamma = np.linalg.inv(O_res.T @ O_res)
+    est = np.full((nlevels, Z.shape[1]), np.nan)
+    se = np.full_like(est, np.nan)
+    for k, (r, P) in enumerate(zip(members, pinvs)):
+        if full_rank[k]:
+            A = P @ O[r]
+            est[k] = P @ (y[r] - O[r] @ gamma)
+            se[k] = np.sqrt(sigma2 * np.diag(P @ P.T + A @ cov_gamma @ A.T))
+    return est, se
+
+
+def _independent_columns(M: np.ndarray) -> list[int]:
+    """Columns of M, left to right, each linearly independent of those kept before it."""
+    keep: list[int] = []
+    for j in range(M.shape[1]):
+        if np.linalg.matrix_rank(M[:, keep + [j]]) == len(keep) + 1:
+            keep.append(j)
+    return keep
