@@ -21,7 +21,7 @@ from mixedmodels.errors import ModelFileError
 from mixedmodels.io.persistence import load, save
 
 PACKAGE = Path(mm.__file__).parent
-GROUSE = Path(__file__).parent / "fixtures" / "glmer_nb" / "grouseticks.csv"
+GROUSE = Path(__file__).resolve().parents[1] / "fixtures" / "glmer_nb" / "grouseticks.csv"
 CBPP = "cbind(incidence, size - incidence) ~ {} + (1 | herd)"
 
 

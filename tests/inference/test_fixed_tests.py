@@ -20,7 +20,7 @@ import pytest
 import mixedmodels as mm
 from reference import load_fixture_data
 
-FIXTURES = Path(__file__).parent / "fixtures" / "satterthwaite"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "satterthwaite"
 EXAM_LMERTEST = {  # term: (F value, Pr(>F))
     "standLRT": (777.1399123, 1.340238246e-34),
     "sex": (25.62731256, 4.326264182e-07),

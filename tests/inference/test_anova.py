@@ -60,7 +60,7 @@ from mixedmodels.errors import FormulaError, MixedModelsError, MixedModelsWarnin
 from mixedmodels.results.lm import LmResult, lm
 from reference import load_fixture_data, load_reference
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "anova"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "anova"
 SLOPE = "Reaction ~ Days + (Days | Subject)"
 INTERCEPT = "Reaction ~ Days + (1 | Subject)"
 

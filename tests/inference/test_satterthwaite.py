@@ -55,7 +55,7 @@ from mixedmodels.inference.satterthwaite import VarparModel, hessian, jacobian, 
 from reference import (extra_reference_names, load_extra_reference, load_fixture_data, load_reference,
                        reference_names)
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "satterthwaite"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "satterthwaite"
 REFERENCES = [n for n in reference_names() if load_reference(n).get("satterthwaite")]
 EXTRA_REFERENCES = [n for n in extra_reference_names() if load_extra_reference(n).get("satterthwaite")]
 LMERTEST = sorted(p.stem for p in FIXTURES.glob("*.json"))

@@ -12,7 +12,7 @@ import pytest
 import mixedmodels as mm
 from mixedmodels.engine.families import Binomial, NegativeBinomial, Poisson, get_family
 
-FIXTURES = Path(__file__).parent / "fixtures" / "glmer_nb"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "glmer_nb"
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 

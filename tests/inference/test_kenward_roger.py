@@ -103,7 +103,7 @@ from mixedmodels.inference.fixed_tests import anova_table
 from mixedmodels.inference.kenward_roger import (kenward_roger, kenward_roger_f, kr_pieces, kr_test,
                                        vcov_adjusted)
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kenward_roger"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kenward_roger"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.json"))
 UNWEIGHTED = [c for c in CASES if not json.loads((FIXTURES / f"{c}.json").read_text())["weights"]]
 
