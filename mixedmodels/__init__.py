@@ -22,14 +22,15 @@ from .errors import (
 )
 from .results.glmer import GlmerResult
 from .results.lm import LmResult, lm
-from .io.persistence import load, save
+from .io.persistence import save
+from .io.restore import load
+from .version import __version__
 from .teaching.power import PowerResult, power
 from .results.lmer import LmerResult
 from .formula.safety import check_formula
 from .runtime.threads import set_blas_threads
 from .teaching.pooling import IccReport, PoolingComparison, compare_pooling, icc_null
 
-__version__ = "0.1.0"
 
 __all__ = [
     "lmer",

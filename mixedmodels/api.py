@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
-from .dask.lmm import is_dask_dataframe
-from .design.build import build_design
+from .dask.glmm import glmer_dask
+from .dask.lmm import is_dask_dataframe, lmer_dask
+from .design.build import build_design, check_groups
 from .errors import DataError, FitError, FormulaError
 from .engine.families import Family, NegativeBinomial, get_family
 from .formula.parse import parse_formula
@@ -42,8 +43,6 @@ def lmer(
     if is_dask_dataframe(data):
         if start is not None:
             raise DataError("start is not supported for Dask data")
-        from .dask.lmm import lmer_dask
-
         return lmer_dask(formula, data, REML=REML, weights=weights, offset=offset, maxeval=maxeval, safe=safe)
     parsed, design = _mixed_design("lmer", formula, data, safe, weights, offset)
     model = LinearMixedModel(design, REML=REML)
@@ -64,23 +63,8 @@ def _mixed_design(kind: str, formula: str, data: pd.DataFrame, safe: bool, weigh
             formula,
         )
     design = build_design(parsed, data, weights=weights, offset=offset, binomial=binomial)
-    _check_groups(design, lmm=kind == "lmer")
+    check_groups(design, lmm=kind == "lmer")
     return parsed, design
-
-
-def _check_groups(design, lmm: bool = True) -> None:
-    """Each grouping factor needs more than one level; an LMM's fewer effects than observations."""
-    for t in design.reterms:
-        if t.nlevels < 2:
-            raise DataError(
-                f"grouping factor {t.group!r} has {t.nlevels} level; a random effect needs at least 2 levels"
-            )
-        if lmm and t.q >= design.n:
-            raise DataError(
-                f"the term ({t.expr} | {t.group}) has {t.q} random effects for {design.n} observations; "
-                "the random effects and the residual are not identifiable (is a grouping factor an "
-                "observation id?)"
-            )
 
 
 def _engine_start(model: LinearMixedModel, start: object):
@@ -120,8 +104,6 @@ def glmer(
     iteration (see ``mixedmodels.dask_glmm``; nAGQ > 1 is not supported there).
     """
     if is_dask_dataframe(data):
-        from .dask.glmm import glmer_dask
-
         return glmer_dask(formula, data, family=family, nAGQ=nAGQ, weights=weights, offset=offset,
                           maxeval=maxeval, safe=safe)
     if safe:

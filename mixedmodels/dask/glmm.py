@@ -57,7 +57,7 @@ from .lmm import (
     _tree,
     partition_fit,
 )
-from ..design.build import check_two_levels
+from ..design.build import check_groups, check_two_levels
 from ..errors import FamilyError
 from ..engine.families import Family, get_family
 from ..formula.parse import ParsedFormula
@@ -313,9 +313,7 @@ def glmer_dask(formula: str, ddf, family: str | Family = "binomial", nAGQ: int =
     read = dask.persist(*[dask.delayed(_read_partition)(part, shipped, fam) for part in sub.to_delayed()])
     total = _tree(dask, [dask.delayed(_summary)(part) for part in read], _merge_summaries).compute()
     keep = _kept_columns(plan, total["n"], total["n_dropped"], total["missing"], total["xx"])
-    from ..api import _check_groups
-
-    _check_groups(SimpleNamespace(reterms=plan.reterms, n=total["n"]), lmm=False)
+    check_groups(SimpleNamespace(reterms=plan.reterms, n=total["n"]), lmm=False)
     fam.check_response(*map(np.array, zip(*total["extremes"])))  # checks of the whole response
     with_rows = [part for part, size in zip(read, total["sizes"]) if size]
     rows = DaskRows(list(dask.persist(*[dask.delayed(_engine_rows)(part, keep, fam) for part in with_rows])),

@@ -59,7 +59,15 @@ import scipy.sparse as sp
 
 from ..results.criteria import InformationCriteria
 from ..linalg.crossprod import CrossproductBuilder, Crossproducts, add_crossproducts, shift_response
-from ..design.build import _check_finite, _numeric, _optional_vector, _response, _used_columns, evaluate
+from ..design.build import (
+    check_finite,
+    check_groups,
+    evaluate,
+    numeric_column,
+    optional_vector,
+    response_values,
+    used_columns,
+)
 from ..errors import (
     ConvergenceWarning,
     DataError,
@@ -70,6 +78,7 @@ from ..errors import (
     warn,
 )
 from ..formula.parse import ParsedFormula, parse_formula
+from ..formula.safety import check_formula
 from ..engine.lmm import LinearMixedModel
 from ..engine.optimizer import OptimumReport
 from ..inference.prediction import fitted_linear_predictor, linear_predictor
@@ -282,8 +291,6 @@ def _model_columns(kind: str, formula: str, ddf, weights, offset, safe: bool):
     """The parsed formula, the columns the model uses and ``ddf`` restricted to them (with the
     weights and offset columns), after the checks every fit on a Dask frame shares."""
     if safe:
-        from ..formula.safety import check_formula
-
         check_formula(formula)
     parsed = parse_formula(formula)
     if not parsed.random:
@@ -296,7 +303,7 @@ def _model_columns(kind: str, formula: str, ddf, weights, offset, safe: bool):
             raise DataError(f"{what} must be a column name for Dask data, not {type(value).__name__}")
         if value is not None and value not in ddf.columns:
             raise DataError(f"{what}={value!r} is not a column of data")
-    used = _used_columns(parsed, pd.DataFrame(columns=ddf.columns))
+    used = used_columns(parsed, pd.DataFrame(columns=ddf.columns))
     extra = [c for c in (weights, offset) if c is not None and c not in used]
     return parsed, used, ddf[used + extra]
 
@@ -456,8 +463,8 @@ def _complete_rows(part: pd.DataFrame, plan: _Plan):
     """The partition's complete rows of the used columns, factors coded by the global levels,
     with their weights and offset columns (None when not given) and the mask of complete rows."""
     used = list(plan.used)
-    w = _optional_vector(plan.weights, part, "weights")
-    o = _optional_vector(plan.offset, part, "offset")
+    w = optional_vector(plan.weights, part, "weights")
+    o = optional_vector(plan.offset, part, "offset")
     complete = ~part[used].isna().any(axis=1).to_numpy()
     for vec in (w, o):
         if vec is not None:
@@ -486,7 +493,7 @@ def _partition_arrays(frame: pd.DataFrame, w, o, plan: _Plan, binomial: bool = F
     levels (the second a success), not by those a partition happens to hold."""
     if binomial:
         frame = _binary_response(frame, plan)
-    y, trials = _response(plan.parsed, frame, binomial)
+    y, trials = response_values(plan.parsed, frame, binomial)
     mat, xnames = evaluate(plan.parsed.fixed, frame, "the fixed part")
     if tuple(xnames) != plan.xnames:
         raise DataError(
@@ -495,7 +502,7 @@ def _partition_arrays(frame: pd.DataFrame, w, o, plan: _Plan, binomial: bool = F
             "converting them in the formula")
     X = mat.to_numpy(dtype=float)
     for j, name in enumerate(xnames):
-        _check_finite(X[:, j], name)
+        check_finite(X[:, j], name)
     if w is not None and (np.any(w <= 0) or not np.all(np.isfinite(w))):
         raise DataError("weights must be finite and positive")
     if trials is not None:
@@ -503,7 +510,7 @@ def _partition_arrays(frame: pd.DataFrame, w, o, plan: _Plan, binomial: bool = F
     if o is not None and not np.all(np.isfinite(o)):
         raise DataError("offset must be finite")
     for expr in plan.parsed.offsets:
-        term = _numeric(expr, frame, "the offset")
+        term = numeric_column(expr, frame, "the offset")
         o = term if o is None else o + term
     terms, matrices = [], {}
     for b, idx, columns in plan.bars:
@@ -513,7 +520,7 @@ def _partition_arrays(frame: pd.DataFrame, w, o, plan: _Plan, binomial: bool = F
                                 f"the random-effects term ({bar.expr} | {bar.group_name}), left part")
             Xi = m.to_numpy(dtype=float)
             for j, name in enumerate(names):
-                _check_finite(Xi[:, j], name)
+                check_finite(Xi[:, j], name)
             matrices[b] = (Xi, names)
         Xi, names = matrices[b]
         if tuple(names[j] for j in idx) != columns:
@@ -689,8 +696,6 @@ def _empty_probe(ddf) -> pd.DataFrame:
 
 def _fit(parsed: ParsedFormula, plan: _Plan, total: dict, REML: bool, maxeval: int, data,
          shift: np.ndarray) -> DaskLmerResult:
-    from ..api import _check_groups
-
     n, A = total["n"], total["A"]
     keep = _kept_columns(plan, n, total["n_dropped"], total["missing"], None if A is None else A.xx[:-1, :-1])
     dropped = tuple(name for j, name in enumerate(plan.xnames) if j not in keep)
@@ -699,7 +704,7 @@ def _fit(parsed: ParsedFormula, plan: _Plan, total: dict, REML: bool, maxeval: i
                                      xz=tuple(B[rows] for B in A.xz), xx=A.xx[np.ix_(rows, rows)],
                                      beta_shift=shift[keep]))
     xnames = [plan.xnames[j] for j in keep]
-    _check_groups(SimpleNamespace(reterms=plan.reterms, n=n))
+    check_groups(SimpleNamespace(reterms=plan.reterms, n=n))
     model = CrossproductLMM(plan.reterms, A, n, len(keep), REML=REML, log_weights=total["log_weights"])
     report = model.fit(maxeval=maxeval)
     return _result(parsed, plan, model, report, xnames, total["n_dropped"], dropped, data)

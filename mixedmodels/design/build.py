@@ -63,9 +63,9 @@ def build_design(
     if not parsed.response:
         raise FormulaError("the formula has no response on the left of '~'", parsed.text, 0)
 
-    used = _used_columns(parsed, data)
-    w = _optional_vector(weights, data, "weights")
-    o = _optional_vector(offset, data, "offset")
+    used = used_columns(parsed, data)
+    w = optional_vector(weights, data, "weights")
+    o = optional_vector(offset, data, "offset")
     complete = ~data[used].isna().any(axis=1).to_numpy()
     for vec in (w, o):
         if vec is not None:
@@ -86,7 +86,7 @@ def build_design(
         )
     frame = _drop_unused_categories(data.loc[complete, used] if n_dropped else data[used])
 
-    y, trials = _response(parsed, frame, binomial)
+    y, trials = response_values(parsed, frame, binomial)
     X, xnames, spec = _fixed_part(parsed, frame)
     X, kept = _drop_aliased(X, xnames)
     dropped = tuple(n for j, n in enumerate(xnames) if j not in kept)
@@ -103,7 +103,7 @@ def build_design(
         if not np.all(np.isfinite(o)):
             raise DataError("offset must be finite")
     for expr in parsed.offsets:
-        term = _numeric(expr, frame, "the offset")
+        term = numeric_column(expr, frame, "the offset")
         o = term if o is None else o + term
     return Design(
         y=y,
@@ -131,7 +131,7 @@ def _drop_unused_categories(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
+def used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
     """The columns of ``data`` that the formula mentions, in data order."""
     texts = [parsed.response, parsed.fixed, *parsed.offsets] + [t.expr for t in parsed.random]
     groups = {g for t in parsed.random for g in t.group}
@@ -187,7 +187,7 @@ def _mentions(text: str, column: str) -> bool:
     return re.search(r"(?<![\w.`])" + re.escape(column) + r"(?![\w.`])", text) is not None
 
 
-def _optional_vector(value: object, data: pd.DataFrame, what: str) -> np.ndarray | None:
+def optional_vector(value: object, data: pd.DataFrame, what: str) -> np.ndarray | None:
     """A weights or offset argument: None, a column name, or a vector as long as data."""
     if value is None:
         return None
@@ -246,11 +246,11 @@ def _fixed_part(parsed: ParsedFormula, frame: pd.DataFrame):
     rhs, names = evaluate(parsed.fixed, frame, "the fixed part")
     X = rhs.to_numpy(dtype=float)
     for j, name in enumerate(names):
-        _check_finite(X[:, j], name)
+        check_finite(X[:, j], name)
     return X, names, rhs.model_spec
 
 
-def _numeric(expr: str, frame: pd.DataFrame, what: str) -> np.ndarray:
+def numeric_column(expr: str, frame: pd.DataFrame, what: str) -> np.ndarray:
     """One numeric column from an expression such as 'y', 'np.log(y)' or 'size - k'."""
     if expr in frame.columns and not pd.api.types.is_numeric_dtype(frame[expr].dtype):
         raise DataError(
@@ -264,14 +264,14 @@ def _numeric(expr: str, frame: pd.DataFrame, what: str) -> np.ndarray:
     if values.shape[1] != 1:
         raise DataError(f"{what} {expr!r} must be one numeric column; it gave {values.shape[1]}")
     out = values.ravel()
-    _check_finite(out, expr)
+    check_finite(out, expr)
     return out
 
 
 _CBIND = re.compile(r"^cbind\s*\((.*)\)$", re.S)
 
 
-def _response(parsed: ParsedFormula, frame: pd.DataFrame, binomial: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def response_values(parsed: ParsedFormula, frame: pd.DataFrame, binomial: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """The response y, and binomial trials when the response gives them.
 
     Binomial responses may be ``cbind(successes, failures)`` (y = proportion,
@@ -286,7 +286,7 @@ def _response(parsed: ParsedFormula, frame: pd.DataFrame, binomial: bool) -> tup
         parts = _split_arguments(match.group(1))
         if len(parts) != 2:
             raise FormulaError("cbind() takes two arguments: cbind(successes, failures)", parsed.text, 0)
-        succ, fail = (_numeric(p, frame, "cbind() argument") for p in parts)
+        succ, fail = (numeric_column(p, frame, "cbind() argument") for p in parts)
         if np.any(succ < 0) or np.any(fail < 0):
             raise DataError(f"cbind({parts[0]}, {parts[1]}) has negative counts")
         trials = succ + fail
@@ -295,7 +295,7 @@ def _response(parsed: ParsedFormula, frame: pd.DataFrame, binomial: bool) -> tup
         return y, trials
     if binomial and text in frame.columns and _is_two_valued_type(frame[text]):
         return _two_level(frame[text], text), None
-    return _numeric(text, frame, "the response"), None
+    return numeric_column(text, frame, "the response"), None
 
 
 def _is_two_valued_type(column: pd.Series) -> bool:
@@ -335,7 +335,7 @@ def _split_arguments(text: str) -> list[str]:
     return parts
 
 
-def _check_finite(values: np.ndarray, name: str) -> None:
+def check_finite(values: np.ndarray, name: str) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
         raise DataError(
@@ -417,7 +417,7 @@ def _reterms(bar: RandomTerm, frame: pd.DataFrame) -> list[ReTerm]:
     if Xi.shape[1] == 0:
         raise FormulaError(f"the random-effects term ({bar.expr} | {bar.group_name}) has no columns")
     for j, name in enumerate(names):
-        _check_finite(Xi[:, j], name)
+        check_finite(Xi[:, j], name)
     pieces = [tuple(range(len(names)))] if bar.correlated else [(j,) for j in range(len(names))]
     return [
         ReTerm(group=bar.group_name, codes=codes, levels=levels, matrix=np.ascontiguousarray(Xi[:, list(idx)]),
@@ -425,3 +425,18 @@ def _reterms(bar: RandomTerm, frame: pd.DataFrame) -> list[ReTerm]:
                spec=mat.model_spec, column_index=idx)
         for idx in pieces
     ]
+
+
+def check_groups(design: Design, lmm: bool = True) -> None:
+    """Each grouping factor needs more than one level; an LMM's fewer effects than observations."""
+    for t in design.reterms:
+        if t.nlevels < 2:
+            raise DataError(
+                f"grouping factor {t.group!r} has {t.nlevels} level; a random effect needs at least 2 levels"
+            )
+        if lmm and t.q >= design.n:
+            raise DataError(
+                f"the term ({t.expr} | {t.group}) has {t.q} random effects for {design.n} observations; "
+                "the random effects and the residual are not identifiable (is a grouping factor an "
+                "observation id?)"
+            )

@@ -47,17 +47,17 @@ class ReTerm:
 
     def theta_lower(self) -> np.ndarray:
         """Lower bounds of θ: 0 for the diagonal of Tᵢ, −∞ below it."""
-        rows, cols = _lower_indices(self.p)
+        rows, cols = lower_indices(self.p)
         return np.where(rows == cols, 0.0, -np.inf)
 
     def theta_start(self) -> np.ndarray:
         """Tᵢ = I, lme4's and MixedModels.jl's starting value."""
-        rows, cols = _lower_indices(self.p)
+        rows, cols = lower_indices(self.p)
         return (rows == cols).astype(float)
 
     def lambda_factor(self, theta: np.ndarray) -> np.ndarray:
         """The lower-triangular pᵢ×pᵢ factor Tᵢ from its θ (lower triangle, column-major)."""
-        rows, cols = _lower_indices(self.p)
+        rows, cols = lower_indices(self.p)
         T = np.zeros((self.p, self.p))
         T[rows, cols] = theta
         return T
@@ -97,7 +97,7 @@ class TermSet:
 
 
 @lru_cache(maxsize=None)
-def _lower_indices(p: int) -> tuple[np.ndarray, np.ndarray]:
+def lower_indices(p: int) -> tuple[np.ndarray, np.ndarray]:
     """Row and column indices of a p×p lower triangle, column by column (lme4's θ order).
 
     Cached (read-only): Tᵢ is rebuilt from θ at every objective evaluation.

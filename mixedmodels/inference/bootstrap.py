@@ -9,30 +9,15 @@ spread over an executor (``mixedmodels.parallel``).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from ..runtime import parallel
 from ..errors import MixedModelsError
-
-
-def parameters(fit) -> pd.Series:
-    """Every parameter, one row each: 'sd_(Intercept)|Subject', 'cor_(Intercept).Days|Subject', 'sigma', β."""
-    values, names = [], []
-    for r in fit.varcorr.itertuples(index=False):
-        if r.grp == "Residual":
-            names.append("sigma")
-        elif pd.isna(r.var2):
-            names.append(f"sd_{r.var1}|{r.grp}")
-        else:
-            names.append(f"cor_{r.var1}.{r.var2}|{r.grp}")
-        values.append(r.sdcor)
-    return pd.concat([pd.Series(values, index=names, dtype=float), fit.fixef.rename(None)])
+from ..runtime import parallel
+from .parameters import parameters, percent_label
 
 
 @dataclass
@@ -48,7 +33,7 @@ class BootstrapResult:
         """Percentile intervals."""
         lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
         q = self.replicates.quantile([lo, hi]).T
-        q.columns = [_pct(lo), _pct(hi)]
+        q.columns = [percent_label(lo), percent_label(hi)]
         return q
 
     def summary(self) -> pd.DataFrame:
@@ -91,66 +76,3 @@ def _replicate(payload: tuple, child: np.random.SeedSequence):
         return statistic(fit.refit(y))
     except (MixedModelsError, np.linalg.LinAlgError):
         return None
-
-
-def confint(fit, method: str = "wald", level: float = 0.95, nsim: int = 500, seed: int | None = None,
-            progress: bool | None = None, executor=None) -> pd.DataFrame:
-    """Confidence intervals, one row per parameter (see ``parameters``); ``executor`` as in bootstrap."""
-    if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1, not {level}")
-    if method == "wald":
-        return _wald(fit, level)
-    if method == "boot":
-        return bootstrap(fit, nsim, seed, progress=progress, executor=executor).confint(level)
-    if method == "profile":
-        from .profile import profile_confint
-
-        return profile_confint(fit, level)
-    raise ValueError(f"method must be 'wald', 'profile' or 'boot', not {method!r}")
-
-
-def _wald(fit, level: float) -> pd.DataFrame:
-    """β ± z·SE; variance parameters get no Wald interval (NaN), as in lme4."""
-    z = stats.norm.ppf(1 - (1 - level) / 2)
-    params = parameters(fit)
-    lower = pd.Series(np.nan, index=params.index)
-    upper = lower.copy()
-    lower[fit.fixef.index] = fit.fixef - z * fit.se
-    upper[fit.fixef.index] = fit.fixef + z * fit.se
-    return pd.DataFrame({_pct((1 - level) / 2): lower, _pct(1 - (1 - level) / 2): upper})
-
-
-def _pct(p: float) -> str:
-    return f"{100 * p:.3g} %"
-
-
-class _Progress:
-    """A progress bar: tqdm's (terminals and notebooks) when installed, else one line on stderr.
-
-    Shown by default when stderr is a terminal or tqdm can draw in a notebook.
-    """
-
-    def __init__(self, total: int, enabled: bool | None, desc: str = "bootstrap"):
-        self.total, self.done = total, 0
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            tqdm = None
-        self.enabled = (sys.stderr.isatty() or tqdm is not None and "ipykernel" in sys.modules) if enabled is None else enabled
-        self.desc = desc
-        self.bar = tqdm(total=total, desc=desc) if tqdm is not None and self.enabled else None
-
-    def step(self, n: int = 1) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif self.enabled:
-            filled = int(30 * self.done / self.total)
-            sys.stderr.write(f"\r{self.desc} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        elif self.enabled:
-            sys.stderr.write("\n")

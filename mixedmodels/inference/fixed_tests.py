@@ -14,10 +14,11 @@ import re
 import numpy as np
 import pandas as pd
 
-from .anova import AnovaTable
 
 from ..design.build import evaluate
 from ..errors import MixedModelsError
+from ..report.tables import AnovaTable
+from .kenward_roger import kr_test
 from .satterthwaite import satterthwaite_f
 
 
@@ -56,8 +57,6 @@ def _satterthwaite_row(fit, L: np.ndarray) -> tuple[float, int, float, float, fl
 
 
 def _kenward_roger_row(fit, L: np.ndarray) -> tuple[float, int, float, float, float]:
-    from .kenward_roger import kr_test
-
     r = kr_test(fit, L)
     return r.F_unscaled, r.NumDF, r.DenDF, r.F, r.p  # Sum Sq from the unscaled F, as lmerTest
 

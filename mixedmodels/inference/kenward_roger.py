@@ -52,7 +52,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from ..errors import MixedModelsError
-from ..design.reterm import _lower_indices
+from ..design.reterm import lower_indices
 from .satterthwaite import FTest
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def _indicator_blocks(fit: LmerResult) -> tuple[sp.csr_matrix, list[slice], list
             blocks.append(sp.csr_matrix((t.matrix[:, a], (rows, t.codes)), shape=(n, t.nlevels)))
             slices.append(slice(start, start + t.nlevels))
             start += t.nlevels
-        for a, b in zip(*_lower_indices(t.p)):
+        for a, b in zip(*lower_indices(t.p)):
             i, j = first + int(a), first + int(b)
             pairs.append([(i, i)] if i == j else [(i, j), (j, i)])
     return sp.hstack(blocks, format="csc"), slices, pairs
@@ -131,7 +131,7 @@ def kr_pieces(fit: LmerResult) -> KRPieces:
 
     Z, slices, pairs = _indicator_blocks(fit)
     varpar = np.array([S[a, b] for t, S in zip(fit.reterms, fit.covariances)
-                       for a, b in zip(*_lower_indices(t.p))] + [sigma2])
+                       for a, b in zip(*lower_indices(t.p))] + [sigma2])
     # Ψ: the covariance of the random effects in the blocks' layout, cov(b_(t,a), b_(t,b)) = Sₐᵦ I_ℓ
     psi = sp.block_diag([sp.kron(S, sp.identity(t.nlevels)) for t, S in zip(fit.reterms, fit.covariances)],
                         format="csc")

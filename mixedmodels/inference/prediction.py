@@ -14,9 +14,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from formulaic.errors import FormulaicError
 
 from ..errors import DataError, FormulaError, type_name
-from ..design.build import evaluate
+from ..design.build import evaluate, numeric_column
 from ..formula.parse import parse_formula
 from ..design.reterm import ReTerm
 
@@ -43,8 +44,6 @@ def fitted_linear_predictor(fit, re_form: str | None = None) -> np.ndarray:
 
 def _replay(spec, newdata: pd.DataFrame, what: str) -> np.ndarray:
     """The model matrix of a stored spec on new data; unseen categories are an error."""
-    from formulaic.errors import FormulaicError
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         try:
@@ -137,11 +136,9 @@ def _group_labels(newdata: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray
 
 def _offset(fit, newdata: pd.DataFrame, offset: object) -> np.ndarray:
     """Formula offsets evaluated on newdata, plus an explicit ``offset`` vector."""
-    from ..design.build import _numeric
-
     total = np.zeros(len(newdata))
     for expr in fit.parsed.offsets:
-        total = total + _numeric(expr, newdata, "the offset")
+        total = total + numeric_column(expr, newdata, "the offset")
     if offset is not None:
         total = total + np.asarray(offset, dtype=float)
     elif fit.design.offset is not None and not fit.parsed.offsets:

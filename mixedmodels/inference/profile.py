@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import optimize as sopt
 from scipy import stats
 
-from .bootstrap import _pct, parameters
+from .parameters import parameters, percent_label
 from ..engine.optimizer import minimize_bobyqa
 
 _LOG_2PI = np.log(2 * np.pi)
@@ -174,17 +174,17 @@ def profile_confint(fit, level: float = 0.95) -> pd.DataFrame:
     prof = LmmProfile(fit)
     names = parameters(prof.fit).index
     # parameters() lists VarCorr rows (lme4's term order) then β; map to the profile's order
-    labels = _labels(prof)
+    labels = parameter_labels(prof)
     rows = {}
     for k, label in enumerate(labels):
         rows[label] = prof.interval("psi", k, level)
     for j, name in enumerate(prof.fit.fixef.index):
         rows[name] = prof.interval("beta", j, level)
-    lo, hi = _pct((1 - level) / 2), _pct(1 - (1 - level) / 2)
+    lo, hi = percent_label((1 - level) / 2), percent_label(1 - (1 - level) / 2)
     return pd.DataFrame([rows[n] for n in names], index=names, columns=[lo, hi])
 
 
-def _labels(prof: LmmProfile) -> list[str]:
+def parameter_labels(prof: LmmProfile) -> list[str]:
     """parameters()-style names of the profile's variance parameters."""
     fit = prof.fit
     group_of = {}

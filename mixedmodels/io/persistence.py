@@ -39,15 +39,11 @@ import numpy as np
 import pandas as pd
 
 from ..design.build import Design, build_design
-from ..errors import FormulaError, MixedModelsError, MixedModelsWarning, ModelFileError
 from ..engine.families import FAMILIES, Family, NegativeBinomial, get_family
+from ..errors import MixedModelsError, MixedModelsWarning, ModelFileError
 from ..formula.parse import parse_formula
-from ..engine.glmm import GeneralizedLinearMixedModel
-from ..results.glmer import GlmerResult
-from ..engine.lmm import LinearMixedModel
-from ..engine.optimizer import OptimumReport
-from ..results.lmer import LmerResult, MixedModelResult
-from ..formula.safety import check_formula
+from ..protocols import FittedModel
+from ..version import __version__
 
 FORMAT = "mixedmodels-model"
 VERSION = 1
@@ -55,13 +51,13 @@ VERSION = 1
 
 
 
-def save(fit: MixedModelResult, path: str | os.PathLike) -> None:
+def save(fit: FittedModel, path: str | os.PathLike) -> None:
     """Write a fitted ``lmer``/``glmer``/``glmer_nb`` model to ``path`` (an ``.npz`` archive).
 
     The file is written atomically (a failed save leaves no partial file), and only
     after checking that the design rebuilds exactly from what is stored.
     """
-    if not isinstance(fit, (LmerResult, GlmerResult)):
+    if getattr(fit, "kind", None) not in ("lmer", "glmer"):
         raise TypeError(f"save() writes lmer and glmer fits, not {type(fit).__name__}")
     try:
         meta, arrays = _encode(fit)
@@ -80,33 +76,8 @@ def save(fit: MixedModelResult, path: str | os.PathLike) -> None:
         raise
 
 
-def load(path: str | os.PathLike, safe: bool = True) -> MixedModelResult:
-    """Read a model written by :func:`save`; raises ModelFileError for anything else.
-
-    Rebuilding evaluates the stored formula, and formulaic runs the Python code in
-    formulas; so by default the formula must pass :func:`~mixedmodels.safety.check_formula`.
-    Pass ``safe=False`` only for files you trust (e.g. a formula with ``I(x > 2)``).
-    """
-    name = os.fspath(path)
-    meta, arrays = _read(name)
-    if safe:
-        try:
-            check_formula(meta.get("formula"))
-        except (FormulaError, TypeError) as exc:
-            raise ModelFileError(
-                f"cannot load {name!r}: its formula does not pass check_formula, which guards against "
-                f"formulas that run code; load(..., safe=False) only if you trust the file.\n{exc}"
-            ) from exc
-    try:
-        return _rebuild(meta, arrays)
-    except ModelFileError as exc:
-        raise ModelFileError(f"cannot load {name!r}: {exc}") from None
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        raise ModelFileError(f"cannot load {name!r}: the file is corrupted or inconsistent ({exc!r})") from exc
-
-
 # ----- reading ---------------------------------------------------------------------------
-def _read(name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def read_model_file(name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The JSON document and the arrays of a model file, after checking format and version."""
     def fail(problem: str) -> ModelFileError:
         return ModelFileError(f"cannot load {name!r}: {problem}")
@@ -146,48 +117,15 @@ def _read(name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return meta, arrays
 
 
-def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> MixedModelResult:
-    parsed = parse_formula(meta["formula"])
-    opt = meta["optimum"]
-    report = OptimumReport(
-        x=arrays["x"], fun=float(opt["fun"]), nfev=int(opt["nfev"]), converged=bool(opt["converged"]),
-        gradient=arrays["gradient"], message=str(opt["message"]), hessian=arrays.get("hessian"),
-    )
-    with _without_warnings():
-        design = _rebuild_design(meta, arrays)
-        if meta["kind"] == "lmer":
-            model = LinearMixedModel(design, REML=bool(meta["REML"]))
-            _check_shape(report.x, model.theta_start.size, "x")
-            return LmerResult(parsed, model, report, data_name=meta["data_name"])
-        if meta["kind"] != "glmer":
-            raise ModelFileError(f"unknown model kind {meta['kind']!r}")
-        model = GeneralizedLinearMixedModel(design, _decode_family(meta["family"]), nAGQ=int(meta["nAGQ"]))
-        _check_shape(report.x, model.ntheta + (model.p if model.nAGQ > 0 else 0), "x")
-        # PIRLS restarts from the stored modes, so the result's state is the saved one bit for bit
-        model._u_start = [arrays[f"u{j}"] for j in range(len(model.terms))]
-        for u, t in zip(model._u_start, model.terms):
-            _check_shape(u, t.q, "u")
-        model._beta_start = arrays["beta"]
-        fit = GlmerResult(parsed, model, report, data_name=meta["data_name"])
-    if meta["extra_parameters"]:
-        fit.extra_parameters = int(meta["extra_parameters"])
-    return fit
-
-
 @contextlib.contextmanager
-def _without_warnings() -> Iterator[None]:
+def without_fit_warnings() -> Iterator[None]:
     """The fit's warnings were given when it was fitted; rebuilding it repeats none."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixedModelsWarning)
         yield
 
 
-def _check_shape(values: np.ndarray, size: int, what: str) -> None:
-    if values.shape != (size,):
-        raise ModelFileError(f"the stored {what!r} has shape {values.shape}; the model needs {size} values")
-
-
-def _rebuild_design(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Design:
+def rebuild_design(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Design:
     """The design from the stored frame, with the stored y, weights and offset put back verbatim."""
     frame = _decode_frame(meta["frame"], arrays)
     binomial = meta["kind"] == "glmer" and meta["family"]["name"] == "binomial"
@@ -218,8 +156,8 @@ def _describe(design: Design) -> dict[str, Any]:
 def _check_rebuilds(design: Design, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Refuse to save what would not load as the same model (e.g. a design edited by hand)."""
     try:
-        with _without_warnings():
-            rebuilt = _rebuild_design(meta, arrays)
+        with without_fit_warnings():
+            rebuilt = rebuild_design(meta, arrays)
     except MixedModelsError as exc:
         raise ModelFileError(f"the model cannot be rebuilt from its formula and data ({exc})") from exc
     same = np.array_equal(rebuilt.X, design.X) and all(
@@ -234,7 +172,7 @@ def _check_rebuilds(design: Design, meta: dict[str, Any], arrays: dict[str, np.n
 
 
 # ----- writing ---------------------------------------------------------------------------
-def _encode(fit: MixedModelResult) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _encode(fit: FittedModel) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     design = fit.design
     if design.frame is None:
         raise ModelFileError("the fit keeps no data frame to rebuild it from")
@@ -251,8 +189,8 @@ def _encode(fit: MixedModelResult) -> tuple[dict[str, Any], dict[str, np.ndarray
     meta: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
-        "mixedmodels": _version(),
-        "kind": "lmer" if isinstance(fit, LmerResult) else "glmer",
+        "mixedmodels": __version__,
+        "kind": fit.kind,
         "formula": fit.parsed.text,
         "data_name": None if fit.data_name is None else str(fit.data_name),
         "REML": bool(getattr(fit, "REML", False)),
@@ -265,18 +203,12 @@ def _encode(fit: MixedModelResult) -> tuple[dict[str, Any], dict[str, np.ndarray
         "optimum": {"fun": float(opt.fun), "nfev": int(opt.nfev), "converged": bool(opt.converged),
                     "message": str(opt.message)},
     }
-    if isinstance(fit, GlmerResult):
+    if fit.kind == "glmer":
         meta.update(family=_encode_family(fit.family), nAGQ=int(fit.nAGQ), extra_parameters=int(fit.extra_parameters))
         for j, u in enumerate(fit._state.u):
             arrays[f"u{j}"] = np.asarray(u, dtype=float)
         arrays["beta"] = np.asarray(fit._state.beta, dtype=float)
     return meta, arrays
-
-
-def _version() -> str:
-    from .. import __version__  # at call time: the package imports this module first
-
-    return __version__
 
 
 def _encode_family(family: Family) -> dict[str, Any]:
@@ -288,7 +220,7 @@ def _encode_family(family: Family) -> dict[str, Any]:
     return out
 
 
-def _decode_family(spec: dict[str, Any]) -> Family:
+def decode_family(spec: dict[str, Any]) -> Family:
     if spec["name"] == NegativeBinomial.name:
         return NegativeBinomial(float(spec["theta"]), spec["link"])
     return get_family(spec["name"], spec["link"])

@@ -37,6 +37,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..inference.parameters import parameters
+from ..inference.profile import LmmProfile, parameter_labels
+
 try:
     import matplotlib
     from matplotlib.axes import Axes
@@ -399,9 +402,6 @@ def profile_zeta(fit, which: str | Sequence[str] | None = None, level: float = 0
     a fifth of the interval beyond each limit (within the parameter's bounds).
     ``ci`` may pass a precomputed ``fit.confint(method="profile", level=level)``.
     """
-    from ..inference.bootstrap import parameters
-    from ..inference.profile import LmmProfile, _labels
-
     if _is_glmm(fit):
         raise ValueError("profiles are available for lmer fits; use confint(method='boot') for glmer")
     prof = LmmProfile(fit)
@@ -412,7 +412,7 @@ def profile_zeta(fit, which: str | Sequence[str] | None = None, level: float = 0
             raise ValueError(f"no parameter {w!r}; the parameters are {', '.join(map(repr, names))}")
     if ci is None:
         ci = fit.confint(method="profile", level=level)
-    labels = _labels(prof)
+    labels = parameter_labels(prof)
     lower, upper = prof.lower_upper()
     out = {}
     for name in wanted:

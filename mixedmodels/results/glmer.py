@@ -14,10 +14,15 @@ from ..formula.parse import ParsedFormula
 from ..engine.glmm import GeneralizedLinearMixedModel, PirlsState
 from ..engine.optimizer import OptimumReport, finite_difference_hessian
 from .lmer import MixedModelResult
+from ..inference.simulate import with_response
+from ..report.summary import Summary
 
 
 class GlmerResult(MixedModelResult):
     """A GLMM fitted by the Laplace approximation, adaptive quadrature, or nAGQ = 0."""
+
+    #: what kind of fit this is, as model files and reports name it
+    kind = "glmer"
 
     #: parameters estimated outside (θ, β), such as glmer_nb's dispersion θ
     extra_parameters = 0
@@ -116,8 +121,6 @@ class GlmerResult(MixedModelResult):
 
     def refit(self, y: object) -> GlmerResult:
         """The same model fitted to a new response (proportions for binomial with trials)."""
-        from ..inference.simulate import with_response
-
         model = GeneralizedLinearMixedModel(with_response(self.design, y), self.family, nAGQ=self.nAGQ)
         _, report = model.fit(start=self.optimum.x) if self.nAGQ > 0 else model.fit()
         refitted = GlmerResult(self.parsed, model, report, self.data_name)
@@ -183,8 +186,6 @@ class GlmerResult(MixedModelResult):
         })
 
     def summary(self):
-        from ..report.summary import Summary
-
         return Summary(self)
 
     def __repr__(self) -> str:

@@ -41,6 +41,9 @@ def lm(formula: str, data: pd.DataFrame, weights: object = None, offset: object 
 class LmResult(InformationCriteria):
     """A linear model fitted by least squares (R's ``lm``); the likelihood is at σ̂² = RSS/n."""
 
+    #: what kind of fit this is, as model files and reports name it
+    kind = "lm"
+
     REML = False
 
     def __init__(self, parsed: ParsedFormula, design: Design, data_name: str | None = None):

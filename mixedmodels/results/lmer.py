@@ -21,8 +21,19 @@ from ..errors import ConvergenceWarning, SingularFitWarning, warn
 from ..formula.parse import ParsedFormula
 from ..engine.lmm import LinearMixedModel
 from ..engine.optimizer import OptimumReport
-from ..design.reterm import ReTerm, _lower_indices
+from ..design.reterm import ReTerm, lower_indices
 from ..runtime.threads import with_fitting_threads
+from ..inference.bootstrap import bootstrap
+from ..inference.confint import confint
+from ..inference.fixed_tests import anova_table
+from ..inference.kenward_roger import check_applicable, kenward_roger
+from ..inference.parameters import parameters
+from ..inference.prediction import fitted_linear_predictor, linear_predictor
+from ..inference.satterthwaite import satterthwaite
+from ..inference.simulate import simulate, with_response
+from ..io.persistence import save
+from ..report.summary import Summary
+from ..report.tidy import tidy
 
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
 
@@ -82,7 +93,7 @@ class MixedModelResult(InformationCriteria):
     def theta_names(self) -> list[str]:
         names = []
         for t in self.reterms:
-            for a, b in zip(*_lower_indices(t.p)):
+            for a, b in zip(*lower_indices(t.p)):
                 names.append(f"{t.group}.{t.columns[a]}" if a == b else f"{t.group}.{t.columns[a]}.{t.columns[b]}")
         return names
 
@@ -256,8 +267,6 @@ class MixedModelResult(InformationCriteria):
 
     def save(self, path) -> None:
         """Write the fit to ``path`` without pickle; read it back with ``mixedmodels.load``."""
-        from ..io.persistence import save
-
         save(self, path)
 
     def _repr_html_(self) -> str:
@@ -267,8 +276,6 @@ class MixedModelResult(InformationCriteria):
     # ----- inference -----------------------------------------------------------------------
     def parameters(self) -> pd.Series:
         """Every parameter, one row each: random-effect SDs and correlations, σ, fixed effects."""
-        from ..inference.bootstrap import parameters
-
         return parameters(self)
 
     @with_fitting_threads
@@ -279,8 +286,6 @@ class MixedModelResult(InformationCriteria):
         ``executor``: a concurrent.futures executor or a dask.distributed Client to spread
         the refits over; the replicates are the same as serially.
         """
-        from ..inference.bootstrap import bootstrap
-
         return bootstrap(self, nsim, seed, statistic, progress, executor=executor)
 
     @with_fitting_threads
@@ -288,8 +293,6 @@ class MixedModelResult(InformationCriteria):
                 progress: bool | None = None, executor=None) -> pd.DataFrame:
         """Confidence intervals, one row per parameter: 'wald' (fixed effects), 'profile'
         (lmer, as lme4) or 'boot' (parametric bootstrap; ``executor`` as in bootstrap)."""
-        from ..inference.bootstrap import confint
-
         return confint(self, method, level, nsim, seed, progress, executor=executor)
 
     # ----- prediction ----------------------------------------------------------------------
@@ -301,8 +304,6 @@ class MixedModelResult(InformationCriteria):
         New levels get zero random effects if ``allow_new_levels``, else a DataError.
         ``type`` is "response" (default) or "link" (GLMMs; the same for LMMs).
         """
-        from ..inference.prediction import fitted_linear_predictor, linear_predictor
-
         if type not in ("response", "link"):
             raise ValueError(f"type must be 'response' or 'link', not {type!r}")
         if newdata is None:
@@ -322,15 +323,11 @@ class MixedModelResult(InformationCriteria):
 
         ``re_form="~0"`` draws new random effects; ``None`` keeps the fitted modes.
         """
-        from ..inference.simulate import simulate
-
         return simulate(self, nsim, seed, re_form)
 
     # ----- tables --------------------------------------------------------------------------
     def tidy(self, effects: str = "fixed") -> pd.DataFrame:
         """broom.mixed's tidy(): effects 'fixed', 'ran_pars', 'ran_vals' or 'ran_coefs'."""
-        from ..report.tidy import tidy
-
         return tidy(self, effects)
 
     def glance(self) -> pd.DataFrame:
@@ -346,6 +343,9 @@ class MixedModelResult(InformationCriteria):
 class LmerResult(MixedModelResult):
     """A linear mixed model fitted by REML or ML (lme4's ``lmerMod``)."""
 
+    #: what kind of fit this is, as model files and reports name it
+    kind = "lmer"
+
     def __init__(self, parsed: ParsedFormula, model: LinearMixedModel, report: OptimumReport, data_name: str | None = None):
         self.REML = model.REML
         super().__init__(parsed, model, report, report.x, model.factor(report.x), data_name)
@@ -360,8 +360,6 @@ class LmerResult(MixedModelResult):
 
     def refit(self, y: object) -> LmerResult:
         """The same model fitted to a new response vector (one value per observation used)."""
-        from ..inference.simulate import with_response
-
         model = LinearMixedModel(with_response(self.design, y), REML=self.REML)
         return LmerResult(self.parsed, model, model.fit(theta0=self._theta_engine), self.data_name)
 
@@ -427,15 +425,11 @@ class LmerResult(MixedModelResult):
     @with_fitting_threads
     def satterthwaite(self, L: np.ndarray | None = None) -> pd.DataFrame:
         """lmerTest's t tests with Satterthwaite df: one per coefficient, or per row of L."""
-        from ..inference.satterthwaite import satterthwaite
-
         return satterthwaite(self, L)
 
     @with_fitting_threads
     def kenward_roger(self, L: np.ndarray | None = None) -> pd.DataFrame:
         """lmerTest's t tests with Kenward-Roger SEs and df: one per coefficient, or per row of L."""
-        from ..inference.kenward_roger import kenward_roger
-
         return kenward_roger(self, L)
 
     @with_fitting_threads
@@ -451,23 +445,15 @@ class LmerResult(MixedModelResult):
         if ddf not in ("Satterthwaite", "Kenward-Roger"):
             raise ValueError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', not {ddf!r}")
         if ddf == "Kenward-Roger":
-            from ..inference.kenward_roger import check_applicable
-
             check_applicable(self)
-        from ..inference.fixed_tests import anova_table
-
         return anova_table(self, ddf)
 
     def summary(self, ddf: str = "Satterthwaite"):
         """lmerTest's summary: t tests with Satterthwaite (default) or Kenward-Roger df, or
         lme4's without p-values (``ddf="lme4"``)."""
-        from ..report.summary import Summary
-
         if ddf not in ("Satterthwaite", "Kenward-Roger", "lme4"):
             raise ValueError(f"ddf must be 'Satterthwaite', 'Kenward-Roger' or 'lme4', not {ddf!r}")
         if ddf == "Kenward-Roger":
-            from ..inference.kenward_roger import check_applicable
-
             check_applicable(self)  # ML fits and very large data fail here, not when printing
         return Summary(self, ddf=ddf)
 

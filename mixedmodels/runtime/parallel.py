@@ -39,6 +39,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .. import errors
 from ..errors import MixedModelsWarning
+from .progress import Progress
+from .threads import fitting_threads
 
 __all__ = ["run", "quiet_refits", "is_dask_client", "n_workers"]
 
@@ -46,12 +48,9 @@ __all__ = ["run", "quiet_refits", "is_dask_client", "n_workers"]
 def run(task: Callable[[Any, Any], Any], payload: Any, jobs: Sequence[Any], executor: Any = None,
         progress: bool | None = None, desc: str = "bootstrap", chunk_size: int | None = None) -> list:
     """``[task(payload, job) for job in jobs]``, on ``executor`` (see the module docstring)."""
-    from ..inference.bootstrap import _Progress
-    from .threads import fitting_threads
-
     jobs = list(jobs)
     kind = _kind(executor)
-    bar = _Progress(len(jobs), enabled=progress, desc=desc)
+    bar = Progress(len(jobs), enabled=progress, desc=desc)
     # held for the whole run: refits in threads that set the (process-wide) BLAS limit again
     # then save and restore this same value, so their overlapping contexts cannot leave it changed
     with fitting_threads():
@@ -147,8 +146,6 @@ def _run_chunk(task: Callable, payload: Any, jobs: list) -> list:
 def _run_chunk_in_process(task: Callable, payload: Any, jobs: list) -> list:
     """A chunk in a worker process: one chunk at a time there, so it may set the process's
     BLAS threads as fits in the main process do (``mixedmodels.threads``)."""
-    from .threads import fitting_threads
-
     with fitting_threads():
         return _run_chunk(task, payload, jobs)
 

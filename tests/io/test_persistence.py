@@ -18,7 +18,8 @@ from reference import load_fixture_data
 
 import mixedmodels as mm
 from mixedmodels.errors import ModelFileError
-from mixedmodels.io.persistence import load, save
+from mixedmodels.io.persistence import save
+from mixedmodels.io.restore import load
 
 PACKAGE = Path(mm.__file__).parent
 GROUSE = Path(__file__).resolve().parents[1] / "fixtures" / "glmer_nb" / "grouseticks.csv"

@@ -13,7 +13,8 @@ import threadpoolctl
 
 import mixedmodels as mm
 from mixedmodels.runtime import parallel
-from mixedmodels.inference.bootstrap import bootstrap, confint
+from mixedmodels.inference.bootstrap import bootstrap
+from mixedmodels.inference.confint import confint
 from mixedmodels.errors import MixedModelsError, MixedModelsWarning
 from mixedmodels.teaching.power import power
 

@@ -1,0 +1,36 @@
+"""Confidence intervals of every parameter: Wald, profile likelihood or parametric bootstrap (lme4's confint)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .bootstrap import bootstrap
+from .parameters import parameters, percent_label
+from .profile import profile_confint
+
+
+def confint(fit, method: str = "wald", level: float = 0.95, nsim: int = 500, seed: int | None = None,
+            progress: bool | None = None, executor=None) -> pd.DataFrame:
+    """Confidence intervals, one row per parameter (see ``parameters``); ``executor`` as in bootstrap."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, not {level}")
+    if method == "wald":
+        return wald_confint(fit, level)
+    if method == "boot":
+        return bootstrap(fit, nsim, seed, progress=progress, executor=executor).confint(level)
+    if method == "profile":
+        return profile_confint(fit, level)
+    raise ValueError(f"method must be 'wald', 'profile' or 'boot', not {method!r}")
+
+
+def wald_confint(fit, level: float) -> pd.DataFrame:
+    """β ± z·SE; variance parameters get no Wald interval (NaN), as in lme4."""
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    params = parameters(fit)
+    lower = pd.Series(np.nan, index=params.index)
+    upper = lower.copy()
+    lower[fit.fixef.index] = fit.fixef - z * fit.se
+    upper[fit.fixef.index] = fit.fixef + z * fit.se
+    return pd.DataFrame({percent_label((1 - level) / 2): lower, percent_label(1 - (1 - level) / 2): upper})

@@ -1,0 +1,76 @@
+"""A fitted model rebuilt from a model file (see ``persistence`` for the format): nothing is re-optimised."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ..engine.glmm import GeneralizedLinearMixedModel
+from ..engine.lmm import LinearMixedModel
+from ..engine.optimizer import OptimumReport
+from ..errors import FormulaError, ModelFileError
+from ..formula.parse import parse_formula
+from ..formula.safety import check_formula
+from ..results.glmer import GlmerResult
+from ..results.lmer import LmerResult, MixedModelResult
+from .persistence import decode_family, read_model_file, rebuild_design, without_fit_warnings
+
+
+def load(path: str | os.PathLike, safe: bool = True) -> MixedModelResult:
+    """Read a model written by :func:`save`; raises ModelFileError for anything else.
+
+    Rebuilding evaluates the stored formula, and formulaic runs the Python code in
+    formulas; so by default the formula must pass :func:`~mixedmodels.safety.check_formula`.
+    Pass ``safe=False`` only for files you trust (e.g. a formula with ``I(x > 2)``).
+    """
+    name = os.fspath(path)
+    meta, arrays = read_model_file(name)
+    if safe:
+        try:
+            check_formula(meta.get("formula"))
+        except (FormulaError, TypeError) as exc:
+            raise ModelFileError(
+                f"cannot load {name!r}: its formula does not pass check_formula, which guards against "
+                f"formulas that run code; load(..., safe=False) only if you trust the file.\n{exc}"
+            ) from exc
+    try:
+        return _rebuild(meta, arrays)
+    except ModelFileError as exc:
+        raise ModelFileError(f"cannot load {name!r}: {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise ModelFileError(f"cannot load {name!r}: the file is corrupted or inconsistent ({exc!r})") from exc
+
+
+def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> MixedModelResult:
+    parsed = parse_formula(meta["formula"])
+    opt = meta["optimum"]
+    report = OptimumReport(
+        x=arrays["x"], fun=float(opt["fun"]), nfev=int(opt["nfev"]), converged=bool(opt["converged"]),
+        gradient=arrays["gradient"], message=str(opt["message"]), hessian=arrays.get("hessian"),
+    )
+    with without_fit_warnings():
+        design = rebuild_design(meta, arrays)
+        if meta["kind"] == "lmer":
+            model = LinearMixedModel(design, REML=bool(meta["REML"]))
+            _check_shape(report.x, model.theta_start.size, "x")
+            return LmerResult(parsed, model, report, data_name=meta["data_name"])
+        if meta["kind"] != "glmer":
+            raise ModelFileError(f"unknown model kind {meta['kind']!r}")
+        model = GeneralizedLinearMixedModel(design, decode_family(meta["family"]), nAGQ=int(meta["nAGQ"]))
+        _check_shape(report.x, model.ntheta + (model.p if model.nAGQ > 0 else 0), "x")
+        # PIRLS restarts from the stored modes, so the result's state is the saved one bit for bit
+        model._u_start = [arrays[f"u{j}"] for j in range(len(model.terms))]
+        for u, t in zip(model._u_start, model.terms):
+            _check_shape(u, t.q, "u")
+        model._beta_start = arrays["beta"]
+        fit = GlmerResult(parsed, model, report, data_name=meta["data_name"])
+    if meta["extra_parameters"]:
+        fit.extra_parameters = int(meta["extra_parameters"])
+    return fit
+
+
+def _check_shape(values: np.ndarray, size: int, what: str) -> None:
+    if values.shape != (size,):
+        raise ModelFileError(f"the stored {what!r} has shape {values.shape}; the model needs {size} values")

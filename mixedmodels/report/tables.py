@@ -1,0 +1,59 @@
+"""Tables of tests printed as R prints anova objects (``print.anova`` through ``printCoefmat``)."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+
+from .rformat import SIGNIF_LEGEND, format_pval_vector, format_vector, render_table, signif_stars, zapsmall
+
+_DIGITS = 5  # print.anova: max(getOption("digits") - 2, 3)
+
+
+class AnovaTable:
+    """A table of likelihood-ratio tests; ``str()`` prints it as R's ``print.anova``."""
+
+    def __init__(self, table: pd.DataFrame, heading: list[str], models: dict[str, object]):
+        self.table = table
+        self.heading = heading
+        self.models = models  # the (refitted) models of the rows, by row name
+
+    def __str__(self) -> str:
+        return "\n".join([*self.heading, _render(self.table)]) + "\n"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        heading = html.escape("\n".join(self.heading))
+        return f"<pre>{heading}</pre>" + self.table.to_html(na_rep="")
+
+
+# ----- printing as R's print.anova -------------------------------------------------------------
+def _render(table: pd.DataFrame) -> str:
+    """The table as ``printCoefmat`` prints an anova object (digits 5, p-values with 4)."""
+    pcol = table.columns[-1] if str(table.columns[-1]).startswith("Pr(") else None
+    columns = []
+    for name in table.columns:
+        x = table[name].to_numpy(dtype=float)
+        if name == pcol:
+            columns.append(format_pval_vector(x, _DIGITS - 1))
+        elif name in ("Chisq", "F", "Cp") or str(name)[1:7] == " value":
+            columns.append(format_vector(np.round(x, _DIGITS - 1), _DIGITS))
+        elif str(name).endswith("Df"):
+            columns.append(format_vector(x, _DIGITS))
+        else:
+            columns.append(format_vector(zapsmall(x, _DIGITS), _DIGITS))
+    header = [""] + [str(c) for c in table.columns]
+    align = ["l"] + ["r"] * len(table.columns)
+    p = table[pcol].to_numpy(dtype=float) if pcol is not None else np.array([])
+    stars = bool(np.any(p[np.isfinite(p)] < 0.1))
+    if stars:
+        marks = [signif_stars(v) for v in p]
+        width = max(map(len, marks))
+        columns.append([m.ljust(width) for m in marks])
+        header.append("")
+        align.append("l")
+    rows = [[str(name)] + [col[i] for col in columns] for i, name in enumerate(table.index)]
+    return render_table(header, rows, align) + ("\n---\n" + SIGNIF_LEGEND if stars else "")
