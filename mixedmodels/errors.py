@@ -12,6 +12,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterable
+from types import FrameType
 
 
 class MixedModelsError(ValueError):
@@ -97,7 +98,8 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 def warn(message: str, category: type[Warning]) -> None:
     """Issue a warning attributed to the user's line: the first caller outside this package."""
     package = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(1), 2  # stacklevel 2 is our caller
+    frame: FrameType | None = sys._getframe(1)
+    level = 2  # stacklevel 2 is our caller
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)

@@ -94,7 +94,9 @@ def _indicator_blocks(fit: LmerResult) -> tuple[sp.csr_matrix, list[slice], list
     variance parameter the block pairs (i, j) with Gₖ = Σ Z_i Z_jᵀ."""
     n = fit.nobs
     rows = np.arange(n)
-    blocks, slices, pairs = [], [], []
+    blocks: list[sp.csr_matrix] = []
+    slices: list[slice] = []
+    pairs: list[list[tuple[int, int]]] = []
     start = 0
     for t in fit.reterms:
         first = len(blocks)

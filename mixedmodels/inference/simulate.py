@@ -19,7 +19,7 @@ def simulate(fit, nsim: int = 1, seed: int | np.random.Generator | None = None, 
     """``nsim`` simulated responses for the rows of the fit, one column per replicate."""
     rng = np.random.default_rng(seed)
     keep_modes = re_form is None
-    if not keep_modes and re_form.replace(" ", "") not in ("~0", "NA", "~NA"):
+    if re_form is not None and re_form.replace(" ", "") not in ("~0", "NA", "~NA"):
         raise ValueError("re_form must be '~0' (new random effects) or None (the fitted modes)")
     fixed = fit.design.X @ fit.fixef.to_numpy()
     if fit.design.offset is not None:

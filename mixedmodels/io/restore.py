@@ -29,8 +29,8 @@ def load(path: str | os.PathLike, safe: bool = True) -> MixedModelResult:
     meta, arrays = read_model_file(name)
     if safe:
         try:
-            check_formula(meta.get("formula"))
-        except (FormulaError, TypeError) as exc:
+            check_formula(str(meta.get("formula")))
+        except FormulaError as exc:
             raise ModelFileError(
                 f"cannot load {name!r}: its formula does not pass check_formula, which guards against "
                 f"formulas that run code; load(..., safe=False) only if you trust the file.\n{exc}"
@@ -58,14 +58,14 @@ def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> MixedModelR
             return LmerResult(parsed, model, report, data_name=meta["data_name"])
         if meta["kind"] != "glmer":
             raise ModelFileError(f"unknown model kind {meta['kind']!r}")
-        model = GeneralizedLinearMixedModel(design, decode_family(meta["family"]), nAGQ=int(meta["nAGQ"]))
-        _check_shape(report.x, model.ntheta + (model.p if model.nAGQ > 0 else 0), "x")
+        glmm = GeneralizedLinearMixedModel(design, decode_family(meta["family"]), nAGQ=int(meta["nAGQ"]))
+        _check_shape(report.x, glmm.ntheta + (glmm.p if glmm.nAGQ > 0 else 0), "x")
         # PIRLS restarts from the stored modes, so the result's state is the saved one bit for bit
-        model._u_start = [arrays[f"u{j}"] for j in range(len(model.terms))]
-        for u, t in zip(model._u_start, model.terms):
+        glmm._u_start = [arrays[f"u{j}"] for j in range(len(glmm.terms))]
+        for u, t in zip(glmm._u_start, glmm.terms):
             _check_shape(u, t.q, "u")
-        model._beta_start = arrays["beta"]
-        fit = GlmerResult(parsed, model, report, data_name=meta["data_name"])
+        glmm._beta_start = arrays["beta"]
+        fit = GlmerResult(parsed, glmm, report, data_name=meta["data_name"])
     if meta["extra_parameters"]:
         fit.extra_parameters = int(meta["extra_parameters"])
     return fit

@@ -74,10 +74,10 @@ def add_crossproducts(parts: list[Crossproducts]) -> Crossproducts:
     what it derives from the pattern; ``scipy``'s ``+`` would drop the zeros).
     """
     return Crossproducts(
-        diag=tuple(sum(blocks) for blocks in zip(*(A.diag for A in parts))),
+        diag=tuple(np.sum(blocks, axis=0) for blocks in zip(*(A.diag for A in parts))),
         off=tuple(tuple(_add_blocks(blocks) for blocks in zip(*rows)) for rows in zip(*(A.off for A in parts))),
-        xz=tuple(sum(blocks) for blocks in zip(*(A.xz for A in parts))),
-        xx=sum(A.xx for A in parts),
+        xz=tuple(np.sum(blocks, axis=0) for blocks in zip(*(A.xz for A in parts))),
+        xx=np.sum([A.xx for A in parts], axis=0),
     )
 
 

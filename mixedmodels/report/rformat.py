@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def column_decimals(values: Sequence[float], digits: int) -> int:
+def column_decimals(values: Sequence[float] | np.ndarray, digits: int) -> int:
     """Decimals R's ``format(x, digits=digits)`` would use for the column ``values``."""
     decimals = 0
     for x in values:
@@ -25,7 +25,7 @@ def column_decimals(values: Sequence[float], digits: int) -> int:
     return min(decimals, 15)
 
 
-def format_column(values: Sequence[float], digits: int) -> list[str]:
+def format_column(values: Sequence[float] | np.ndarray, digits: int) -> list[str]:
     """Each value with the column's common number of decimals, like R's ``format``."""
     d = column_decimals(values, digits)
     return [_fixed(x, d) for x in values]
@@ -46,7 +46,7 @@ def format_pvalue(p: float, digits: int = 3, eps: float = 2.2e-16) -> str:
     return f"{p:.{digits}g}"
 
 
-def format_pvalues(ps: Sequence[float], digits: int = 3) -> list[str]:
+def format_pvalues(ps: Sequence[float] | np.ndarray, digits: int = 3) -> list[str]:
     """A p-value column as printCoefmat shows it: '< 2e-16', '1.47e-09', fixed decimals otherwise."""
     fixed = [p for p in ps if np.isfinite(p) and p >= 1e-4]
     d = column_decimals(fixed, digits)
@@ -96,7 +96,7 @@ def zapsmall(x: np.ndarray, digits: int) -> np.ndarray:
     return np.round(x, max(0, math.floor(digits - math.log10(mx) + 0.5)) if mx > 0 else digits)
 
 
-def format_vector(values: Sequence[float], digits: int) -> list[str]:
+def format_vector(values: Sequence[float] | np.ndarray, digits: int) -> list[str]:
     """R's ``format(x, digits)`` of a numeric vector: common fixed decimals or common scientific
     mantissa, whichever is narrower (fixed on ties); NaN becomes ''."""
     finite = [float(v) for v in values if np.isfinite(v)]

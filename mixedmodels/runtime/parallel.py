@@ -35,7 +35,7 @@ import os
 import threading
 import warnings
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, cast
 
 from .. import errors
 from ..errors import MixedModelsWarning
@@ -189,7 +189,7 @@ def quiet_refits() -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 try:
-                    warnings.filters.remove(_FILTER)
+                    cast(list, warnings.filters).remove(_FILTER)
                 except ValueError:  # someone replaced the filter list meanwhile
                     pass
                 mutated = getattr(warnings, "_filters_mutated", None)

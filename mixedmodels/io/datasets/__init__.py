@@ -116,7 +116,7 @@ def _canonical_name(name: str) -> str:
 
 
 def _data_file(filename: str):
-    return resources.files(_DATA_PACKAGE).joinpath(_DATA_DIR, filename)
+    return resources.files(_DATA_PACKAGE).joinpath(_DATA_DIR).joinpath(filename)
 
 
 def _read_schema(name: str) -> dict[str, dict[str, Any]]:
