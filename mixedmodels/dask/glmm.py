@@ -103,6 +103,10 @@ class DaskRows:
         """Σ −2 log f(yᵢ | μᵢ) at η = Xβ + Zb + offset, for the dispersion φ."""
         return self._sum(_partition_loglik, _add_floats, (beta, tuple(b), dispersion))
 
+    def pearson_chisq(self, beta: np.ndarray, b: list[np.ndarray]) -> float:
+        """Σ wᵢ (yᵢ − μᵢ)² / V(μᵢ) at η = Xβ + Zb + offset."""
+        return self._sum(_partition_pearson_chisq, _add_floats, (beta, tuple(b)))
+
     def _sum(self, task, combine, point):
         """``combine`` over ``task(partition, point)`` of every partition, in one round trip:
         trees on the workers down to at most _SPLIT_EVERY sums, the last addition on the client.
@@ -149,6 +153,11 @@ def _partition_loglik(rows: InMemoryRows, point: tuple) -> float:
     eta = rows.random_part(list(b)) + rows.offset + rows.X @ beta
     mu = rows.family.link.inverse(eta)
     return float(rows.family.minus_two_loglik(rows.y, mu, rows.prior_weights, dispersion).sum())
+
+
+def _partition_pearson_chisq(rows: InMemoryRows, point: tuple) -> float:
+    beta, b = point
+    return rows.pearson_chisq(beta, list(b))
 
 
 def _add_passes(*passes):
@@ -204,7 +213,7 @@ class DaskGLMM(GeneralizedLinearMixedModel):
             return state.kernel + self._loglik_offset
         b = self.random_effects(state.u, state.L.lambdas)
         if not self._kernel_plus_constant:
-            return self.rows.minus_two_loglik(state.beta, b, self.dispersion_at(state))
+            return self.rows.minus_two_loglik(state.beta, b, self.dispersion_at(state)) + self.family.aic_dispersion_term
         self._loglik_offset = self.rows.minus_two_loglik(state.beta, b, 1.0) - state.kernel
         return state.kernel + self._loglik_offset
 
@@ -479,7 +488,7 @@ def _result(parsed: ParsedFormula, plan: _Plan, model: DaskGLMM, report: Optimum
     k = model.ntheta
     theta = report.x[:k]
     state = model.pirls(theta, report.x[k:] if model.nAGQ > 0 else None)
-    sigma = float(np.sqrt(model.dispersion_at(state)))
+    sigma = float(np.sqrt(model.scale(state)))
     fixef = pd.Series(state.beta, index=xnames, name="Estimate")
     parts = _GlmmComponents(model, theta, state, sigma, fixef)
     _fit_warnings(report, parts)

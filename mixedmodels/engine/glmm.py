@@ -139,7 +139,8 @@ class GeneralizedLinearMixedModel(TermSet):
             for _ in range(_MAX_HALVINGS):
                 trial_u = [a + step * (b - a) for a, b in zip(u, new_u)]
                 trial_beta = beta + step * (new_beta - beta)
-                trial = self._pass(trial_beta, trial_u, lambdas, fixed_beta)
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # an overflowing
+                    trial = self._pass(trial_beta, trial_u, lambdas, fixed_beta)  # trial is halved below
                 if trial is not None:
                     trial_pdev = trial.kernel + _sumsq(trial_u)
                     if np.isfinite(trial_pdev) and trial_pdev <= pdev + _PIRLS_TOL * (1 + abs(pdev)):
@@ -185,17 +186,26 @@ class GeneralizedLinearMixedModel(TermSet):
 
     # ----- deviances ---------------------------------------------------------------------
     def dispersion(self, mu: np.ndarray) -> float:
-        """φ for families with a scale (deviance / n, as R's family aic); 1 otherwise."""
+        """φ inside the likelihood for families with a scale (deviance / n, as R's family aic,
+        which lme4's Laplace deviance uses); 1 otherwise.  The reported σ̂² is ``scale``."""
         if not self.family.has_dispersion:
             return 1.0
         return float(self.family.deviance_residuals(self.y, mu, self.prior_weights).sum() / self.n)
 
+    def scale(self, state: PirlsState) -> float:
+        """lme4's σ̂² (``sigma(m)^2``): (Pearson χ² + ‖u‖²) / n for families with a scale, 1
+        otherwise.  The Gamma shape is 1/σ̂², the inverse-Gaussian λ too."""
+        if not self.family.has_dispersion:
+            return 1.0
+        b = self.random_effects(state.u, state.L.lambdas)
+        return (self.rows.pearson_chisq(state.beta, b) + _sumsq(state.u)) / self.n
+
     def minus_two_loglik(self, state: PirlsState) -> float:
-        """Σ −2 log f(yᵢ | μᵢ).  Without a dispersion it is the deviance kernel plus a
-        constant of y alone, found once (binomial only with whole-number trials)."""
+        """Σ −2 log f(yᵢ | μᵢ) as R's family aic.  Without a dispersion it is the deviance
+        kernel plus a constant of y alone, found once (binomial only with whole-number trials)."""
         fam, y, wt, mu = self.family, self.y, self.prior_weights, state.mu
         if not loglik_is_kernel_plus_constant(fam, bool(np.all(wt == np.round(wt)))):
-            return float(fam.minus_two_loglik(y, mu, wt, self.dispersion(mu)).sum())
+            return float(fam.minus_two_loglik(y, mu, wt, self.dispersion(mu)).sum()) + fam.aic_dispersion_term
         if self._loglik_offset is None:
             self._loglik_offset = float(fam.minus_two_loglik(y, mu, wt, 1.0).sum()) - state.kernel
         return state.kernel + self._loglik_offset

@@ -75,6 +75,12 @@ class InMemoryRows:
             out += t.times_b(bj)
         return out
 
+    def pearson_chisq(self, beta: np.ndarray, b: list[np.ndarray]) -> float:
+        """Σ wᵢ (yᵢ − μᵢ)² / V(μᵢ) at η = Xβ + Zb + offset."""
+        eta = self.random_part(b) + self.offset + self.X @ beta
+        mu = self.family.link.inverse(eta)
+        return float(np.sum(self.prior_weights * (self.y - mu) ** 2 / self.family.variance(mu)))
+
     def working_pass(self, beta: np.ndarray, b: list[np.ndarray], fixed_beta: bool) -> WorkingPass | None:
         """The pass at (β, b); None when η leaves the family's range (PIRLS then halves its step)."""
         fam = self.family

@@ -51,8 +51,9 @@ class GlmerResult(MixedModelResult):
 
     @cached_property
     def sigma(self) -> float:
-        """Residual scale: 1 for binomial and Poisson, √φ for families with a dispersion."""
-        return float(np.sqrt(self.model.dispersion(self._state.mu)))
+        """Residual scale as lme4's sigma(): 1 for binomial and Poisson; for families with a
+        dispersion √((Pearson χ² + ‖u‖²)/n), so that 1/σ̂² is lme4's Gamma shape."""
+        return float(np.sqrt(self.model.scale(self._state)))
 
     @cached_property
     def vcov(self) -> pd.DataFrame:
