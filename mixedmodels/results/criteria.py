@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -11,25 +12,27 @@ import pandas as pd
 class InformationCriteria:
     """``se`` from ``vcov``; ``aic`` and ``bic`` from ``loglik``, ``df`` and ``nobs``."""
 
-    @property
-    @abstractmethod
-    def vcov(self) -> pd.DataFrame:
-        """Covariance matrix of the fixed effects."""
+    if TYPE_CHECKING:  # supplied by each kind of fit (as properties or dataclass fields)
 
-    @property
-    @abstractmethod
-    def loglik(self) -> float:
-        """The maximised log-likelihood (REML's for REML fits)."""
+        @property
+        @abstractmethod
+        def vcov(self) -> pd.DataFrame:
+            """Covariance matrix of the fixed effects."""
 
-    @property
-    @abstractmethod
-    def df(self) -> int:
-        """Number of estimated parameters."""
+        @property
+        @abstractmethod
+        def loglik(self) -> float:
+            """The maximised log-likelihood (REML's for REML fits)."""
 
-    @property
-    @abstractmethod
-    def nobs(self) -> int:
-        """Number of observations used."""
+        @property
+        @abstractmethod
+        def df(self) -> int:
+            """Number of estimated parameters."""
+
+        @property
+        @abstractmethod
+        def nobs(self) -> int:
+            """Number of observations used."""
 
     @property
     def se(self) -> pd.Series:
