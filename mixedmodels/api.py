@@ -36,8 +36,8 @@ def lmer(
     ``weights`` and ``offset`` are column names or vectors as long as ``data``.
     Rows with a missing value in any variable the model uses are dropped and
     counted (``m.n_dropped``); ``data`` itself is never modified.  A Dask DataFrame
-    is fitted from partition-wise crossproducts (see ``mixedmodels.dask``).  ``safe=True``
-    checks the formula first (``mixedmodels.safety.check_formula``): use it for
+    is fitted from partition-wise crossproducts (see ``mixedmodels.dask.lmm``).  ``safe=True``
+    checks the formula first (``mixedmodels.formula.check_formula``): use it for
     formulas from untrusted sources, since formulaic runs Python code in formulas.
     """
     if is_dask_dataframe(data):
@@ -101,7 +101,7 @@ def glmer(
     factors (second level = success), proportions with ``weights=`` trials, or
     ``cbind(successes, failures)``.  ``safe=True`` checks the formula first, as in lmer.
     A Dask DataFrame is fitted by PIRLS over its persisted partitions, one pass per
-    iteration (see ``mixedmodels.dask_glmm``; nAGQ > 1 is not supported there).
+    iteration (see ``mixedmodels.dask.glmm``; nAGQ > 1 is not supported there).
     """
     if is_dask_dataframe(data):
         return glmer_dask(formula, data, family=family, nAGQ=nAGQ, weights=weights, offset=offset,

@@ -6,7 +6,7 @@ kernel and the crossproducts [Z X z]ᵀ W [Z X z] with the working weights
 (``rows.GlmEquations``).  ``glmer_dask`` therefore
 
 1. finds the global levels and the layout of X and the terms as ``lmer_dask`` does
-   (``mixedmodels.dask._plan``, one pass over the data);
+   (``mixedmodels.dask.lmm``, one pass over the data);
 2. reads every partition once into the in-memory engine's form — an ``InMemoryRows``
    with the factors coded against the global levels — and *persists* it on its
    worker; the first sums over them (counts, XᵀX for aliased columns, the family's

@@ -65,7 +65,7 @@ class LinearMixedModel(TermSet):
     def fit(self, theta0: np.ndarray | None = None, maxeval: int = 100_000) -> OptimumReport:
         """Minimise the objective over θ by BOBYQA with θ's diagonal bounded below by 0.
 
-        Without ``theta0`` the start is the method-of-moments θ of ``mixedmodels.starting``.
+        Without ``theta0`` the start is the method-of-moments θ of ``mixedmodels.engine.starting``.
         """
         if theta0 is None:
             start, step = moment_start(self.crossprod, self, self.n, self.p)

@@ -7,7 +7,7 @@ PIRLS (the blocked Cholesky, the new modes, step halving) works on these sums.
 The starting β, from IRLS for the fixed-effects GLM, likewise needs only the
 weighted normal equations of each step (``glm_equations``).
 ``InMemoryRows`` holds the rows as numpy arrays; a Dask implementation computes
-the same sums per partition and adds them up (``mixedmodels.dask_glmm``).
+the same sums per partition and adds them up (``mixedmodels.dask.glmm``).
 """
 
 from __future__ import annotations

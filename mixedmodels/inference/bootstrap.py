@@ -4,7 +4,7 @@ Each replicate simulates a response from the fitted model (new random effects
 and noise), refits, and records the statistics — by default every parameter:
 the random-effect SDs and correlations, σ, and the fixed effects.  Replicates
 are reproducible by seed: replicate i always uses the i-th child seed, serially or
-spread over an executor (``mixedmodels.parallel``).
+spread over an executor (``mixedmodels.runtime.parallel``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def bootstrap(fit, nsim: int = 1000, seed: int | None = None, statistic: Callabl
     """Parametric bootstrap of ``statistic(fit) -> Series`` (default: all parameters).
 
     ``executor`` spreads the refits over a ``concurrent.futures`` executor or a
-    ``dask.distributed.Client`` (see ``mixedmodels.parallel``); the replicates are the
+    ``dask.distributed.Client`` (see ``mixedmodels.runtime.parallel``); the replicates are the
     same as serially.  For process pools and Dask, ``statistic`` must be picklable
     (a module-level function; lambdas need cloudpickle).
     """

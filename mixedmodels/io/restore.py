@@ -22,7 +22,7 @@ def load(path: str | os.PathLike, safe: bool = True) -> MixedModelResult:
     """Read a model written by :func:`save`; raises ModelFileError for anything else.
 
     Rebuilding evaluates the stored formula, and formulaic runs the Python code in
-    formulas; so by default the formula must pass :func:`~mixedmodels.safety.check_formula`.
+    formulas; so by default the formula must pass :func:`~mixedmodels.formula.check_formula`.
     Pass ``safe=False`` only for files you trust (e.g. a formula with ``I(x > 2)``).
     """
     name = os.fspath(path)

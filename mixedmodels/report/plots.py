@@ -457,7 +457,7 @@ def profile_plot(fit, which: str | Sequence[str] | None = None, level: float = 0
     """ζ against each parameter's value (lme4's ``xyplot(profile(fit))``).
 
     ζ = sign(value − estimate)·√(profiled ML deviance − minimum), from
-    :class:`mixedmodels.profile.LmmProfile`, on ``npoints`` values across the
+    :class:`mixedmodels.inference.profile.LmmProfile`, on ``npoints`` values across the
     profile interval at ``level`` (see :func:`profile_zeta`), with horizontal
     lines at ±z and the interval's limits marked.  A straight line means the
     likelihood is quadratic there (Wald intervals would agree).  ``which``

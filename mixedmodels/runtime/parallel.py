@@ -145,7 +145,7 @@ def _run_chunk(task: Callable, payload: Any, jobs: list) -> list:
 
 def _run_chunk_in_process(task: Callable, payload: Any, jobs: list) -> list:
     """A chunk in a worker process: one chunk at a time there, so it may set the process's
-    BLAS threads as fits in the main process do (``mixedmodels.threads``)."""
+    BLAS threads as fits in the main process do (``mixedmodels.runtime.threads``)."""
     with fitting_threads():
         return _run_chunk(task, payload, jobs)
 

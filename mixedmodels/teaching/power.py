@@ -80,7 +80,7 @@ def power(model: MixedModelResult, test: str, nsim: int = 100,
     ``fixef(model)["x"] <- value``; 0 gives the type I error rate).  ``group`` is the
     grouping factor whose clusters are resampled, needed when the model has several.
     The same ``seed`` gives the same table, also when ``executor`` (a ``concurrent.futures``
-    executor or a ``dask.distributed.Client``, see ``mixedmodels.parallel``) spreads the
+    executor or a ``dask.distributed.Client``, see ``mixedmodels.runtime.parallel``) spreads the
     simulations over workers.
     """
     if not isinstance(model, (LmerResult, GlmerResult)):

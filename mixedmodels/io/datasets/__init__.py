@@ -91,7 +91,7 @@ DESCRIPTIONS: dict[str, str] = {
     ),
 }
 
-_DATA_PACKAGE = __name__  # "mixedmodels.datasets"
+_DATA_PACKAGE = __name__  # "mixedmodels.io.datasets"
 _DATA_DIR = "data"
 
 
