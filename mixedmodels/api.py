@@ -53,9 +53,7 @@ def lmer(
 def _mixed_design(kind: str, formula: str, data: pd.DataFrame, safe: bool, weights: object,
                   offset: object, binomial: bool = False):
     """The parsed formula and the design of a mixed model, after the checks every fit shares."""
-    if safe:
-        check_formula(formula)
-    parsed = parse_formula(formula)
+    parsed = check_formula(formula) if safe else parse_formula(formula)
     if not parsed.random:
         raise FormulaError(
             f"{kind} needs at least one random-effects term such as (1 | group); "
@@ -64,6 +62,11 @@ def _mixed_design(kind: str, formula: str, data: pd.DataFrame, safe: bool, weigh
         )
     design = build_design(parsed, data, weights=weights, offset=offset, binomial=binomial)
     check_groups(design, lmm=kind == "lmer")
+    if kind == "lmer" and design.X.shape[1] >= design.n:
+        raise DataError(
+            f"the fixed effects have {design.X.shape[1]} columns for {design.n} observations, so no residual "
+            "variance is left to estimate; use fewer fixed effects (is a numeric column used as a factor?)"
+        )
     return parsed, design
 
 
@@ -106,10 +109,8 @@ def glmer(
     if is_dask_dataframe(data):
         return glmer_dask(formula, data, family=family, nAGQ=nAGQ, weights=weights, offset=offset,
                           maxeval=maxeval, safe=safe)
-    if safe:
-        check_formula(formula)
     fam = get_family(family)
-    parsed, design = _mixed_design("glmer", formula, data, False, weights, offset, binomial=fam.name == "binomial")
+    parsed, design = _mixed_design("glmer", formula, data, safe, weights, offset, binomial=fam.name == "binomial")
     model = GeneralizedLinearMixedModel(design, fam, nAGQ=nAGQ)
     try:
         stage1, stage2 = model.fit(maxeval=maxeval)

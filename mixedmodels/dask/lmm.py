@@ -290,9 +290,7 @@ def lmer_dask(formula: str, ddf, REML: bool = True, weights: str | None = None, 
 def _model_columns(kind: str, formula: str, ddf, weights, offset, safe: bool):
     """The parsed formula, the columns the model uses and ``ddf`` restricted to them (with the
     weights and offset columns), after the checks every fit on a Dask frame shares."""
-    if safe:
-        check_formula(formula)
-    parsed = parse_formula(formula)
+    parsed = check_formula(formula) if safe else parse_formula(formula)
     if not parsed.random:
         raise FormulaError(f"{kind} needs at least one random-effects term such as (1 | group); "
                            "for a model without random effects use mixedmodels.lm", formula)
@@ -361,11 +359,12 @@ def _plan(parsed: ParsedFormula, sub, used: list[str], weights, offset, dask) ->
         groups[g] = (per, keys)
         labels[g] = pd.Index(_combo_labels(keys, per), name=":".join(g))
     proto = _prototype(sub, used, categories, levels)
-    fixed, xnames = evaluate(parsed.fixed, proto, "the fixed part")
+    fixed, xnames = evaluate(parsed.fixed, proto, "the fixed part", checked=parsed.checked)
     _no_stateful_transforms(fixed, parsed.fixed)
     bars, reterms = [], []
     for b, bar in enumerate(parsed.random):
-        mat, names = evaluate(bar.expr, proto, f"the random-effects term ({bar.expr} | {bar.group_name}), left part")
+        mat, names = evaluate(bar.expr, proto, f"the random-effects term ({bar.expr} | {bar.group_name}), left part",
+                              checked=parsed.checked)
         _no_stateful_transforms(mat, bar.expr)
         if not names:
             raise FormulaError(f"the random-effects term ({bar.expr} | {bar.group_name}) has no columns")
@@ -494,7 +493,7 @@ def _partition_arrays(frame: pd.DataFrame, w, o, plan: _Plan, binomial: bool = F
     if binomial:
         frame = _binary_response(frame, plan)
     y, trials = response_values(plan.parsed, frame, binomial)
-    mat, xnames = evaluate(plan.parsed.fixed, frame, "the fixed part")
+    mat, xnames = evaluate(plan.parsed.fixed, frame, "the fixed part", checked=plan.parsed.checked)
     if tuple(xnames) != plan.xnames:
         raise DataError(
             f"a partition's fixed-effects columns ({', '.join(xnames)}) differ from the data's "
@@ -510,14 +509,15 @@ def _partition_arrays(frame: pd.DataFrame, w, o, plan: _Plan, binomial: bool = F
     if o is not None and not np.all(np.isfinite(o)):
         raise DataError("offset must be finite")
     for expr in plan.parsed.offsets:
-        term = numeric_column(expr, frame, "the offset")
+        term = numeric_column(expr, frame, "the offset", plan.parsed.checked)
         o = term if o is None else o + term
     terms, matrices = [], {}
     for b, idx, columns in plan.bars:
         bar = plan.parsed.random[b]
         if b not in matrices:
             m, names = evaluate(bar.expr, frame,
-                                f"the random-effects term ({bar.expr} | {bar.group_name}), left part")
+                                f"the random-effects term ({bar.expr} | {bar.group_name}), left part",
+                                checked=plan.parsed.checked)
             Xi = m.to_numpy(dtype=float)
             for j, name in enumerate(names):
                 check_finite(Xi[:, j], name)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..errors import DataError, DroppedRowsWarning, FormulaError, RankDeficiencyWarning, did_you_mean, type_name, warn
 from ..formula.parse import ParsedFormula, RandomTerm
+from ..formula.safety import check_part
 from .reterm import ReTerm
 
 
@@ -91,7 +92,7 @@ def build_design(
     X, kept = _drop_aliased(X, xnames)
     dropped = tuple(n for j, n in enumerate(xnames) if j not in kept)
     xnames = tuple(xnames[j] for j in kept)
-    reterms = tuple(t for bar in parsed.random for t in _reterms(bar, frame))
+    reterms = tuple(t for bar in parsed.random for t in _reterms(bar, frame, parsed.checked))
     if w is not None:
         w = w[complete]
         if np.any(w <= 0) or not np.all(np.isfinite(w)):
@@ -103,7 +104,7 @@ def build_design(
         if not np.all(np.isfinite(o)):
             raise DataError("offset must be finite")
     for expr in parsed.offsets:
-        term = numeric_column(expr, frame, "the offset")
+        term = numeric_column(expr, frame, "the offset", parsed.checked)
         o = term if o is None else o + term
     return Design(
         y=y,
@@ -208,13 +209,15 @@ FORMULA_CONTEXT = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
                    "log2": np.log2, "log10": np.log10, "log1p": np.log1p}
 
 
-def evaluate(expr: str, frame: pd.DataFrame, what: str,
-             sum_contrasts: bool = False) -> tuple[formulaic.ModelMatrix, tuple[str, ...]]:
+def evaluate(expr: str, frame: pd.DataFrame, what: str, sum_contrasts: bool = False,
+             checked: bool = False) -> tuple[formulaic.ModelMatrix, tuple[str, ...]]:
     """A formulaic model matrix of ``expr`` on ``frame`` coded as R codes it, with R's column names.
 
     Ordered factors get polynomial contrasts (R's contr.poly: 'ph.L', 'ph.Q'), logical
     columns are named 'xTRUE'.  ``sum_contrasts`` codes the other factors by sums to
     zero (contr.sum), the coding of type-III tests.  Errors name the formula part.
+    ``checked`` (a part of a checked formula) checks the exact text handed to formulaic,
+    as formulaic parsed it, before anything is evaluated.
     """
     dtypes = frame.dtypes
     categorical = [c for c, t in dtypes.items() if isinstance(t, pd.CategoricalDtype)
@@ -228,7 +231,13 @@ def evaluate(expr: str, frame: pd.DataFrame, what: str,
     for c, contrast in coding.items():
         coded = re.sub(r"(?<![\w.`])(?<!C\()" + re.escape(str(c)) + r"(?![\w.`(])", f"C({c}, {contrast})", coded)
     try:
-        mat = formulaic.model_matrix(_parsed(coded), frame, na_action="ignore", context=FORMULA_CONTEXT)
+        part = formula_part(coded)
+    except Exception as exc:  # formulaic raises many kinds
+        raise FormulaError(f"cannot read {what} {expr!r}: {exc}") from exc
+    if checked:
+        check_part(part, coded)
+    try:
+        mat = formulaic.model_matrix(part, frame, na_action="ignore", context=FORMULA_CONTEXT)
     except Exception as exc:  # formulaic raises many kinds
         raise FormulaError(f"cannot evaluate {what} {expr!r}: {exc}") from exc
     renames = {f"C({c}, {contrast})": str(c) for c, contrast in coding.items()}
@@ -236,21 +245,22 @@ def evaluate(expr: str, frame: pd.DataFrame, what: str,
 
 
 @lru_cache(maxsize=256)
-def _parsed(expr: str) -> formulaic.Formula:
-    """formulaic's parse of a formula part, kept: a fifth of a model matrix's cost on small data."""
+def formula_part(expr: str) -> formulaic.Formula:
+    """formulaic's parse of a formula part (nothing evaluated), kept: a fifth of a model matrix's
+    cost on small data."""
     return formulaic.Formula(expr)
 
 
 def _fixed_part(parsed: ParsedFormula, frame: pd.DataFrame):
     """Fixed-effects matrix through formulaic, with R's column names."""
-    rhs, names = evaluate(parsed.fixed, frame, "the fixed part")
+    rhs, names = evaluate(parsed.fixed, frame, "the fixed part", checked=parsed.checked)
     X = rhs.to_numpy(dtype=float)
     for j, name in enumerate(names):
         check_finite(X[:, j], name)
     return X, names, rhs.model_spec
 
 
-def numeric_column(expr: str, frame: pd.DataFrame, what: str) -> np.ndarray:
+def numeric_column(expr: str, frame: pd.DataFrame, what: str, checked: bool) -> np.ndarray:
     """One numeric column from an expression such as 'y', 'np.log(y)' or 'size - k'."""
     if expr in frame.columns and not pd.api.types.is_numeric_dtype(frame[expr].dtype):
         raise DataError(
@@ -260,7 +270,7 @@ def numeric_column(expr: str, frame: pd.DataFrame, what: str) -> np.ndarray:
     if expr in frame.columns:  # a plain column: no formula to evaluate
         values = frame[expr].to_numpy(dtype=float)[:, None]
     else:
-        values = evaluate(f"0 + I({expr})", frame, what)[0].to_numpy(dtype=float)
+        values = evaluate(f"0 + I({expr})", frame, what, checked=checked)[0].to_numpy(dtype=float)
     if values.shape[1] != 1:
         raise DataError(f"{what} {expr!r} must be one numeric column; it gave {values.shape[1]}")
     out = values.ravel()
@@ -286,7 +296,7 @@ def response_values(parsed: ParsedFormula, frame: pd.DataFrame, binomial: bool) 
         parts = _split_arguments(match.group(1))
         if len(parts) != 2:
             raise FormulaError("cbind() takes two arguments: cbind(successes, failures)", parsed.text, 0)
-        succ, fail = (numeric_column(p, frame, "cbind() argument") for p in parts)
+        succ, fail = (numeric_column(p, frame, "cbind() argument", parsed.checked) for p in parts)
         if np.any(succ < 0) or np.any(fail < 0):
             raise DataError(f"cbind({parts[0]}, {parts[1]}) has negative counts")
         trials = succ + fail
@@ -295,7 +305,7 @@ def response_values(parsed: ParsedFormula, frame: pd.DataFrame, binomial: bool) 
         return y, trials
     if binomial and text in frame.columns and _is_two_valued_type(frame[text]):
         return _two_level(frame[text], text), None
-    return numeric_column(text, frame, "the response"), None
+    return numeric_column(text, frame, "the response", parsed.checked), None
 
 
 def _is_two_valued_type(column: pd.Series) -> bool:
@@ -409,10 +419,11 @@ def factor_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes.astype(np.int64), pd.Index(levels)
 
 
-def _reterms(bar: RandomTerm, frame: pd.DataFrame) -> list[ReTerm]:
+def _reterms(bar: RandomTerm, frame: pd.DataFrame, checked: bool) -> list[ReTerm]:
     """The ReTerms of one bar; ``||`` gives one scalar term per column of its matrix."""
     codes, levels = grouping_factor(frame, bar.group)
-    mat, names = evaluate(bar.expr, frame, f"the random-effects term ({bar.expr} | {bar.group_name}), left part")
+    mat, names = evaluate(bar.expr, frame, f"the random-effects term ({bar.expr} | {bar.group_name}), left part",
+                          checked=checked)
     Xi = mat.to_numpy(dtype=float)
     if Xi.shape[1] == 0:
         raise FormulaError(f"the random-effects term ({bar.expr} | {bar.group_name}) has no columns")

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from mixedmodels.errors import FormulaError
 
+from .limits import MAX_TERMS, check_random_terms, check_size, column_bound
+
 _OPENERS = "([{"
 _CLOSERS = {")": "(", "]": "[", "}": "{"}
 _QUOTES = "`'\""
@@ -47,6 +49,7 @@ class ParsedFormula:
     fixed: str
     random: tuple[RandomTerm, ...]
     offsets: tuple[str, ...] = ()  # expressions of offset(...) summands, as R's offset()
+    checked: bool = False  # passed check_formula: every part evaluated from it is checked again
 
     @property
     def fixed_formula(self) -> str:
@@ -84,6 +87,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     """
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a str, not {type(formula).__name__}")
+    check_size(formula)
     layout = _scan(formula)
     tildes = layout.find("~", 0, len(formula), _TOP)
     if not tildes:
@@ -123,13 +127,18 @@ def parse_formula(formula: str) -> ParsedFormula:
                 offsets.append(inner)
             else:
                 fixed.append(formula[start:end])
-    return ParsedFormula(
+    parsed = ParsedFormula(
         text=formula,
         response=formula[:tilde].strip(),
         fixed=_join_summands(fixed),
         random=tuple(random),
         offsets=tuple(offsets),
     )
+    check_random_terms(len(random), formula)
+    for part in (parsed.fixed, *{t.expr for t in random}):
+        if column_bound(part, formula) > MAX_TERMS:
+            raise FormulaError(f"{part!r} expands to more than {MAX_TERMS:,} terms", formula)
+    return parsed
 
 
 def _offset_argument(layout: _Layout, start: int, end: int) -> str | None:

@@ -222,7 +222,8 @@ def _refit(fit: LmerResult, reterms: tuple[ReTerm, ...]) -> LmerResult | LmResul
     bars = tuple(RandomTerm(t.expr, tuple(t.group.split(":"))) for t in reterms)
     pieces = [f"offset({o})" for o in p.offsets] + [f"({b.expr} | {b.group_name})" for b in bars]
     text = " + ".join([p.fixed_formula, *pieces])
-    parsed = ParsedFormula(text=text, response=p.response, fixed=p.fixed, random=bars, offsets=p.offsets)
+    parsed = ParsedFormula(text=text, response=p.response, fixed=p.fixed, random=bars, offsets=p.offsets,
+                           checked=p.checked)
     if not reterms:
         return LmResult(parsed, design, fit.data_name)
     model = LinearMixedModel(design, REML=fit.REML)

@@ -25,7 +25,8 @@ from .satterthwaite import satterthwaite_f
 def type3_contrasts(fit) -> dict[str, np.ndarray]:
     """Term name → contrast matrix L (rows over the fitted coefficients)."""
     X = fit.design.X
-    mat, _ = evaluate(fit.parsed.fixed, fit.design.frame, "the fixed part", sum_contrasts=True)
+    mat, _ = evaluate(fit.parsed.fixed, fit.design.frame, "the fixed part", sum_contrasts=True,
+                      checked=fit.parsed.checked)
     X_sum = mat.to_numpy(dtype=float)
     if X_sum.shape[1] != X.shape[1]:
         raise MixedModelsError(

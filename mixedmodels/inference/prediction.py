@@ -17,7 +17,7 @@ import pandas as pd
 from formulaic.errors import FormulaicError
 
 from ..errors import DataError, FormulaError, type_name
-from ..design.build import evaluate, numeric_column
+from ..design.build import formula_part, numeric_column
 from ..formula.parse import parse_formula
 from ..design.reterm import ReTerm
 
@@ -78,23 +78,39 @@ def _selected_modes(fit, re_form: str | None) -> list[tuple[ReTerm, np.ndarray]]
 
 
 def _wanted_columns(fit, re_form: str | None) -> dict[str, set[str]] | None:
-    """Grouping factor → the random-effect columns re_form names; None for all of them."""
+    """Grouping factor → the random-effect columns re_form names; None for all of them.
+
+    re_form may name only terms of the model's random effects, so it is matched against
+    the fitted terms (formulaic's parse, nothing evaluated) and never runs code.
+    """
     if re_form is None:
         return None
+    if not isinstance(re_form, str):
+        raise FormulaError(f"re_form must be a formula string such as '~(1 | g)', '~0' or None, not {type_name(re_form)}")
     text = re_form.strip()
     if text.replace(" ", "") in ("~0", "NA", "~NA"):
         return {}
     parsed = parse_formula(text if "~" in text else f"~ {text}")
     known = {t.group for t in fit.design.reterms}
-    if not parsed.random or any(bar.group_name not in known for bar in parsed.random):
+    if (not parsed.random or parsed.response or parsed.offsets or parsed.fixed.replace(" ", "") not in ("1", "0", "-1")
+            or any(bar.group_name not in known for bar in parsed.random)):
         raise FormulaError(
-            f"re_form must name random-effect terms of the model ({', '.join(sorted(known))}), "
+            f"re_form must name random-effect terms of the model ({', '.join(sorted(known))}) and nothing else, "
             f"or be '~0' for none; got {re_form!r}"
         )
     wanted: dict[str, set[str]] = {}
     for bar in parsed.random:
-        _, names = evaluate(bar.expr, fit.design.frame.iloc[:1], f"re_form's term ({bar.expr} | {bar.group_name})")
-        wanted.setdefault(bar.group_name, set()).update(names)
+        asked = {str(term) for term in formula_part(bar.expr)}
+        fitted = [t for t in fit.design.reterms if t.group == bar.group_name and t.spec is not None]
+        slices = [(t, sl) for t in fitted for term, sl in t.spec.term_slices.items() if str(term) in asked]
+        unknown = asked - {str(term) for t in fitted for term in t.spec.term_slices}
+        if unknown:
+            raise FormulaError(
+                f"re_form's term ({bar.expr} | {bar.group_name}) names {', '.join(sorted(unknown))}, which "
+                f"the model's random effects for {bar.group_name} do not have"
+            )
+        wanted.setdefault(bar.group_name, set()).update(
+            t.columns[k] for t, sl in slices for k, j in enumerate(t.column_index) if sl.start <= j < sl.stop)
     return wanted
 
 
@@ -138,7 +154,7 @@ def _offset(fit, newdata: pd.DataFrame, offset: object) -> np.ndarray:
     """Formula offsets evaluated on newdata, plus an explicit ``offset`` vector."""
     total = np.zeros(len(newdata))
     for expr in fit.parsed.offsets:
-        total = total + numeric_column(expr, newdata, "the offset")
+        total = total + numeric_column(expr, newdata, "the offset", fit.parsed.checked)
     if offset is not None:
         total = total + np.asarray(offset, dtype=float)
     elif fit.design.offset is not None and not fit.parsed.offsets:

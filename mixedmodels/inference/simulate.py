@@ -12,15 +12,15 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, FormulaError
 
 
 def simulate(fit, nsim: int = 1, seed: int | np.random.Generator | None = None, re_form: str | None = "~0") -> pd.DataFrame:
     """``nsim`` simulated responses for the rows of the fit, one column per replicate."""
     rng = np.random.default_rng(seed)
     keep_modes = re_form is None
-    if re_form is not None and re_form.replace(" ", "") not in ("~0", "NA", "~NA"):
-        raise ValueError("re_form must be '~0' (new random effects) or None (the fitted modes)")
+    if re_form is not None and (not isinstance(re_form, str) or re_form.replace(" ", "") not in ("~0", "NA", "~NA")):
+        raise FormulaError(f"re_form must be '~0' (new random effects) or None (the fitted modes), not {re_form!r}")
     fixed = fit.design.X @ fit.fixef.to_numpy()
     if fit.design.offset is not None:
         fixed = fixed + fit.design.offset

@@ -41,7 +41,7 @@ import pandas as pd
 from ..design.build import Design, build_design
 from ..engine.families import FAMILIES, Family, NegativeBinomial, get_family
 from ..errors import MixedModelsError, MixedModelsWarning, ModelFileError
-from ..formula.parse import parse_formula
+from ..formula.parse import ParsedFormula, parse_formula
 from ..protocols import FittedModel
 from ..version import __version__
 
@@ -125,11 +125,11 @@ def without_fit_warnings() -> Iterator[None]:
         yield
 
 
-def rebuild_design(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Design:
+def rebuild_design(parsed: ParsedFormula, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Design:
     """The design from the stored frame, with the stored y, weights and offset put back verbatim."""
     frame = _decode_frame(meta["frame"], arrays)
     binomial = meta["kind"] == "glmer" and meta["family"]["name"] == "binomial"
-    design = build_design(parse_formula(meta["formula"]), frame, binomial=binomial)
+    design = build_design(parsed, frame, binomial=binomial)
     found = _describe(design)
     if found != meta["design"]:
         parts = [k for k in found if found[k] != meta["design"].get(k)]
@@ -157,7 +157,7 @@ def _check_rebuilds(design: Design, meta: dict[str, Any], arrays: dict[str, np.n
     """Refuse to save what would not load as the same model (e.g. a design edited by hand)."""
     try:
         with without_fit_warnings():
-            rebuilt = rebuild_design(meta, arrays)
+            rebuilt = rebuild_design(parse_formula(meta["formula"]), meta, arrays)
     except MixedModelsError as exc:
         raise ModelFileError(f"the model cannot be rebuilt from its formula and data ({exc})") from exc
     same = np.array_equal(rebuilt.X, design.X) and all(

@@ -11,7 +11,7 @@ from ..engine.glmm import GeneralizedLinearMixedModel
 from ..engine.lmm import LinearMixedModel
 from ..engine.optimizer import OptimumReport
 from ..errors import FormulaError, ModelFileError
-from ..formula.parse import parse_formula
+from ..formula.parse import ParsedFormula, parse_formula
 from ..formula.safety import check_formula
 from ..results.glmer import GlmerResult
 from ..results.lmer import LmerResult, MixedModelResult
@@ -27,31 +27,31 @@ def load(path: str | os.PathLike, safe: bool = True) -> MixedModelResult:
     """
     name = os.fspath(path)
     meta, arrays = read_model_file(name)
-    if safe:
-        try:
-            check_formula(str(meta.get("formula")))
-        except FormulaError as exc:
-            raise ModelFileError(
-                f"cannot load {name!r}: its formula does not pass check_formula, which guards against "
-                f"formulas that run code; load(..., safe=False) only if you trust the file.\n{exc}"
-            ) from exc
     try:
-        return _rebuild(meta, arrays)
+        parsed = check_formula(meta.get("formula")) if safe else parse_formula(str(meta.get("formula")))
+    except FormulaError as exc:
+        raise ModelFileError(
+            f"cannot load {name!r}: its formula does not pass check_formula, which guards against "
+            f"formulas that run code; load(..., safe=False) only if you trust the file.\n{exc}"
+            if safe else f"cannot load {name!r}: its formula cannot be read.\n{exc}"
+        ) from exc
+    try:
+        return _rebuild(parsed, meta, arrays)
     except ModelFileError as exc:
         raise ModelFileError(f"cannot load {name!r}: {exc}") from None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ModelFileError(f"cannot load {name!r}: the file is corrupted or inconsistent ({exc!r})") from exc
 
 
-def _rebuild(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> MixedModelResult:
-    parsed = parse_formula(meta["formula"])
+def _rebuild(parsed: ParsedFormula, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> MixedModelResult:
+    """The result from the stored optimum, its design rebuilt from ``parsed`` and the stored frame."""
     opt = meta["optimum"]
     report = OptimumReport(
         x=arrays["x"], fun=float(opt["fun"]), nfev=int(opt["nfev"]), converged=bool(opt["converged"]),
         gradient=arrays["gradient"], message=str(opt["message"]), hessian=arrays.get("hessian"),
     )
     with without_fit_warnings():
-        design = rebuild_design(meta, arrays)
+        design = rebuild_design(parsed, meta, arrays)
         if meta["kind"] == "lmer":
             model = LinearMixedModel(design, REML=bool(meta["REML"]))
             _check_shape(report.x, model.theta_start.size, "x")
