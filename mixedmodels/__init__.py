@@ -4,6 +4,7 @@ from .io import datasets
 from .engine import families
 from .inference.anova import AnovaTable, anova, ranova
 from .api import glmer, glmer_nb, lmer
+from .engine.control import Control
 from .dask.lmm import DaskLmerResult, lmer_dask
 from .dask.glmm import DaskGlmerResult, glmer_dask
 from .errors import (
@@ -36,6 +37,7 @@ __all__ = [
     "lmer",
     "glmer",
     "glmer_nb",
+    "Control",
     "lmer_dask",
     "DaskLmerResult",
     "glmer_dask",

@@ -9,6 +9,7 @@ from scipy.optimize import minimize_scalar
 from .dask.glmm import glmer_dask
 from .dask.lmm import is_dask_dataframe, lmer_dask
 from .design.build import build_design, check_groups
+from .engine.control import Control, resolve_control
 from .errors import DataError, FitError, FormulaError
 from .engine.families import Family, NegativeBinomial, get_family
 from .formula.parse import parse_formula
@@ -28,8 +29,9 @@ def lmer(
     weights: object = None,
     offset: object = None,
     start: object = None,
-    maxeval: int = 100_000,
+    maxeval: int | None = None,
     safe: bool = False,
+    control: Control | None = None,
 ) -> LmerResult:
     """Fit a linear mixed model from an lme4 formula, by REML (default) or ML.
 
@@ -39,14 +41,17 @@ def lmer(
     is fitted from partition-wise crossproducts (see ``mixedmodels.dask.lmm``).  ``safe=True``
     checks the formula first (``mixedmodels.formula.check_formula``): use it for
     formulas from untrusted sources, since formulaic runs Python code in formulas.
+    ``control`` (a ``mixedmodels.Control``) sets the optimizer, its tolerances and the
+    checks, as lme4's lmerControl; ``maxeval=`` is a shortcut for ``Control(maxeval=...)``.
     """
+    ctl = resolve_control(control, maxeval)
     if is_dask_dataframe(data):
         if start is not None:
             raise DataError("start is not supported for Dask data")
-        return lmer_dask(formula, data, REML=REML, weights=weights, offset=offset, maxeval=maxeval, safe=safe)
+        return lmer_dask(formula, data, REML=REML, weights=weights, offset=offset, safe=safe, control=ctl)
     parsed, design = _mixed_design("lmer", formula, data, safe, weights, offset)
-    model = LinearMixedModel(design, REML=REML)
-    report = model.fit(theta0=_engine_start(model, start), maxeval=maxeval)
+    model = LinearMixedModel(design, REML=REML, control=ctl)
+    report = model.fit(theta0=_engine_start(model, start))
     return LmerResult(parsed, model, report, data_name=data.attrs.get("name"))
 
 
@@ -91,8 +96,9 @@ def glmer(
     nAGQ: int = 1,
     weights: object = None,
     offset: object = None,
-    maxeval: int = 100_000,
+    maxeval: int | None = None,
     safe: bool = False,
+    control: Control | None = None,
 ) -> GlmerResult:
     """Fit a generalized linear mixed model from an lme4 formula by maximum likelihood.
 
@@ -102,18 +108,20 @@ def glmer(
     quadrature (one scalar random-effects term), ``nAGQ=0`` the faster fit with β
     estimated inside PIRLS.  Binomial responses may be 0/1, booleans, two-level
     factors (second level = success), proportions with ``weights=`` trials, or
-    ``cbind(successes, failures)``.  ``safe=True`` checks the formula first, as in lmer.
+    ``cbind(successes, failures)``.  ``safe=True`` checks the formula first, and ``control``
+    (or its ``maxeval=`` shortcut) sets how the fit runs, as in lmer.
     A Dask DataFrame is fitted by PIRLS over its persisted partitions, one pass per
     iteration (see ``mixedmodels.dask.glmm``; nAGQ > 1 is not supported there).
     """
+    ctl = resolve_control(control, maxeval)
     if is_dask_dataframe(data):
-        return glmer_dask(formula, data, family=family, nAGQ=nAGQ, weights=weights, offset=offset,
-                          maxeval=maxeval, safe=safe)
+        return glmer_dask(formula, data, family=family, nAGQ=nAGQ, weights=weights, offset=offset, safe=safe,
+                          control=ctl)
     fam = get_family(family)
     parsed, design = _mixed_design("glmer", formula, data, safe, weights, offset, binomial=fam.name == "binomial")
-    model = GeneralizedLinearMixedModel(design, fam, nAGQ=nAGQ)
+    model = GeneralizedLinearMixedModel(design, fam, nAGQ=nAGQ, control=ctl)
     try:
-        stage1, stage2 = model.fit(maxeval=maxeval)
+        stage1, stage2 = model.fit()
     except (np.linalg.LinAlgError, FloatingPointError, OverflowError) as exc:
         raise FitError(
             f"the fit failed numerically ({exc}); look for extreme values in the response or predictors, "
@@ -130,28 +138,31 @@ def glmer_nb(
     nAGQ: int = 1,
     weights: object = None,
     offset: object = None,
-    maxeval: int = 100_000,
+    maxeval: int | None = None,
     safe: bool = False,
+    control: Control | None = None,
 ) -> GlmerResult:
     """Negative binomial GLMM (lme4's ``glmer.nb``): the dispersion θ is estimated too.
 
     Starts from the Poisson fit, then maximises the Laplace likelihood over log θ,
     refitting (θ_RE, β) at each trial value from the best fit so far.  The result's
     ``family.theta`` is the estimate; ``df`` counts it.  ``safe=True`` checks the
-    formula first, as in lmer.
+    formula first, and ``control`` (or ``maxeval=``) sets how each fit runs, as in lmer.
     """
+    ctl = resolve_control(control, maxeval)
     if is_dask_dataframe(data):
         raise DataError("glmer_nb is not available for Dask DataFrames: each trial dispersion is a "
                         "whole refit; fit a sample with .compute(), or use glmer(family='poisson') on Dask")
     parsed, design = _mixed_design("glmer_nb", formula, data, safe, weights, offset)
-    poisson = GeneralizedLinearMixedModel(design, get_family("poisson", link), nAGQ=nAGQ)
-    _, report = poisson.fit(maxeval=maxeval)
-    mu = poisson.pirls(report.x[: poisson.ntheta], report.x[poisson.ntheta:]).mu
+    poisson = GeneralizedLinearMixedModel(design, get_family("poisson", link), nAGQ=nAGQ, control=ctl)
+    _, report = poisson.fit()
+    at_optimum = poisson.pirls(report.x[: poisson.ntheta], report.x[poisson.ntheta:])
+    mu = at_optimum.mu
     best: dict = {"x": report.x}
 
     def deviance(log_k: float) -> float:
-        model = poisson.with_family(NegativeBinomial(float(np.exp(log_k)), link))
-        _, rep = model.fit(maxeval=maxeval, start=best["x"])
+        model = poisson.with_family(NegativeBinomial(float(np.exp(log_k)), link), warm_start=at_optimum.start)
+        _, rep = model.fit(start=best["x"])
         if rep.fun < best.get("fun", np.inf):
             best.update(x=rep.x, fun=rep.fun, model=model, report=rep)
         return rep.fun

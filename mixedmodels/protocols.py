@@ -15,6 +15,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from .design.build import Design
     from .design.reterm import ReTerm
+    from .engine.control import Control
     from .engine.optimizer import OptimumReport
     from .formula.parse import ParsedFormula
 
@@ -50,3 +51,5 @@ class FittedModel(Protocol):
     def varcorr(self) -> pd.DataFrame: ...
     @property
     def rows_used(self) -> pd.Index: ...
+    @property
+    def control(self) -> Control: ...

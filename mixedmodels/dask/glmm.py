@@ -61,6 +61,7 @@ from ..design.build import check_groups, check_two_levels
 from ..errors import FamilyError
 from ..engine.families import Family, get_family
 from ..formula.parse import ParsedFormula
+from ..engine.control import Control, resolve_control
 from ..engine.glmm import GeneralizedLinearMixedModel, PirlsState, loglik_is_kernel_plus_constant
 from ..results.glmer import GlmerResult, check_residual_type, glmm_residuals
 from ..engine.optimizer import OptimumReport
@@ -184,14 +185,14 @@ class DaskGLMM(GeneralizedLinearMixedModel):
     are the in-memory model's; only the −2 log-likelihood, which reads the rows, differs."""
 
     def __init__(self, reterms: tuple[ReTerm, ...], rows: DaskRows, p: int, family: Family, nAGQ: int,
-                 whole_weights: bool):
+                 whole_weights: bool, control: Control):
         _check_nagq(nAGQ)
         TermSet.__init__(self, reterms)
         self.design = None
         self.reterms = tuple(reterms)
         self._p = int(p)
         self._kernel_plus_constant = loglik_is_kernel_plus_constant(family, whole_weights)
-        self._set_up(family, nAGQ, rows)
+        self._set_up(family, nAGQ, rows, control)
 
     @property
     def n(self) -> int:
@@ -304,8 +305,10 @@ def _engine_rows(part: _Partition, keep: list[int], family: Family) -> InMemoryR
 # ----- the fit ---------------------------------------------------------------------------
 
 def glmer_dask(formula: str, ddf, family: str | Family = "binomial", nAGQ: int = 1, weights: str | None = None,
-               offset: str | None = None, maxeval: int = 100_000, safe: bool = False) -> DaskGlmerResult:
-    """Fit ``formula`` to the Dask DataFrame ``ddf`` as ``mm.glmer`` fits a pandas one.
+               offset: str | None = None, maxeval: int | None = None, safe: bool = False,
+               control: Control | None = None) -> DaskGlmerResult:
+    """Fit ``formula`` to the Dask DataFrame ``ddf`` as ``mm.glmer`` fits a pandas one
+    (``control`` and its ``maxeval=`` shortcut as there).
 
     ``weights`` and ``offset`` are column names.  The partitions are read twice (the
     levels, then the rows, persisted on the workers); each PIRLS iteration is one
@@ -313,6 +316,7 @@ def glmer_dask(formula: str, ddf, family: str | Family = "binomial", nAGQ: int =
     """
     import dask
 
+    ctl = resolve_control(control, maxeval)
     fam = get_family(family)
     _check_nagq(nAGQ)  # before any pass over the data
     parsed, used, sub = _model_columns("glmer", formula, ddf, weights, offset, safe)
@@ -328,11 +332,11 @@ def glmer_dask(formula: str, ddf, family: str | Family = "binomial", nAGQ: int =
     rows = DaskRows(list(dask.persist(*[dask.delayed(_engine_rows)(part, keep, fam) for part in with_rows])),
                     total["n"])
     del read, with_rows  # the workers keep only the engine's rows
-    model = DaskGLMM(plan.reterms, rows, len(keep), fam, nAGQ, total["whole_weights"])
+    model = DaskGLMM(plan.reterms, rows, len(keep), fam, nAGQ, total["whole_weights"], ctl)
     xnames = [plan.xnames[j] for j in keep]
     dropped = tuple(name for name in plan.xnames if name not in xnames)
     with fitting_threads():
-        stage1, stage2 = model.fit(maxeval=maxeval)
+        stage1, stage2 = model.fit()
         return _result(parsed, plan, model, stage2 if stage2 is not None else stage1, xnames, total["n_dropped"],
                        dropped, sub)
 
@@ -353,6 +357,7 @@ class _GlmmComponents(_Components):
     def __init__(self, model: DaskGLMM, theta_engine: np.ndarray, state: PirlsState, sigma: float,
                  fixef: pd.Series):
         super().__init__(model, theta_engine, state.L, sigma, fixef)
+        self.state = state
         self._u = state.u
         self.has_residual_row = model.family.has_dispersion
 
@@ -388,6 +393,15 @@ class DaskGlmerResult(RandomEffectsOfComponents, InformationCriteria):
     @property
     def _beta(self) -> np.ndarray:
         return self.fixef.to_numpy()
+
+    @property
+    def _state(self) -> PirlsState:
+        return self.components.state
+
+    @property
+    def control(self) -> Control:
+        """The settings the model was fitted with."""
+        return self.model.control
 
     _hessian_vcov = GlmerResult._hessian_vcov
     _conditional_vcov = GlmerResult._conditional_vcov

@@ -78,6 +78,7 @@ from ..errors import (
     warn,
 )
 from ..formula.parse import ParsedFormula, parse_formula
+from ..engine.control import DEFAULT_CONTROL, Control, resolve_control
 from ..formula.safety import check_formula
 from ..engine.lmm import LinearMixedModel
 from ..engine.optimizer import OptimumReport
@@ -110,11 +111,12 @@ class CrossproductLMM(LinearMixedModel):
     """
 
     def __init__(self, reterms: tuple[ReTerm, ...], crossprod: Crossproducts, n: int, p: int,
-                 REML: bool = True, log_weights: float = 0.0):
+                 REML: bool = True, log_weights: float = 0.0, control: Control = DEFAULT_CONTROL):
         TermSet.__init__(self, reterms)
         self.design = None
         self.reterms = tuple(reterms)
         self.REML = REML
+        self.control = control
         self.crossprod = crossprod
         self._n, self._p = int(n), int(p)
         self._log_weights = float(log_weights)
@@ -182,6 +184,11 @@ class DaskLmerResult(RandomEffectsOfComponents, InformationCriteria):
     @property
     def loglik(self) -> float:
         return -0.5 * self.objective
+
+    @property
+    def control(self) -> Control:
+        """The settings the model was fitted with."""
+        return self.model.control
 
     @property
     def df(self) -> int:
@@ -268,8 +275,9 @@ class DaskLmerResult(RandomEffectsOfComponents, InformationCriteria):
 # ----- the fit ---------------------------------------------------------------------------
 
 def lmer_dask(formula: str, ddf, REML: bool = True, weights: str | None = None, offset: str | None = None,
-              maxeval: int = 100_000, safe: bool = False) -> DaskLmerResult:
-    """Fit ``formula`` to the Dask DataFrame ``ddf`` as ``mm.lmer`` fits a pandas one.
+              maxeval: int | None = None, safe: bool = False, control: Control | None = None) -> DaskLmerResult:
+    """Fit ``formula`` to the Dask DataFrame ``ddf`` as ``mm.lmer`` fits a pandas one
+    (``control`` and its ``maxeval=`` shortcut as there).
 
     ``weights`` and ``offset`` are column names.  Computations run on the current
     Dask scheduler (a ``dask.distributed.Client`` when one is active); two passes
@@ -277,6 +285,7 @@ def lmer_dask(formula: str, ddf, REML: bool = True, weights: str | None = None, 
     """
     import dask
 
+    ctl = resolve_control(control, maxeval)
     parsed, used, sub = _model_columns("lmer", formula, ddf, weights, offset, safe)
     plan = _plan(parsed, sub, used, weights, offset, dask)
     shipped = dask.delayed(plan)
@@ -284,7 +293,7 @@ def lmer_dask(formula: str, ddf, REML: bool = True, weights: str | None = None, 
     partials = [dask.delayed(_partition_crossproducts)(part, shipped, shift) for part in sub.to_delayed()]
     total = _tree(dask, partials, _add).compute()
     with fitting_threads():
-        return _fit(parsed, plan, total, REML, maxeval, sub, shift)
+        return _fit(parsed, plan, total, REML, ctl, sub, shift)
 
 
 def _model_columns(kind: str, formula: str, ddf, weights, offset, safe: bool):
@@ -694,7 +703,7 @@ def _empty_probe(ddf) -> pd.DataFrame:
 
 # ----- on the client ---------------------------------------------------------------------
 
-def _fit(parsed: ParsedFormula, plan: _Plan, total: dict, REML: bool, maxeval: int, data,
+def _fit(parsed: ParsedFormula, plan: _Plan, total: dict, REML: bool, control: Control, data,
          shift: np.ndarray) -> DaskLmerResult:
     n, A = total["n"], total["A"]
     keep = _kept_columns(plan, n, total["n_dropped"], total["missing"], None if A is None else A.xx[:-1, :-1])
@@ -705,8 +714,9 @@ def _fit(parsed: ParsedFormula, plan: _Plan, total: dict, REML: bool, maxeval: i
                                      beta_shift=shift[keep]))
     xnames = [plan.xnames[j] for j in keep]
     check_groups(SimpleNamespace(reterms=plan.reterms, n=n))
-    model = CrossproductLMM(plan.reterms, A, n, len(keep), REML=REML, log_weights=total["log_weights"])
-    report = model.fit(maxeval=maxeval)
+    model = CrossproductLMM(plan.reterms, A, n, len(keep), REML=REML, log_weights=total["log_weights"],
+                            control=control)
+    report = model.fit()
     return _result(parsed, plan, model, report, xnames, total["n_dropped"], dropped, data)
 
 

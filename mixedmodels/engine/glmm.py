@@ -16,24 +16,27 @@ from __future__ import annotations
 import copy
 
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 
 from ..linalg.blockchol import BlockedCholesky, factorize
 from ..design.build import Design
 from ..errors import FamilyError, FitError
+from .control import DEFAULT_CONTROL, Control
 from .families import Family
-from .optimizer import OptimumReport, minimize_bobyqa, optimize
+from .optimizer import MINIMIZERS, OptimumReport, optimize
 from ..design.reterm import TermSet
 from .rows import InMemoryRows
 from .starting import MIN_STEP, STEP_FRACTION
 
-_PIRLS_MAXIT = 100
-_PIRLS_TOL = 1e-11  # allowed relative rise of the penalised deviance (round-off)
-_PIRLS_STEP_TOL = 1e-10  # converged when no mode moves by more than this (relative)
-_MAX_HALVINGS = 20
-STAGE1_FTOL_REL = 1e-10  # stage 1 as a start only: stage 2 goes on from it
-_LAPLACE_NOISE = 1e-10  # relative noise of the deviance: PIRLS stops when the modes move by < _PIRLS_STEP_TOL
+
+@dataclass(frozen=True)
+class PirlsStart:
+    """Where PIRLS starts: the spherical modes u and, when β is updated with u, β."""
+
+    u: tuple[np.ndarray, ...]
+    beta: np.ndarray | None
 
 
 @dataclass
@@ -47,11 +50,30 @@ class PirlsState:
     kernel: float  # the deviance kernel at μ
     L: BlockedCholesky
 
+    @property
+    def start(self) -> PirlsStart:
+        """A PIRLS start at these modes (a start at the solution stops after one factorisation)."""
+        return PirlsStart(tuple(self.u), self.beta)
+
+
+class WarmPirls:
+    """PIRLS during one fit: each evaluation starts from the modes of the one before, which is
+    fast and makes the deviance smooth enough for the optimizer.  ``start`` is the latest."""
+
+    def __init__(self, model: GeneralizedLinearMixedModel, start: PirlsStart):
+        self.model = model
+        self.start = start
+
+    def __call__(self, theta: np.ndarray, beta: np.ndarray | None = None) -> PirlsState:
+        state = self.model.pirls(theta, beta, self.start)
+        self.start = PirlsStart(tuple(state.u), self.start.beta if beta is not None else state.beta)
+        return state
+
 
 class GeneralizedLinearMixedModel(TermSet):
     """Laplace / AGQ deviance of a GLMM for one design and family."""
 
-    def __init__(self, design: Design, family: Family, nAGQ: int = 1):
+    def __init__(self, design: Design, family: Family, nAGQ: int = 1, control: Control = DEFAULT_CONTROL):
         super().__init__(design.reterms)
         self.design = design
         n = design.n
@@ -60,16 +82,18 @@ class GeneralizedLinearMixedModel(TermSet):
         self.prior_weights = np.ones(n) if design.weights is None else design.weights
         self.offset = np.zeros(n) if design.offset is None else design.offset
         family.check_response(self.y, self.prior_weights)
-        self._set_up(family, nAGQ, InMemoryRows(self.terms, self.X, self.y, self.prior_weights, self.offset, family))
+        self._set_up(family, nAGQ, InMemoryRows(self.terms, self.X, self.y, self.prior_weights, self.offset, family),
+                     control)
 
-    def _set_up(self, family: Family, nAGQ: int, rows) -> None:
-        """The family, the quadrature and the rows (anything with ``working_pass`` and
-        ``glm_equations``), with PIRLS's warm starts empty."""
+    def _set_up(self, family: Family, nAGQ: int, rows, control: Control) -> None:
+        """The family, the quadrature, the rows (anything with ``working_pass`` and
+        ``glm_equations``) and the fit's control, with PIRLS starting from u = 0."""
         self.family = family
         self.nAGQ = int(nAGQ)
         self.rows = rows
-        self._u_start = [np.zeros(t.q) for t in self.terms]  # warm starts of PIRLS
-        self._beta_start: np.ndarray | None = None
+        self.control = control
+        #: the modes the last fit ended at: where the next fit and its result's PIRLS start (only fit() sets it)
+        self.warm_start = PirlsStart(tuple(np.zeros(t.q) for t in self.terms), None)
         self._loglik_offset: float | None = None  # Σ −2 log f − deviance kernel, a constant of y
         if self.nAGQ < 0:
             raise FamilyError(f"nAGQ must be 0, 1 or a larger number of quadrature points, not {nAGQ}")
@@ -79,11 +103,13 @@ class GeneralizedLinearMixedModel(TermSet):
                 "random-effects term such as (1 | g); use nAGQ=1 (Laplace) for this model"
             )
 
-    def with_family(self, family: Family) -> GeneralizedLinearMixedModel:
-        """The same design under another family, sharing the crossproduct patterns and warm starts."""
+    def with_family(self, family: Family, warm_start: PirlsStart | None = None) -> GeneralizedLinearMixedModel:
+        """The same design under another family, sharing the crossproduct patterns; its fits start
+        PIRLS from ``warm_start`` (default: where this model's last fit ended)."""
         family.check_response(self.y, self.prior_weights)
         other = copy.copy(self)
         other.family = family
+        other.warm_start = self.warm_start if warm_start is None else warm_start
         other.rows = self.rows.with_family(family)
         other._loglik_offset = None
         return other
@@ -105,18 +131,21 @@ class GeneralizedLinearMixedModel(TermSet):
         """The rows' working pass at (β, b = Λu)."""
         return self.rows.working_pass(beta, self.random_effects(u, lambdas), fixed_beta)
 
-    def pirls(self, theta: np.ndarray, beta: np.ndarray | None = None) -> PirlsState:
-        """Conditional modes at θ; β fixed if given, else updated with u (lme4's nAGQ = 0).
+    def pirls(self, theta: np.ndarray, beta: np.ndarray | None = None, start: PirlsStart | None = None) -> PirlsState:
+        """Conditional modes at θ from ``start`` (default: where the last fit ended); β fixed if
+        given, else updated with u (lme4's nAGQ = 0).
 
         Each iteration is one pass over the rows (deviance and crossproducts at the
         current point), a blocked Cholesky and a Newton step for (β,) u, halved until
-        the penalised deviance does not rise.
+        the penalised deviance does not rise.  Changes nothing in the model.
         """
         lambdas = self.lambdas(theta)
+        ctl = self.control
+        start = self.warm_start if start is None else start
         fixed_beta = beta is not None
         if not fixed_beta:
-            beta = self._glm_start() if self._beta_start is None else self._beta_start
-        u = [x.copy() for x in self._u_start]
+            beta = self._glm_start() if start.beta is None else start.beta
+        u = [x.copy() for x in start.u]
         current = self._pass(beta, u, lambdas, fixed_beta)
         if current is None:  # the warm start left the family's range: start afresh
             u = [np.zeros_like(x) for x in u]
@@ -125,7 +154,7 @@ class GeneralizedLinearMixedModel(TermSet):
                 raise FitError(f"the linear predictor leaves the family's range at β = {np.round(beta, 4).tolist()}")
         pdev = current.kernel + _sumsq(u)
         p = 0 if fixed_beta else self.p
-        for _ in range(_PIRLS_MAXIT):
+        for _ in range(ctl.pirls_maxit):
             L = factorize(current.crossprod, lambdas, p)
             new_beta = beta if fixed_beta else L.beta()
             new_u = L.spherical_modes(np.zeros(0) if fixed_beta else new_beta)
@@ -133,17 +162,17 @@ class GeneralizedLinearMixedModel(TermSet):
                          float(np.abs(new_beta - beta).max(initial=0)))
             size = max(max((float(np.abs(a).max(initial=0)) for a in u), default=0.0), 1.0)
             # Stopping on the step (not on the deviance) makes the deviance smooth in (θ, β).
-            if change < _PIRLS_STEP_TOL * size:
+            if change < ctl.pirls_tol * size:
                 break  # the current modes are the solution and L is the factor at them
             step = 1.0
-            for _ in range(_MAX_HALVINGS):
+            for _ in range(ctl.pirls_max_halvings):
                 trial_u = [a + step * (b - a) for a, b in zip(u, new_u)]
                 trial_beta = beta + step * (new_beta - beta)
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # an overflowing
                     trial = self._pass(trial_beta, trial_u, lambdas, fixed_beta)  # trial is halved below
                 if trial is not None:
                     trial_pdev = trial.kernel + _sumsq(trial_u)
-                    if np.isfinite(trial_pdev) and trial_pdev <= pdev + _PIRLS_TOL * (1 + abs(pdev)):
+                    if np.isfinite(trial_pdev) and trial_pdev <= pdev + ctl.pirls_rise_tol * (1 + abs(pdev)):
                         break
                 step /= 2
             else:
@@ -155,9 +184,6 @@ class GeneralizedLinearMixedModel(TermSet):
             u, beta, current, pdev = trial_u, trial_beta, trial, trial_pdev
         else:
             L = factorize(current.crossprod, lambdas, p)  # the factor at the last modes
-        self._u_start = [x.copy() for x in u]
-        if not fixed_beta:
-            self._beta_start = beta.copy()
         return PirlsState(u=u, beta=beta, eta=current.eta, mu=current.mu, kernel=current.kernel, L=L)
 
     def beta_factor(self, theta: np.ndarray, state: PirlsState) -> BlockedCholesky:
@@ -240,53 +266,60 @@ class GeneralizedLinearMixedModel(TermSet):
         correction = -2 * (top + np.log(np.exp(terms - top).sum(axis=0)))
         return float(base.sum() + state.L.logdet_z() + correction.sum())
 
-    def deviance(self, theta: np.ndarray, beta: np.ndarray) -> float:
-        """The objective at (θ, β): Laplace for nAGQ ≤ 1, AGQ otherwise."""
-        state = self.pirls(theta, beta)
+    def deviance_from_modes(self, theta: np.ndarray, state: PirlsState) -> float:
+        """The objective at θ and the modes ``state`` of PIRLS at (θ, β): Laplace for nAGQ ≤ 1, AGQ otherwise."""
         return self.agq(state, theta) if self.nAGQ > 1 else self.laplace(state)
 
+    def deviance(self, theta: np.ndarray, beta: np.ndarray, start: PirlsStart | None = None) -> float:
+        """The objective at (θ, β), PIRLS starting from ``start`` (default: where the last fit ended)."""
+        return self.deviance_from_modes(theta, self.pirls(theta, beta, start))
+
     # ----- optimisation ------------------------------------------------------------------
-    def _safe(self, f, *args) -> float:
-        try:
-            return f(*args)
-        except (FitError, np.linalg.LinAlgError, FloatingPointError):
-            return np.inf
 
-    def fit_stage1(self, maxeval: int, final: bool = True) -> OptimumReport:
-        """Optimise θ with β inside PIRLS (lme4's nAGQ = 0).
+    def fit_stage1(self, warm: WarmPirls, final: bool = True) -> OptimumReport:
+        """Optimise θ with β inside PIRLS (lme4's nAGQ = 0), PIRLS warm-started by ``warm``.
 
-        When it is only the start of stage 2 (``final=False``), BOBYQA stops at
-        ``STAGE1_FTOL_REL`` and the optimum is neither checked nor polished: stage 2
+        When it is only the start of stage 2 (``final=False``), the optimizer stops at
+        ``control.stage1_ftol_rel`` and the optimum is neither checked nor polished: stage 2
         refines θ with β and checks the joint optimum.
         """
-        self._beta_start = self._glm_start()
+        ctl = self.control
+        warm.start = PirlsStart(warm.start.u, self._glm_start())
 
-        def objective(theta):
-            return self._safe(lambda: self.laplace(self.pirls(theta)))
+        def objective(theta: np.ndarray) -> float:
+            return _safe(lambda: self.laplace(warm(theta)))
 
         if final:
-            return optimize(objective, self.theta_start, self.theta_lower, maxeval=maxeval, noise=_LAPLACE_NOISE)
-        x, fun, nfev, reason = minimize_bobyqa(objective, self.theta_start, self.theta_lower, maxeval=maxeval,
-                                               ftol_rel=STAGE1_FTOL_REL)
+            return optimize(objective, self.theta_start, self.theta_lower, ctl, noise=ctl.pirls_tol)
+        x, fun, nfev, reason = MINIMIZERS[ctl.optimizer](objective, self.theta_start, self.theta_lower, ctl,
+                                                         ftol_rel=ctl.stage1_ftol_rel)
         return OptimumReport(x=x, fun=fun, nfev=nfev, converged=True, gradient=np.full(len(x), np.nan),
                              message=f"start for stage 2 ({reason})")
 
-    def fit(self, maxeval: int = 100_000, start: np.ndarray | None = None) -> tuple[OptimumReport | None, OptimumReport | None]:
-        """Stage 1, then (unless nAGQ = 0) θ and β together; returns both reports.
+    def fit(self, start: np.ndarray | None = None) -> tuple[OptimumReport | None, OptimumReport | None]:
+        """Stage 1, then (unless nAGQ = 0) θ and β together, as ``self.control`` says; returns both
+        reports and leaves ``warm_start`` at the modes of the last evaluation.
 
         A ``start`` of (θ, β) from a related fit skips stage 1.
         """
+        warm = WarmPirls(self, self.warm_start)
+        try:
+            return self._fit(warm, start)
+        finally:
+            self.warm_start = warm.start
+
+    def _fit(self, warm: WarmPirls, start: np.ndarray | None) -> tuple[OptimumReport | None, OptimumReport | None]:
         k = self.ntheta
         if start is None:
-            stage1 = self.fit_stage1(maxeval, final=self.nAGQ == 0)
+            stage1 = self.fit_stage1(warm, final=self.nAGQ == 0)
             if self.nAGQ == 0:
                 return stage1, None
-            state = self.pirls(stage1.x)
+            state = warm(stage1.x)
             start = np.concatenate([stage1.x, state.beta])
         else:
             stage1 = None
-            self._beta_start = np.asarray(start[k:], dtype=float)
-            state = self.pirls(start[:k])
+            warm.start = PirlsStart(warm.start.u, np.asarray(start[k:], dtype=float))
+            state = warm(start[:k])
         # β in whitened coordinates z, β = β₀ + C z with C Cᵀ β's covariance given θ: the
         # deviance is then about as curved in every direction of z, which BOBYQA's round
         # trust region suits (VerbAgg: 545 evaluations in β's own coordinates, 445 in z)
@@ -296,11 +329,12 @@ class GeneralizedLinearMixedModel(TermSet):
         # stage 1's θ is near the optimum: a trust region on its scale, not θ = 1's
         steps = np.concatenate([np.maximum(STEP_FRACTION * np.abs(start[:k]), MIN_STEP), np.ones(self.p)])
 
-        def objective(x):
-            return self._safe(self.deviance, x[:k], beta0 + C @ x[k:])
+        def objective(x: np.ndarray) -> float:
+            theta, beta = x[:k], beta0 + C @ x[k:]
+            return _safe(lambda: self.deviance_from_modes(theta, warm(theta, beta)))
 
-        report = optimize(objective, np.concatenate([start[:k], np.zeros(self.p)]), lower, maxeval=maxeval,
-                          initial_step=steps, noise=_LAPLACE_NOISE)
+        report = optimize(objective, np.concatenate([start[:k], np.zeros(self.p)]), lower, self.control,
+                          initial_step=steps, noise=self.control.pirls_tol)
         return stage1, _from_whitened(report, beta0, C, k)
 
 
@@ -308,6 +342,14 @@ def loglik_is_kernel_plus_constant(family: Family, whole_weights: bool) -> bool:
     """Whether Σ −2 log f(yᵢ | μᵢ) is the deviance kernel plus a constant of y: for families
     without a dispersion, binomial only with whole-number trials (prior weights)."""
     return not family.has_dispersion and (family.name != "binomial" or whole_weights)
+
+
+def _safe(f: Callable[[], float]) -> float:
+    """f(), or inf where PIRLS or a factorisation fails (the optimizer then steps back)."""
+    try:
+        return f()
+    except (FitError, np.linalg.LinAlgError, FloatingPointError):
+        return np.inf
 
 
 def _sumsq(u: list[np.ndarray]) -> float:

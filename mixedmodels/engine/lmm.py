@@ -15,6 +15,7 @@ import numpy as np
 from ..linalg.blockchol import BlockedCholesky, factorize
 from ..linalg.crossprod import CrossproductBuilder, Crossproducts
 from ..design.build import Design
+from .control import DEFAULT_CONTROL, Control
 from .optimizer import OptimumReport, optimize
 from ..design.reterm import TermSet
 from .starting import moment_start
@@ -25,10 +26,11 @@ _LOG_2PI = np.log(2 * np.pi)
 class LinearMixedModel(TermSet):
     """Profiled (RE)ML deviance of y = Xβ + Zb + ε for one design."""
 
-    def __init__(self, design: Design, REML: bool = True):
+    def __init__(self, design: Design, REML: bool = True, control: Control = DEFAULT_CONTROL):
         super().__init__(design.reterms)
         self.design = design
         self.REML = REML
+        self.control = control
         y = design.y if design.offset is None else design.y - design.offset
         b0 = _least_squares(design.X, y, design.weights)  # the response enters as y − Xb₀: see shift_response
         A = CrossproductBuilder(self.terms)(np.column_stack([design.X, y - design.X @ b0]), design.weights)
@@ -62,15 +64,15 @@ class LinearMixedModel(TermSet):
         other.REML = REML
         return other
 
-    def fit(self, theta0: np.ndarray | None = None, maxeval: int = 100_000) -> OptimumReport:
-        """Minimise the objective over θ by BOBYQA with θ's diagonal bounded below by 0.
+    def fit(self, theta0: np.ndarray | None = None) -> OptimumReport:
+        """Minimise the objective over θ, θ's diagonal bounded below by 0, as ``self.control`` says.
 
         Without ``theta0`` the start is the method-of-moments θ of ``mixedmodels.engine.starting``.
         """
         if theta0 is None:
-            start, step = moment_start(self.crossprod, self, self.n, self.p)
-            return optimize(self.objective, start, self.theta_lower, maxeval=maxeval, initial_step=step)
-        return optimize(self.objective, np.asarray(theta0, dtype=float), self.theta_lower, maxeval=maxeval)
+            start, step = moment_start(self.crossprod, self, self.n, self.p, self.control.initial_step)
+            return optimize(self.objective, start, self.theta_lower, self.control, initial_step=step)
+        return optimize(self.objective, np.asarray(theta0, dtype=float), self.theta_lower, self.control)
 
 
 def _least_squares(X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> np.ndarray:

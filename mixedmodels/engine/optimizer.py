@@ -11,20 +11,17 @@ false alarms).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import nlopt
 import numpy as np
 
 from ..runtime.threads import fitting_threads
 
+if TYPE_CHECKING:
+    from .control import Control
+
 _HUGE = 1e100  # returned for θ where the objective cannot be evaluated
-FTOL_REL = 1e-12  # BOBYQA's stopping tolerances on the objective
-FTOL_ABS = 1e-11
-XTOL_ABS = 1e-10
-INITIAL_STEP = 0.75  # BOBYQA's first trust-region radius for θ's bounded (diagonal) elements
-SNAP_DISTANCE = 1e-6  # a bounded parameter this close to its bound is tried on it
-ABSOLUTE_GAIN_TOLERANCE = 1e-3  # deviance units: far below what any likelihood-ratio test can see
 
 
 @dataclass(frozen=True)
@@ -44,15 +41,17 @@ def minimize_bobyqa(
     f: Callable[[np.ndarray], float],
     x0: np.ndarray,
     lower: np.ndarray,
+    control: Control,
     *,
     ftol_rel: float | None = None,
-    ftol_abs: float | None = None,
-    xtol_abs: float | None = None,
-    maxeval: int = 100_000,
     initial_step: np.ndarray | None = None,
     upper: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, int, str]:
-    """Minimise f over lower ≤ x (≤ upper) by BOBYQA; returns (x, f(x), evaluations, stop reason)."""
+    """Minimise f over lower ≤ x (≤ upper) by BOBYQA; returns (x, f(x), evaluations, stop reason).
+
+    Tolerances and the evaluation budget come from ``control``; ``ftol_rel`` overrides its
+    relative objective tolerance (for optimisations that only give a start).
+    """
     n = len(x0)
     count = [0]
     best = {"f": np.inf, "x": None}
@@ -69,11 +68,12 @@ def minimize_bobyqa(
     opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
     if upper is not None:
         opt.set_upper_bounds(upper)
-    opt.set_ftol_rel(FTOL_REL if ftol_rel is None else ftol_rel)
-    opt.set_ftol_abs(FTOL_ABS if ftol_abs is None else ftol_abs)
-    opt.set_xtol_abs(XTOL_ABS if xtol_abs is None else xtol_abs)
-    opt.set_maxeval(maxeval)
-    opt.set_initial_step(np.where(np.isfinite(lower), INITIAL_STEP, 1.0) if initial_step is None else initial_step)
+    opt.set_ftol_rel(control.ftol_rel if ftol_rel is None else ftol_rel)
+    opt.set_ftol_abs(control.ftol_abs)
+    opt.set_xtol_abs(control.xtol_abs)
+    opt.set_maxeval(control.maxeval)
+    opt.set_initial_step(np.where(np.isfinite(lower), control.initial_step, 1.0) if initial_step is None
+                         else initial_step)
     x0 = np.maximum(np.asarray(x0, dtype=float), lower)
     try:
         with fitting_threads():
@@ -94,39 +94,46 @@ _NLOPT_RESULTS = {
     nlopt.STOPVAL_REACHED: "stop value reached",
     nlopt.MAXTIME_REACHED: "time limit reached",
 }
+MAXEVAL_REACHED = _NLOPT_RESULTS[nlopt.MAXEVAL_REACHED]
+
+#: the minimisers ``Control.optimizer`` names; each is called as ``minimize_bobyqa``
+MINIMIZERS: dict[str, Callable[..., tuple[np.ndarray, float, int, str]]] = {"bobyqa": minimize_bobyqa}
 
 
 def optimize(
     f: Callable[[np.ndarray], float],
     x0: np.ndarray,
     lower: np.ndarray,
-    maxeval: int = 100_000,
+    control: Control,
     initial_step: np.ndarray | None = None,
-    noise: float = 1e-13,
+    noise: float | None = None,
 ) -> OptimumReport:
-    """BOBYQA, a check of the optimum (one restart from it when the check fails), a Newton polish
-    and parameters within a hair of their bound put on it.
+    """The minimiser ``control.optimizer``, a check of the optimum (one restart from it when the
+    check fails, if ``control.restart``), a Newton polish and parameters within
+    ``control.boundary_tol`` of their bound put on it.
 
-    ``noise`` is the relative rounding noise of f: the polish and the snap to a bound accept
-    a rise of f within ten times it.
+    ``noise`` is the relative rounding noise of f (default ``control.deviance_noise``): the
+    polish and the snap to a bound accept a rise of f within ten times it.
     """
     with fitting_threads():
-        return _optimize(f, x0, lower, maxeval, initial_step, noise)
+        return _optimize(f, x0, lower, control, initial_step, control.deviance_noise if noise is None else noise)
 
 
-def _optimize(f, x0, lower, maxeval, initial_step, noise) -> OptimumReport:
-    x, fun, nfev, reason = minimize_bobyqa(f, x0, lower, maxeval=maxeval, initial_step=initial_step)
+def _optimize(f: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray, control: Control,
+              initial_step: np.ndarray | None, noise: float) -> OptimumReport:
+    minimize = MINIMIZERS[control.optimizer]
+    x, fun, nfev, reason = minimize(f, x0, lower, control, initial_step=initial_step)
     scale = np.ones(len(x)) if initial_step is None else np.asarray(initial_step, dtype=float)
-    ok, grad, gain, H = check_optimum(f, x, lower, fun, scale=scale)
-    if not ok and reason != "maximum number of evaluations reached":
-        x2, fun2, nfev2, reason = minimize_bobyqa(f, x, lower, maxeval=maxeval, initial_step=initial_step)
+    ok, grad, gain, H = check_optimum(f, x, lower, fun, control, scale=scale)
+    if not ok and control.restart and reason != MAXEVAL_REACHED:
+        x2, fun2, nfev2, reason = minimize(f, x, lower, control, initial_step=initial_step)
         nfev += nfev2
         if fun2 <= fun:
             x, fun = x2, fun2
-        ok, grad, gain, H = check_optimum(f, x, lower, fun, scale=scale)
+        ok, grad, gain, H = check_optimum(f, x, lower, fun, control, scale=scale)
     slack = 10 * noise * abs(fun)
     x, fun = newton_polish(f, x, fun, lower, H, grad, slack=slack)
-    x, fun = snap_to_bounds(f, x, fun, lower, slack)
+    x, fun = snap_to_bounds(f, x, fun, lower, slack, control.boundary_tol)
     if ok:
         message = f"converged ({reason})"
     else:
@@ -174,14 +181,14 @@ def newton_polish(
 
 
 def snap_to_bounds(f: Callable[[np.ndarray], float], x: np.ndarray, fx: float, lower: np.ndarray,
-                   slack: float) -> tuple[np.ndarray, float]:
-    """Put parameters within ``SNAP_DISTANCE`` of their lower bound on it, if f does not rise by over ``slack``.
+                   slack: float, distance: float) -> tuple[np.ndarray, float]:
+    """Put parameters within ``distance`` of their lower bound on it, if f does not rise by over ``slack``.
 
     BOBYQA approaches a bound without reaching it (a singular fit's θ = 2e-11 rather
     than 0); on the bound the fit reads as singular, as in lme4.  One evaluation,
     only when some parameter is that close.
     """
-    near = np.isfinite(lower) & (x > lower) & (x - lower < SNAP_DISTANCE)
+    near = np.isfinite(lower) & (x > lower) & (x - lower < distance)
     if not near.any():
         return x, fx
     trial = np.where(near, lower, x)
@@ -194,13 +201,13 @@ def check_optimum(
     x: np.ndarray,
     lower: np.ndarray,
     fx: float,
-    tol: float = 1e-6,
+    control: Control,
     scale: np.ndarray | None = None,
 ) -> tuple[bool, np.ndarray, float, np.ndarray]:
-    """Is x a minimum? Compare the improvement a Newton step could make with ``tol``.
+    """Is x a minimum? Compare the improvement a Newton step could make with ``control.check_conv_tol``.
 
-    ``tol`` is relative to the objective, and capped at 1e-3 deviance units for
-    large data sets: either is far below anything
+    That tolerance is relative to the objective, and capped at ``control.check_conv_abs_tol``
+    deviance units for large data sets: either is far below anything
     a test or a comparison of models can see.  The gradient and Hessian come from
     central differences, with steps proportional to each parameter's ``scale``
     (e.g. its standard error), over the parameters
@@ -229,7 +236,7 @@ def check_optimum(
             raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
         gain = float(np.abs(g).max()) * float(h.max())
-    return gain < min(tol * max(1.0, abs(fx)), ABSOLUTE_GAIN_TOLERANCE), grad, gain, full
+    return gain < min(control.check_conv_tol * max(1.0, abs(fx)), control.check_conv_abs_tol), grad, gain, full
 
 
 def finite_difference_hessian(

@@ -26,11 +26,12 @@ THETA_FLOOR = 0.1  # a start on the boundary would hide the interior from BOBYQA
 THETA_CEILING = 10.0
 STEP_FRACTION = 0.15  # BOBYQA's first step for a moment-started θⱼ, relative to it
 MIN_STEP = 0.05
-DEFAULT_STEP = 0.75  # for the elements of vector terms' Tᵢ bounded at 0 (1 for the others)
 
 
-def moment_start(A: Crossproducts, terms: TermSet, n: int, p: int) -> tuple[np.ndarray, np.ndarray]:
-    """θ to start from and BOBYQA's initial step for each of its elements."""
+def moment_start(A: Crossproducts, terms: TermSet, n: int, p: int,
+                 default_step: float) -> tuple[np.ndarray, np.ndarray]:
+    """θ to start from and BOBYQA's initial step for each of its elements; ``default_step``
+    (``Control.initial_step``) for the elements of vector terms' Tᵢ bounded at 0, 1 for the others."""
     XX, Xy, yy = A.xx[:p, :p], A.xx[:p, p], A.xx[p, p]
     beta = np.linalg.lstsq(XX, Xy, rcond=None)[0] if p else np.zeros(0)
     rss = float(yy - beta @ Xy)
@@ -46,7 +47,7 @@ def moment_start(A: Crossproducts, terms: TermSet, n: int, p: int) -> tuple[np.n
     variances = np.linalg.lstsq(M, rhs, rcond=None)[0]
     sigma2 = max(variances[0], 1e-3 * rss / max(n - p, 1), np.finfo(float).tiny)
     theta = terms.theta_start.copy()
-    step = np.where(np.isfinite(terms.theta_lower), DEFAULT_STEP, 1.0)
+    step = np.where(np.isfinite(terms.theta_lower), default_step, 1.0)
     slices = terms.theta_slices()
     for a, j in enumerate(scalar, start=1):
         theta_j = np.clip(np.sqrt(max(variances[a], 0.0) / sigma2), THETA_FLOOR, THETA_CEILING)

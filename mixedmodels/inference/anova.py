@@ -226,5 +226,5 @@ def _refit(fit: LmerResult, reterms: tuple[ReTerm, ...]) -> LmerResult | LmResul
                            checked=p.checked)
     if not reterms:
         return LmResult(parsed, design, fit.data_name)
-    model = LinearMixedModel(design, REML=fit.REML)
+    model = LinearMixedModel(design, REML=fit.REML, control=fit.control)
     return LmerResult(parsed, model, model.fit(), fit.data_name)

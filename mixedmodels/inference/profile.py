@@ -119,7 +119,7 @@ class LmmProfile:
             return self.deviance(psi, j, b)
 
         start = np.clip(self.psi_hat[free], lower[free] + 1e-8, upper[free] - 1e-8)
-        _, fun, _, _ = minimize_bobyqa(full, start, lower[free], upper=upper[free], ftol_rel=1e-10,
+        _, fun, _, _ = minimize_bobyqa(full, start, lower[free], self.fit.control, upper=upper[free], ftol_rel=1e-10,
                                        initial_step=np.maximum(0.1 * np.abs(start), 0.05))
         return fun
 

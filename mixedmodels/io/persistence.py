@@ -7,7 +7,11 @@ with ``np.load(..., allow_pickle=False)``, so reading a file never unpickles.  I
     {"format": "mixedmodels-model", "version": 1, "kind": "lmer" | "glmer",
      "formula": ..., "data_name": ..., "REML": ..., "family": {"name", "link", "theta"},
      "nAGQ": ..., "extra_parameters": ..., "n_dropped": ...,
-     "frame": {"columns": [...], "index": {...}}, "design": {...}, "optimum": {...}}
+     "frame": {"columns": [...], "index": {...}}, "design": {...}, "optimum": {...},
+     "control": {...}}
+
+``control`` holds the settings of ``mixedmodels.Control`` that differ from the
+defaults; files written before it existed load with the default Control.
 
 The other entries are plain numeric arrays: ``column<i>`` (values, or codes of
 categorical and string columns, whose labels are in the JSON), ``index``, the
@@ -39,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.build import Design, build_design
+from ..engine.control import Control
 from ..engine.families import FAMILIES, Family, NegativeBinomial, get_family
 from ..errors import MixedModelsError, MixedModelsWarning, ModelFileError
 from ..formula.parse import ParsedFormula, parse_formula
@@ -202,6 +207,7 @@ def _encode(fit: FittedModel) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "design": _describe(design),
         "optimum": {"fun": float(opt.fun), "nfev": int(opt.nfev), "converged": bool(opt.converged),
                     "message": str(opt.message)},
+        "control": fit.control.changes(),
     }
     if fit.kind == "glmer":
         meta.update(family=_encode_family(fit.family), nAGQ=int(fit.nAGQ), extra_parameters=int(fit.extra_parameters))
@@ -218,6 +224,16 @@ def _encode_family(family: Family) -> dict[str, Any]:
     if type(family) not in FAMILIES.values():
         raise ModelFileError(f"the family {family!r} is not one of mixedmodels' own, so it cannot be stored")
     return out
+
+
+def decode_control(settings: Any) -> Control:
+    """The stored Control (its non-default settings); the default for files without one."""
+    if not isinstance(settings, dict):
+        raise ModelFileError(f"the stored 'control' is not a mapping of settings ({settings!r})")
+    try:
+        return Control.from_dict(settings)
+    except MixedModelsError as exc:
+        raise ModelFileError(f"the stored fit settings are not valid ({exc})") from None
 
 
 def decode_family(spec: dict[str, Any]) -> Family:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.glmm import GeneralizedLinearMixedModel
+from ..engine.glmm import GeneralizedLinearMixedModel, PirlsStart
 from ..engine.lmm import LinearMixedModel
 from ..engine.optimizer import OptimumReport
 from ..errors import FormulaError, ModelFileError
@@ -15,7 +15,7 @@ from ..formula.parse import ParsedFormula, parse_formula
 from ..formula.safety import check_formula
 from ..results.glmer import GlmerResult
 from ..results.lmer import LmerResult, MixedModelResult
-from .persistence import decode_family, read_model_file, rebuild_design, without_fit_warnings
+from .persistence import decode_control, decode_family, read_model_file, rebuild_design, without_fit_warnings
 
 
 def load(path: str | os.PathLike, safe: bool = True) -> MixedModelResult:
@@ -50,22 +50,23 @@ def _rebuild(parsed: ParsedFormula, meta: dict[str, Any], arrays: dict[str, np.n
         x=arrays["x"], fun=float(opt["fun"]), nfev=int(opt["nfev"]), converged=bool(opt["converged"]),
         gradient=arrays["gradient"], message=str(opt["message"]), hessian=arrays.get("hessian"),
     )
+    control = decode_control(meta.get("control", {}))
     with without_fit_warnings():
         design = rebuild_design(parsed, meta, arrays)
         if meta["kind"] == "lmer":
-            model = LinearMixedModel(design, REML=bool(meta["REML"]))
+            model = LinearMixedModel(design, REML=bool(meta["REML"]), control=control)
             _check_shape(report.x, model.theta_start.size, "x")
             return LmerResult(parsed, model, report, data_name=meta["data_name"])
         if meta["kind"] != "glmer":
             raise ModelFileError(f"unknown model kind {meta['kind']!r}")
-        glmm = GeneralizedLinearMixedModel(design, decode_family(meta["family"]), nAGQ=int(meta["nAGQ"]))
+        glmm = GeneralizedLinearMixedModel(design, decode_family(meta["family"]), nAGQ=int(meta["nAGQ"]),
+                                           control=control)
         _check_shape(report.x, glmm.ntheta + (glmm.p if glmm.nAGQ > 0 else 0), "x")
         # PIRLS restarts from the stored modes, so the result's state is the saved one bit for bit
-        glmm._u_start = [arrays[f"u{j}"] for j in range(len(glmm.terms))]
-        for u, t in zip(glmm._u_start, glmm.terms):
+        start = PirlsStart(tuple(arrays[f"u{j}"] for j in range(len(glmm.terms))), arrays["beta"])
+        for u, t in zip(start.u, glmm.terms):
             _check_shape(u, t.q, "u")
-        glmm._beta_start = arrays["beta"]
-        fit = GlmerResult(parsed, glmm, report, data_name=meta["data_name"])
+        fit = GlmerResult(parsed, glmm, report, data_name=meta["data_name"], start=start)
     if meta["extra_parameters"]:
         fit.extra_parameters = int(meta["extra_parameters"])
     return fit

@@ -66,6 +66,8 @@ class Summary:
             lines.append("Weights: (prior weights given)")
         if f.design.offset is not None:
             lines.append(" Offset: (offset given)")
+        if f.control.changes():  # as lme4, only settings other than the defaults are shown
+            lines.append(f"Control: {f.control!r}")
         return "\n".join(lines)
 
     def _fit_criterion(self) -> str:

@@ -11,7 +11,7 @@ from scipy import stats
 from ..errors import ConvergenceWarning, warn
 from ..engine.families import Family
 from ..formula.parse import ParsedFormula
-from ..engine.glmm import GeneralizedLinearMixedModel, PirlsState
+from ..engine.glmm import GeneralizedLinearMixedModel, PirlsStart, PirlsState
 from ..engine.optimizer import OptimumReport, finite_difference_hessian
 from .lmer import MixedModelResult
 from ..inference.simulate import with_response
@@ -28,11 +28,12 @@ class GlmerResult(MixedModelResult):
     extra_parameters = 0
 
     def __init__(self, parsed: ParsedFormula, model: GeneralizedLinearMixedModel, report: OptimumReport,
-                 data_name: str | None = None):
+                 data_name: str | None = None, start: PirlsStart | None = None):
+        """``start``: where PIRLS starts for the modes at the optimum (default: where the model's fit ended)."""
         k = model.ntheta
         theta = report.x[:k]
         beta = report.x[k:] if model.nAGQ > 0 else None
-        state: PirlsState = model.pirls(theta, beta)
+        state: PirlsState = model.pirls(theta, beta, start)
         self.family = model.family
         self.nAGQ = model.nAGQ
         self._state = state
@@ -76,8 +77,8 @@ class GlmerResult(MixedModelResult):
             x = self.optimum.x
             h = 1e-4 * np.maximum(np.abs(x), 1.0)
             idx = np.arange(k, len(x))
-            Hb = finite_difference_hessian(lambda z: m.deviance(z[:k], z[k:]), x, self.optimum.fun, h, idx)
-            m.pirls(x[:k], x[k:])  # leave the warm starts at the optimum
+            start = self._state.start
+            Hb = finite_difference_hessian(lambda z: m.deviance(z[:k], z[k:], start), x, self.optimum.fun, h, idx)
             H = np.zeros((len(x), len(x)))
             H[:k, :k] = np.eye(k)
             H[k:, k:] = Hb
@@ -92,7 +93,7 @@ class GlmerResult(MixedModelResult):
 
     def _conditional_vcov(self) -> np.ndarray:
         m = self.model
-        state = m.pirls(self._theta_engine, self._beta)
+        state = m.pirls(self._theta_engine, self._beta, self._state.start)
         return self.sigma**2 * m.beta_factor(self._theta_engine, state).beta_precision_inverse()
 
     @property
@@ -122,7 +123,8 @@ class GlmerResult(MixedModelResult):
 
     def refit(self, y: object) -> GlmerResult:
         """The same model fitted to a new response (proportions for binomial with trials)."""
-        model = GeneralizedLinearMixedModel(with_response(self.design, y), self.family, nAGQ=self.nAGQ)
+        model = GeneralizedLinearMixedModel(with_response(self.design, y), self.family, nAGQ=self.nAGQ,
+                                            control=self.control)
         _, report = model.fit(start=self.optimum.x) if self.nAGQ > 0 else model.fit()
         refitted = GlmerResult(self.parsed, model, report, self.data_name)
         refitted.extra_parameters = self.extra_parameters

@@ -19,6 +19,7 @@ from .criteria import InformationCriteria
 from ..design.build import Design
 from ..errors import ConvergenceWarning, SingularFitWarning, warn
 from ..formula.parse import ParsedFormula
+from ..engine.control import Control
 from ..engine.lmm import LinearMixedModel
 from ..engine.optimizer import OptimumReport
 from ..design.reterm import ReTerm, lower_indices
@@ -34,8 +35,6 @@ from ..inference.simulate import simulate, with_response
 from ..io.persistence import save
 from ..report.summary import Summary
 from ..report.tidy import tidy
-
-SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
 
 
 class MixedModelResult(InformationCriteria):
@@ -62,6 +61,11 @@ class MixedModelResult(InformationCriteria):
         if self.is_singular():
             warn("boundary (singular) fit: a random-effect variance is (near) zero or a "
                 "correlation is ±1; see is_singular() and the guide on singular fits", SingularFitWarning)
+
+    @property
+    def control(self) -> Control:
+        """The settings the model was fitted with (``mixedmodels.Control``)."""
+        return self.model.control
 
     # ----- the terms in lme4's order -------------------------------------------------
     @property
@@ -217,8 +221,10 @@ class MixedModelResult(InformationCriteria):
             frame[column] = pd.array([pd.NA if v is None else v for v in frame[column].astype(object)], dtype=object)
         return frame
 
-    def is_singular(self, tol: float = SINGULAR_TOLERANCE) -> bool:
-        """True when some θ on a diagonal (a standard deviation, relative to σ) is below tol."""
+    def is_singular(self, tol: float | None = None) -> bool:
+        """True when some θ on a diagonal (a standard deviation, relative to σ) is below ``tol``
+        (default: the fit's ``control.check_singular_tol``, lme4's 1e-4)."""
+        tol = self.model.control.check_singular_tol if tol is None else tol
         lower = self.model.theta_lower
         return bool(np.any(self._theta_engine[np.isfinite(lower)] < tol))
 
@@ -360,7 +366,7 @@ class LmerResult(MixedModelResult):
 
     def refit(self, y: object) -> LmerResult:
         """The same model fitted to a new response vector (one value per observation used)."""
-        model = LinearMixedModel(with_response(self.design, y), REML=self.REML)
+        model = LinearMixedModel(with_response(self.design, y), REML=self.REML, control=self.control)
         return LmerResult(self.parsed, model, model.fit(theta0=self._theta_engine), self.data_name)
 
     def refit_ml(self) -> LmerResult:

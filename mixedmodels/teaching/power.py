@@ -204,11 +204,11 @@ def _p_value(model: MixedModelResult, design: Design, test: str) -> float:
     try:
         with parallel.quiet_refits(), np.errstate(all="ignore"):
             if isinstance(model, GlmerResult):
-                glmm = GeneralizedLinearMixedModel(design, model.family, nAGQ=model.nAGQ)
+                glmm = GeneralizedLinearMixedModel(design, model.family, nAGQ=model.nAGQ, control=model.control)
                 stage1, stage2 = glmm.fit()
                 fit = GlmerResult(model.parsed, glmm, stage2 if stage2 is not None else stage1)
                 return float(fit.coefficients().loc[test, "Pr(>|z|)"])
-            lmm = LinearMixedModel(design, REML=model.REML)
+            lmm = LinearMixedModel(design, REML=model.REML, control=model.control)
             fit = LmerResult(model.parsed, lmm, lmm.fit())
             return float(fit.satterthwaite().loc[test, "Pr(>|t|)"])
     except _FAILURES:

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
+from mixedmodels.engine.control import DEFAULT_CONTROL
 from mixedmodels.engine.optimizer import (
-    SNAP_DISTANCE,
     check_optimum,
     finite_difference_hessian,
     newton_polish,
@@ -16,6 +16,7 @@ from mixedmodels.engine.optimizer import (
     snap_to_bounds,
 )
 
+BOUNDARY = DEFAULT_CONTROL.boundary_tol
 _floats = st.floats(-2.0, 2.0, allow_nan=False)
 
 
@@ -67,7 +68,7 @@ def test_newton_polish_lands_on_a_quadratic_minimum(n, data):
         return 0.5 * (z - xmin) @ A @ (z - xmin) + 10.0
 
     lower = np.zeros(n)
-    ok, grad, gain, H = check_optimum(f, x, lower, f(x))  # exact on a quadratic: no truncation error
+    ok, grad, gain, H = check_optimum(f, x, lower, f(x), DEFAULT_CONTROL)  # exact on a quadratic: no truncation error
     calls = []
     polished, value = newton_polish(lambda z: calls.append(1) or f(z), x, f(x), lower, H, grad)
     np.testing.assert_allclose(polished, xmin, atol=1e-8)
@@ -102,7 +103,7 @@ def test_optimize_respects_bounds_and_reports_convergence():
     def f(z):  # the unconstrained minimum (−1, 2) is outside z₀ ≥ 0
         return float((z[0] + 1) ** 2 + (z[1] - 2) ** 2)
 
-    report = optimize(f, np.array([1.0, 1.0]), np.array([0.0, -np.inf]))
+    report = optimize(f, np.array([1.0, 1.0]), np.array([0.0, -np.inf]), DEFAULT_CONTROL)
     assert report.converged
     np.testing.assert_allclose(report.x, [0.0, 2.0], atol=1e-7)
     assert abs(report.fun - 1.0) < 1e-12
@@ -113,25 +114,25 @@ def test_snap_puts_a_parameter_a_hair_from_its_bound_on_it():
         return float((z[0] + 1) ** 2 + (z[1] - 2) ** 2)
 
     x = np.array([2e-11, 2.0])
-    snapped, value = snap_to_bounds(f, x, f(x), np.array([0.0, -np.inf]), slack=1e-12)
+    snapped, value = snap_to_bounds(f, x, f(x), np.array([0.0, -np.inf]), slack=1e-12, distance=BOUNDARY)
     np.testing.assert_array_equal(snapped, [0.0, 2.0])
     assert value == f(snapped)
 
 
 def test_snap_leaves_points_that_are_not_close_or_would_rise():
     lower = np.array([0.0])
-    far = np.array([10 * SNAP_DISTANCE])
+    far = np.array([10 * BOUNDARY])
     calls = []
 
     def f(z):
         calls.append(z.copy())
         return float((z[0] - 1e-7) ** 2)
 
-    assert snap_to_bounds(f, far, f(far), lower, slack=0.0)[0] is far
+    assert snap_to_bounds(f, far, f(far), lower, slack=0.0, distance=BOUNDARY)[0] is far
     assert len(calls) == 1  # no evaluation when nothing is near a bound
     near = np.array([1e-7])  # the minimum itself, inside the snap distance: f(0) = 1e-14 > f(near) = 0
-    np.testing.assert_array_equal(snap_to_bounds(f, near, f(near), lower, slack=1e-15)[0], near)
-    np.testing.assert_array_equal(snap_to_bounds(f, near, f(near), lower, slack=1e-13)[0], [0.0])
+    np.testing.assert_array_equal(snap_to_bounds(f, near, f(near), lower, slack=1e-15, distance=BOUNDARY)[0], near)
+    np.testing.assert_array_equal(snap_to_bounds(f, near, f(near), lower, slack=1e-13, distance=BOUNDARY)[0], [0.0])
 
 
 def test_a_singular_fit_lands_exactly_on_the_bound():

@@ -11,6 +11,7 @@ import mixedmodels as mm
 from mixedmodels.design.build import build_design
 from mixedmodels.formula.parse import parse_formula
 from mixedmodels.engine.lmm import LinearMixedModel
+from mixedmodels.engine.control import DEFAULT_CONTROL
 from mixedmodels.engine.starting import THETA_CEILING, THETA_FLOOR, moment_start
 
 
@@ -28,7 +29,7 @@ def _crossed(rng, sd_a: float, sd_b: float, sigma: float, na=60, nb=40, n=4000) 
 def test_start_is_near_the_simulated_relative_scales():
     rng = np.random.default_rng(5)
     m = _model("y ~ x + (1 | a) + (1 | b)", _crossed(rng, sd_a=2.0, sd_b=0.5, sigma=1.0, na=400, nb=300, n=40000))
-    theta, step = moment_start(m.crossprod, m, m.n, m.p)
+    theta, step = moment_start(m.crossprod, m, m.n, m.p, DEFAULT_CONTROL.initial_step)
     truth = {"a": 2.0, "b": 0.5}
     for t, value in zip(m.terms, theta):
         assert value == pytest.approx(truth[t.group], rel=0.25)
@@ -40,7 +41,7 @@ def test_start_is_near_the_simulated_relative_scales():
 def test_start_is_inside_the_box_and_the_fit_reaches_the_same_optimum(sd_a, sd_b, sigma, seed):
     rng = np.random.default_rng(seed)
     m = _model("y ~ x + (1 | a) + (1 | b)", _crossed(rng, sd_a, sd_b, sigma, na=12, nb=9, n=150))
-    theta, _ = moment_start(m.crossprod, m, m.n, m.p)
+    theta, _ = moment_start(m.crossprod, m, m.n, m.p, DEFAULT_CONTROL.initial_step)
     assert np.all((theta >= THETA_FLOOR) & (theta <= THETA_CEILING))
     from_moments = m.fit()
     from_ones = m.fit(theta0=m.theta_start)
@@ -49,7 +50,7 @@ def test_start_is_inside_the_box_and_the_fit_reaches_the_same_optimum(sd_a, sd_b
 
 def test_vector_terms_keep_the_identity_start():
     m = _model("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
-    theta, step = moment_start(m.crossprod, m, m.n, m.p)
+    theta, step = moment_start(m.crossprod, m, m.n, m.p, DEFAULT_CONTROL.initial_step)
     np.testing.assert_array_equal(theta, m.theta_start)
     np.testing.assert_array_equal(step, [0.75, 1.0, 0.75])
 
@@ -62,6 +63,6 @@ def test_weights_enter_through_the_crossproducts():
         build_design(parse_formula("y ~ x + (1 | a)"), d, weights="w"))
     # doubling every precision weight says the residual variance is σ²/2: the same data then
     # give σ² twice as large and σ_b² unchanged, so θ = σ_b/σ shrinks by √2 (as the fitted θ does)
-    t_plain = moment_start(plain.crossprod, plain, plain.n, plain.p)[0]
-    t_weighted = moment_start(weighted.crossprod, weighted, weighted.n, weighted.p)[0]
+    t_plain = moment_start(plain.crossprod, plain, plain.n, plain.p, DEFAULT_CONTROL.initial_step)[0]
+    t_weighted = moment_start(weighted.crossprod, weighted, weighted.n, weighted.p, DEFAULT_CONTROL.initial_step)[0]
     np.testing.assert_allclose(t_weighted, t_plain / np.sqrt(2), rtol=1e-10)
