@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from functools import lru_cache
 
 import formulaic
@@ -209,23 +210,19 @@ FORMULA_CONTEXT = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
                    "log2": np.log2, "log10": np.log10, "log1p": np.log1p}
 
 
-def evaluate(expr: str, frame: pd.DataFrame, what: str, sum_contrasts: bool = False,
+def evaluate(expr: str, frame: pd.DataFrame, what: str, contrasts: Mapping[str, str] | None = None,
              checked: bool = False) -> tuple[formulaic.ModelMatrix, tuple[str, ...]]:
     """A formulaic model matrix of ``expr`` on ``frame`` coded as R codes it, with R's column names.
 
-    Ordered factors get polynomial contrasts (R's contr.poly: 'ph.L', 'ph.Q'), logical
-    columns are named 'xTRUE'.  ``sum_contrasts`` codes the other factors by sums to
-    zero (contr.sum), the coding of type-III tests.  Errors name the formula part.
-    ``checked`` (a part of a checked formula) checks the exact text handed to formulaic,
-    as formulaic parsed it, before anything is evaluated.
+    ``contrasts`` maps factor columns to R's codings ('contr.treatment', 'contr.sum',
+    ...); other ordered factors get polynomial contrasts (R's contr.poly: 'ph.L',
+    'ph.Q') and the rest treatment contrasts.  Logical columns are named 'xTRUE'.
+    Errors name the formula part.  ``checked`` (a part of a checked formula) checks the
+    exact text handed to formulaic, as formulaic parsed it, before anything is evaluated.
     """
     dtypes = frame.dtypes
-    categorical = [c for c, t in dtypes.items() if isinstance(t, pd.CategoricalDtype)
-                   or sum_contrasts and t == object]
-    ordered = [c for c in categorical if isinstance(dtypes[c], pd.CategoricalDtype) and dtypes[c].ordered]
-    coding = {c: "contr.poly" for c in ordered}
-    if sum_contrasts:
-        coding.update({c: "contr.sum" for c in categorical if c not in ordered})
+    coding = {c: "contr.poly" for c, t in dtypes.items() if isinstance(t, pd.CategoricalDtype) and t.ordered}
+    coding.update(contrasts or {})
     logical = {str(c) for c, t in dtypes.items() if pd.api.types.is_bool_dtype(t)}
     coded = expr
     for c, contrast in coding.items():
@@ -242,6 +239,11 @@ def evaluate(expr: str, frame: pd.DataFrame, what: str, sum_contrasts: bool = Fa
         raise FormulaError(f"cannot evaluate {what} {expr!r}: {exc}") from exc
     renames = {f"C({c}, {contrast})": str(c) for c, contrast in coding.items()}
     return mat, tuple(r_name(col, renames, logical) for col in mat.columns)
+
+
+def factor_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns R treats as factors: categoricals and strings."""
+    return [str(c) for c, t in frame.dtypes.items() if isinstance(t, pd.CategoricalDtype) or t == object]
 
 
 @lru_cache(maxsize=256)
@@ -366,10 +368,20 @@ def r_name(column: str, renames: dict[str, str] | None = None, logical: set[str]
 
 def _drop_aliased(X: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, list[int]]:
     """Remove columns of X that are linear combinations of earlier ones, with a warning."""
-    if X.shape[1] == 0:
-        return X, []
+    keep = independent_columns(X)
+    dropped = tuple(names[j] for j in range(len(names)) if j not in keep)
+    if dropped:
+        warn(
+            "fixed-effect model matrix is rank deficient; dropping aliased column(s) "
+            + ", ".join(repr(d) for d in dropped),
+            RankDeficiencyWarning,
+        )
+    return X[:, keep], keep
+
+
+def independent_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
+    """Indices of the columns of X that are not linear combinations of earlier ones (R's qr pivoting)."""
     keep: list[int] = []
-    tol = 1e-7
     Q = np.zeros((X.shape[0], 0))
     for j in range(X.shape[1]):
         col = X[:, j]
@@ -381,14 +393,7 @@ def _drop_aliased(X: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, li
         if norm > 0 and rnorm > tol * norm:
             Q = np.column_stack([Q, resid / rnorm])
             keep.append(j)
-    dropped = tuple(names[j] for j in range(len(names)) if j not in keep)
-    if dropped:
-        warn(
-            "fixed-effect model matrix is rank deficient; dropping aliased column(s) "
-            + ", ".join(repr(d) for d in dropped),
-            RankDeficiencyWarning,
-        )
-    return X[:, keep], keep
+    return keep
 
 
 def grouping_factor(frame: pd.DataFrame, group: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:

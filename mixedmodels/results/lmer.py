@@ -34,6 +34,7 @@ from ..inference.satterthwaite import satterthwaite
 from ..inference.simulate import simulate, with_response
 from ..io.persistence import save
 from ..report.summary import Summary
+from ..report.tables import AnovaTable
 from ..report.tidy import tidy
 
 
@@ -439,20 +440,23 @@ class LmerResult(MixedModelResult):
         return kenward_roger(self, L)
 
     @with_fitting_threads
-    def anova(self, type: int = 3, ddf: str = "Satterthwaite"):
-        """F tests of each fixed-effect term, as lmerTest's ``anova(m)``.
+    def anova(self, type: int | str = 3, ddf: str = "Satterthwaite") -> AnovaTable:
+        """F tests of each fixed-effect term, as lmerTest's ``anova(m, type=, ddf=)``.
 
-        Type III hypotheses (each term's sum-to-zero-coded columns are zero), with
-        Satterthwaite (default) or Kenward-Roger denominator df; for the likelihood-ratio
-        comparison of models use ``mixedmodels.anova(m0, m1)``.
+        ``type`` 1 (sequential), 2 (each term adjusted for all terms not containing it)
+        or 3 (default; lmerTest's type III, also on designs with empty cells, noted as
+        "Missing cells"), also as "I", "II", "III"; Satterthwaite (default) or
+        Kenward-Roger denominator df.  For the likelihood-ratio comparison of models
+        use ``mixedmodels.anova(m0, m1)``.
         """
-        if type != 3:
-            raise ValueError(f"type must be 3 (types I and II are planned), not {type!r}")
+        types = {1: 1, 2: 2, 3: 3, "1": 1, "2": 2, "3": 3, "I": 1, "II": 2, "III": 3}
+        if type not in types:
+            raise ValueError(f"type must be 1, 2 or 3 (or 'I', 'II', 'III'), not {type!r}")
         if ddf not in ("Satterthwaite", "Kenward-Roger"):
             raise ValueError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', not {ddf!r}")
         if ddf == "Kenward-Roger":
             check_applicable(self)
-        return anova_table(self, ddf)
+        return anova_table(self, ddf, types[type])
 
     def summary(self, ddf: str = "Satterthwaite"):
         """lmerTest's summary: t tests with Satterthwaite (default) or Kenward-Roger df, or
