@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 from formulaic.errors import FormulaicError
+from scipy import stats
 
 from ..errors import DataError, FormulaError, type_name
 from ..design.build import formula_part, numeric_column
@@ -27,8 +28,7 @@ def linear_predictor(fit, newdata: pd.DataFrame, re_form: str | None = None,
     """η = Xβ + Zb (+ offset) for the rows of ``newdata``; NaN where a predictor is missing."""
     if not isinstance(newdata, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, not {type_name(newdata)}")
-    X = _replay(fit.design.model_spec, newdata, "fixed-effects")
-    eta = X[:, list(fit.design.kept_columns)] @ fit.fixef.to_numpy()
+    eta = fixed_effects_rows(fit, newdata) @ fit.fixef.to_numpy()
     for t, b in _selected_modes(fit, re_form):
         eta = eta + _random_part(t, b, newdata, allow_new_levels)
     return eta + _offset(fit, newdata, offset)
@@ -40,6 +40,65 @@ def fitted_linear_predictor(fit, re_form: str | None = None) -> np.ndarray:
     for t, b in _selected_modes(fit, re_form):
         eta = eta + t.times_b(b)
     return eta if fit.design.offset is None else eta + fit.design.offset
+
+
+def fixed_effects_rows(fit, newdata: pd.DataFrame | None) -> np.ndarray:
+    """The fixed-effects model matrix of newdata's rows (of the fitted rows when None)."""
+    if newdata is None:
+        return fit.design.X
+    return _replay(fit.design.model_spec, newdata, "fixed-effects")[:, list(fit.design.kept_columns)]
+
+
+def new_group_variance(fit, newdata: pd.DataFrame | None) -> np.ndarray:
+    """zᵀΣz summed over the terms, per row: the variance of the random part for a group not in the data."""
+    total = np.zeros(fit.nobs if newdata is None else len(newdata))
+    for t, S in zip(fit.reterms, fit.covariances):
+        Z = t.matrix if newdata is None else _replay(t.spec, newdata, f"random-effects ({t.expr} | {t.group})")[
+            :, list(t.column_index)]
+        total = total + np.einsum("ia,ab,ib->i", Z, S, Z)
+    return total
+
+
+def population_prediction(fit, newdata: pd.DataFrame | None, type: str, interval: str | None,
+                          level: float, offset: object = None) -> pd.DataFrame:
+    """Predictions of the fixed part with their standard errors and intervals.
+
+    se_fit = √(xᵀ V x), V the covariance of β̂ (what emmeans reports for the same row).
+    "confidence": η̂ ± z·se on the link scale, mapped through the inverse link for
+    type "response" (so the limits stay in the response's range); the standard error
+    on the response scale is the delta method's |dμ/dη|·se.  "prediction" (LMMs): a
+    new observation of a new group, ± z·√(se² + zᵀΣz + σ²) (prior weight 1).
+    Intervals are Wald intervals with the normal quantile.
+    """
+    if interval not in (None, "confidence", "prediction"):
+        raise ValueError(f"interval must be None, 'confidence' or 'prediction', not {interval!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, not {level!r}")
+    if interval == "prediction" and fit.kind != "lmer":
+        raise ValueError("prediction intervals are available for lmer fits only; use interval='confidence'")
+    X = fixed_effects_rows(fit, newdata)
+    eta = X @ fit.fixef.to_numpy()
+    if newdata is None:
+        eta = eta if fit.design.offset is None else eta + fit.design.offset
+    else:
+        eta = eta + _offset(fit, newdata, offset)
+    se = np.sqrt(np.einsum("ij,jk,ik->i", X, fit.vcov.to_numpy(), X))
+    response = type == "response"
+    out = {"fit": fit.inverse_link(eta) if response else eta,
+           "se_fit": se * np.abs(fit.link_derivative(eta)) if response else se}
+    if interval is not None:
+        spread = se if interval == "confidence" else np.sqrt(se**2 + new_group_variance(fit, newdata) + fit.sigma**2)
+        z = stats.norm.ppf((1 + level) / 2)
+        a, b = eta - z * spread, eta + z * spread
+        if response:
+            a, b = fit.inverse_link(a), fit.inverse_link(b)
+        out["lower"], out["upper"] = np.minimum(a, b), np.maximum(a, b)
+    return pd.DataFrame(out, index=fit.rows_used if newdata is None else newdata.index)
+
+
+def is_population(re_form: str | None) -> bool:
+    """Whether ``re_form`` asks for no random effects: "~0" or "NA" (lme4's re.form = NA)."""
+    return isinstance(re_form, str) and re_form.replace(" ", "") in ("~0", "NA", "~NA")
 
 
 def _replay(spec, newdata: pd.DataFrame, what: str) -> np.ndarray:
@@ -87,9 +146,9 @@ def _wanted_columns(fit, re_form: str | None) -> dict[str, set[str]] | None:
         return None
     if not isinstance(re_form, str):
         raise FormulaError(f"re_form must be a formula string such as '~(1 | g)', '~0' or None, not {type_name(re_form)}")
-    text = re_form.strip()
-    if text.replace(" ", "") in ("~0", "NA", "~NA"):
+    if is_population(re_form):
         return {}
+    text = re_form.strip()
     parsed = parse_formula(text if "~" in text else f"~ {text}")
     known = {t.group for t in fit.design.reterms}
     if (not parsed.random or parsed.response or parsed.offsets or parsed.fixed.replace(" ", "") not in ("1", "0", "-1")

@@ -118,6 +118,10 @@ class GlmerResult(MixedModelResult):
     def inverse_link(self, eta: np.ndarray) -> np.ndarray:
         return self.family.link.inverse(eta)
 
+    def link_derivative(self, eta: np.ndarray) -> np.ndarray:
+        """dμ/dη at η (the family's link)."""
+        return self.family.link.mu_eta(eta)
+
     def draw_response(self, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self.family.sample(mu, self.model.prior_weights, self.sigma**2, rng)
 

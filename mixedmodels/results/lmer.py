@@ -29,7 +29,7 @@ from ..inference.confint import confint
 from ..inference.fixed_tests import anova_table
 from ..inference.kenward_roger import check_applicable, kenward_roger
 from ..inference.parameters import parameters
-from ..inference.prediction import fitted_linear_predictor, linear_predictor
+from ..inference.prediction import fitted_linear_predictor, is_population, linear_predictor, population_prediction
 from ..inference.satterthwaite import satterthwaite
 from ..inference.simulate import simulate, with_response
 from ..io.persistence import save
@@ -304,15 +304,26 @@ class MixedModelResult(InformationCriteria):
 
     # ----- prediction ----------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
-                allow_new_levels: bool = False, type: str = "response", offset: object = None) -> pd.Series:
+                allow_new_levels: bool = False, type: str = "response", offset: object = None,
+                se_fit: bool = False, interval: str | None = None,
+                level: float = 0.95) -> pd.Series | pd.DataFrame:
         """Predictions, as lme4's predict(): all random effects by default, none with
         ``re_form="~0"``, or those of the factors a formula such as ``"~(1|g)"`` names.
 
         New levels get zero random effects if ``allow_new_levels``, else a DataError.
         ``type`` is "response" (default) or "link" (GLMMs; the same for LMMs).
+
+        ``se_fit=True`` or ``interval="confidence"`` (or ``"prediction"`` for LMMs) give a
+        DataFrame (fit, se_fit, lower, upper) for the population part (``re_form="~0"``):
+        the uncertainty of β̂ only, as emmeans/ggeffects report it; see population_prediction.
         """
         if type not in ("response", "link"):
             raise ValueError(f"type must be 'response' or 'link', not {type!r}")
+        if se_fit or interval is not None:
+            if not is_population(re_form):
+                raise ValueError("standard errors and intervals cover the population part (fixed effects) "
+                                 f"only; pass re_form='~0' (got re_form={re_form!r})")
+            return population_prediction(self, newdata, type, interval, level, offset)
         if newdata is None:
             eta, index = fitted_linear_predictor(self, re_form), self.rows_used
         else:
@@ -323,6 +334,10 @@ class MixedModelResult(InformationCriteria):
     def inverse_link(self, eta: np.ndarray) -> np.ndarray:
         """The mean from the linear predictor: the identity for LMMs."""
         return eta
+
+    def link_derivative(self, eta: np.ndarray) -> np.ndarray:
+        """dμ/dη at η: 1 for LMMs."""
+        return np.ones_like(eta)
 
     def simulate(self, nsim: int = 1, seed: int | np.random.Generator | None = None,
                  re_form: str | None = "~0") -> pd.DataFrame:
