@@ -183,6 +183,15 @@ class MixedModelResult(InformationCriteria):
             out[t.group] = frame if t.group not in out else pd.concat([out[t.group], frame], axis=1)
         return out
 
+    def condvar(self) -> dict[str, np.ndarray]:
+        """Conditional covariance of each term's random effects given the data, one p×p block per
+        level: (levels × p × p) arrays, levels and columns as in ``ranef``, keyed as VarCorr's
+        groups ('Subject', or 'Subject', 'Subject.1' for the two terms of ``(Days || Subject)``).
+
+        lme4's ``attr(ranef(m, condVar = TRUE)$g, "postVar")`` (stored p × p × levels there).
+        """
+        return {label: self._condvar[self._engine(i)].copy() for i, label in enumerate(self.term_groups)}
+
     @cached_property
     def coef(self) -> dict[str, pd.DataFrame]:
         """Per-level coefficients: fixed effects plus that level's random effects."""
