@@ -22,6 +22,7 @@ from .errors import (
     SingularFitWarning,
 )
 from .results.glmer import GlmerResult
+from .results.glm import GlmResult, glm
 from .results.lm import LmResult, lm
 from .io.persistence import save
 from .io.restore import load
@@ -47,6 +48,8 @@ __all__ = [
     "families",
     "lm",
     "LmResult",
+    "glm",
+    "GlmResult",
     "anova",
     "ranova",
     "AnovaTable",

@@ -27,7 +27,7 @@ from .control import DEFAULT_CONTROL, Control
 from .families import Family
 from .optimizer import MINIMIZERS, OptimumReport, optimize
 from ..design.reterm import TermSet
-from .rows import InMemoryRows
+from .rows import InMemoryRows, fit_glm
 from .starting import MIN_STEP, STEP_FRACTION
 
 
@@ -192,23 +192,8 @@ class GeneralizedLinearMixedModel(TermSet):
         return factorize(self._pass(state.beta, state.u, lambdas, False).crossprod, lambdas, self.p)
 
     def _glm_start(self) -> np.ndarray:
-        """β from the fixed-effects GLM: IRLS from the family's starting μ, one pass over the
-        rows per step for its normal equations."""
-        beta = None
-        for _ in range(25):
-            equations = self.rows.glm_equations(beta)
-            if equations is None:
-                raise FitError(
-                    f"no valid starting values: the fixed-effects GLM gives means outside the range of the "
-                    f"{self.family.name} family with the {self.family.link.name} link; try a link that keeps "
-                    "the mean in range (e.g. 'log' for counts) or rescale the predictors"
-                )
-            new = np.linalg.solve(equations.xwx, equations.xwz)
-            done = beta is not None and np.allclose(new, beta, rtol=1e-8, atol=1e-10)
-            beta = new
-            if done:
-                break
-        return beta
+        """β from the fixed-effects GLM (IRLS)."""
+        return fit_glm(self.rows)
 
     # ----- deviances ---------------------------------------------------------------------
     def dispersion(self, mu: np.ndarray) -> float:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..linalg.crossprod import CrossproductBuilder, Crossproducts
+from ..errors import FitError
 from .families import Family
 from ..design.reterm import ReTerm
 
@@ -119,3 +120,27 @@ class InMemoryRows:
         z = eta - self.offset + (self.y - mu) / mu_eta
         wX = self.X * w[:, None]
         return GlmEquations(xwx=wX.T @ self.X, xwz=wX.T @ z)
+
+
+GLM_MAXIT = 25  # R's glm.control(maxit)
+
+
+def fit_glm(rows: InMemoryRows) -> np.ndarray:
+    """β of the fixed-effects GLM by IRLS from the family's starting μ: each step solves the
+    weighted normal equations of ``rows.glm_equations`` (one pass over the rows, also on Dask)."""
+    beta = None
+    for _ in range(GLM_MAXIT):
+        equations = rows.glm_equations(beta)
+        if equations is None:
+            family = rows.family
+            raise FitError(
+                f"no valid starting values: the fixed-effects GLM gives means outside the range of the "
+                f"{family.name} family with the {family.link.name} link; try a link that keeps "
+                "the mean in range (e.g. 'log' for counts) or rescale the predictors"
+            )
+        new = np.linalg.solve(equations.xwx, equations.xwz)
+        done = beta is not None and np.allclose(new, beta, rtol=1e-8, atol=1e-10)
+        beta = new
+        if done:
+            break
+    return beta

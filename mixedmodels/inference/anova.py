@@ -17,6 +17,7 @@ from scipy import stats
 from ..errors import MixedModelsError, MixedModelsWarning, RefitWarning, warn
 from ..formula.parse import ParsedFormula, RandomTerm
 from ..results.glmer import GlmerResult
+from ..results.glm import GlmResult
 from ..results.lm import LmResult
 from ..engine.lmm import LinearMixedModel
 from ..design.reterm import ReTerm
@@ -30,7 +31,7 @@ _INTERCEPT = "(Intercept)"
 def anova(*models: object, refit: bool = True, names: Sequence[str] | None = None) -> AnovaTable:
     """Likelihood-ratio tests of nested models, as lme4's ``anova(m0, m1, ...)``.
 
-    Models (``lmer``, ``glmer`` or ``lm`` fits) are sorted by their number of
+    Models (``lmer`` or ``lm`` fits, or ``glmer`` or ``glm`` fits of one family) are sorted by their number of
     parameters; each row tests the model against the one above it.  REML fits are
     refitted by ML first (with a :class:`RefitWarning`) unless ``refit=False``.
     Rows are named by ``names`` or else by the formulas.
@@ -38,12 +39,19 @@ def anova(*models: object, refit: bool = True, names: Sequence[str] | None = Non
     if len(models) < 2:
         raise MixedModelsError("anova compares two or more fitted models, e.g. anova(m0, m1)")
     for m in models:
-        if not isinstance(m, (LmerResult, GlmerResult, LmResult)):
-            raise TypeError(f"anova compares lmer, glmer and lm fits, not {type(m).__name__}")
-    if any(isinstance(m, GlmerResult) for m in models) and not all(isinstance(m, GlmerResult) for m in models):
+        if not isinstance(m, (LmerResult, GlmerResult, LmResult, GlmResult)):
+            raise TypeError(f"anova compares lmer, glmer, lm and glm fits, not {type(m).__name__}")
+    generalized = [isinstance(m, (GlmerResult, GlmResult)) for m in models]
+    if any(generalized) and not all(generalized):
         raise MixedModelsError(
-            "cannot compare a generalized linear mixed model (glmer) with a linear model (lmer or lm): "
-            "their likelihoods are not on the same scale"
+            "cannot compare a generalized model (glmer or glm) with a linear model (lmer or lm): "
+            "their likelihoods are not on the same scale; compare glmer with mm.glm, lmer with mm.lm"
+        )
+    families = {(m.family.name, m.family.link.name) for m in models if isinstance(m, (GlmerResult, GlmResult))}
+    if len(families) > 1:
+        raise MixedModelsError(
+            "models of different families or links are not nested: "
+            + ", ".join(f"{name} ({link})" for name, link in sorted(families))
         )
     nobs = [m.nobs for m in models]
     if len(set(nobs)) > 1:
