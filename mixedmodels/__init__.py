@@ -2,7 +2,7 @@
 
 from .io import datasets
 from .engine import families
-from .inference.anova import AnovaTable, anova, ranova
+from .inference.anova import AnovaTable, anova, drop1, ranova
 from .api import glmer, glmer_nb, lmer
 from .engine.control import Control
 from .dask.lmm import DaskLmerResult, lmer_dask
@@ -52,6 +52,7 @@ __all__ = [
     "GlmResult",
     "anova",
     "ranova",
+    "drop1",
     "AnovaTable",
     "save",
     "load",

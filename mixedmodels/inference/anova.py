@@ -1,4 +1,5 @@
-"""Likelihood-ratio comparisons of fitted models: lme4's ``anova(m0, m1)`` and lmerTest's ``ranova(m)``.
+"""Likelihood-ratio comparisons of fitted models: lme4's ``anova(m0, m1)`` and ``drop1(m)``, and
+lmerTest's ``ranova(m)``.
 
 Both return an :class:`AnovaTable`, whose ``.table`` is a DataFrame and whose
 printed form follows R's ``print.anova``.
@@ -19,10 +20,12 @@ from ..formula.parse import ParsedFormula, RandomTerm
 from ..results.glmer import GlmerResult
 from ..results.glm import GlmResult
 from ..results.lm import LmResult
+from ..engine.glmm import GeneralizedLinearMixedModel
 from ..engine.lmm import LinearMixedModel
 from ..design.reterm import ReTerm
 from ..results.lmer import LmerResult
 from ..report.tables import AnovaTable
+from .fixed_tests import fixed_terms_of
 
 _INTERCEPT = "(Intercept)"
 
@@ -109,6 +112,55 @@ def _chisq_pvalues(chisq: np.ndarray, df: np.ndarray) -> np.ndarray:
     """Upper chi-square tail probabilities; NaN where Df is missing or not positive."""
     with np.errstate(invalid="ignore"):
         return np.where(df > 0, stats.chi2.sf(chisq, np.where(df > 0, df, 1)), np.nan)
+
+
+# ----- drop1 ---------------------------------------------------------------------------------
+def drop1(fit: LmerResult | GlmerResult, test: str = "none") -> AnovaTable:
+    """Each droppable fixed-effect term removed in turn, as lme4's ``drop1(m, test = "Chisq")``.
+
+    A term is droppable when no other term contains all its variables (R's
+    ``drop.scope``: ``Days`` in ``Days * grp`` is not).  The models are compared by
+    their maximum likelihood (REML fits are refitted by ML, as lme4's
+    ``extractAIC``): AIC, and with ``test="Chisq"`` the likelihood-ratio statistic
+    and its χ² p-value on the number of coefficients dropped.
+    """
+    if not isinstance(fit, (LmerResult, GlmerResult)):
+        raise MixedModelsError(f"drop1 needs an lmer or glmer fit, not {type(fit).__name__}")
+    if test not in ("none", "Chisq"):
+        raise ValueError(f"test must be 'none' or 'Chisq', not {test!r}")
+    if getattr(fit, "extra_parameters", 0):
+        raise MixedModelsError("drop1 does not refit glmer_nb's dispersion; compare glmer_nb fits with mm.anova")
+    full = fit.refit_ml() if isinstance(fit, LmerResult) else fit
+    fits: dict[str, LmerResult | GlmerResult] = {"<none>": full}
+    terms = fixed_terms_of(fit)
+    for t in terms:
+        if t.columns and not any(set(t.variables) < set(o.variables) for o in terms):
+            fits[t.name] = _without_term(full, t.name, t.columns)
+    npar = np.array([np.nan] + [full.df - m.df for m in list(fits.values())[1:]])
+    columns: dict[str, object] = {"npar": npar, "AIC": [m.aic for m in fits.values()]}
+    if test == "Chisq":
+        lrt = np.array([np.nan] + [2 * (full.loglik - m.loglik) for m in list(fits.values())[1:]])
+        columns.update({"LRT": lrt, "Pr(Chi)": _chisq_pvalues(lrt, npar)})
+    heading = ["Single term deletions", "", "Model:", fit.formula]
+    return AnovaTable(pd.DataFrame(columns, index=list(fits)), heading, fits)
+
+
+def _without_term(fit: LmerResult | GlmerResult, term: str, columns: Sequence[int]) -> LmerResult | GlmerResult:
+    """The ML fit of the model without one fixed term's columns (R's ``update(m, . ~ . - term)``)."""
+    d = fit.design
+    keep = [j for j in range(d.X.shape[1]) if j not in columns]
+    design = replace(d, X=np.ascontiguousarray(d.X[:, keep]), xnames=tuple(d.xnames[j] for j in keep),
+                     kept_columns=tuple(d.kept_columns[j] for j in keep))
+    p = fit.parsed
+    fixed = f"{p.fixed} - {term}"
+    pieces = [f"offset({o})" for o in p.offsets] + [f"({b.expr} | {b.group_name})" for b in p.random]
+    parsed = replace(p, fixed=fixed, text=" + ".join([f"{p.response} ~ {fixed}", *pieces]))
+    if isinstance(fit, LmerResult):
+        model = LinearMixedModel(design, REML=False)
+        return LmerResult(parsed, model, model.fit(), fit.data_name)
+    glmm = GeneralizedLinearMixedModel(design, fit.family, nAGQ=fit.nAGQ)
+    stage1, stage2 = glmm.fit()
+    return GlmerResult(parsed, glmm, stage2 if stage2 is not None else stage1, fit.data_name)
 
 
 # ----- ranova ---------------------------------------------------------------------------------
