@@ -32,6 +32,7 @@ def lmer(
     maxeval: int | None = None,
     safe: bool = False,
     control: Control | None = None,
+    contrasts: dict[str, str] | None = None,
 ) -> LmerResult:
     """Fit a linear mixed model from an lme4 formula, by REML (default) or ML.
 
@@ -43,20 +44,29 @@ def lmer(
     formulas from untrusted sources, since formulaic runs Python code in formulas.
     ``control`` (a ``mixedmodels.Control``) sets the optimizer, its tolerances and the
     checks, as lme4's lmerControl; ``maxeval=`` is a shortcut for ``Control(maxeval=...)``.
+    ``contrasts`` codes factors of the fixed part as R's ``contrasts=``: a dict such as
+    ``{"f": "contr.sum"}`` (contr.treatment, contr.sum, contr.helmert, contr.SAS, contr.poly).
     """
     ctl = resolve_control(control, maxeval)
     if is_dask_dataframe(data):
         if start is not None:
             raise DataError("start is not supported for Dask data")
+        _no_dask_contrasts(contrasts)
         return lmer_dask(formula, data, REML=REML, weights=weights, offset=offset, safe=safe, control=ctl)
-    parsed, design = _mixed_design("lmer", formula, data, safe, weights, offset)
+    parsed, design = _mixed_design("lmer", formula, data, safe, weights, offset, contrasts=contrasts)
     model = LinearMixedModel(design, REML=REML, control=ctl)
     report = model.fit(theta0=_engine_start(model, start))
     return LmerResult(parsed, model, report, data_name=data.attrs.get("name"))
 
 
+def _no_dask_contrasts(contrasts: dict[str, str] | None) -> None:
+    if contrasts is not None:
+        raise DataError("contrasts= is not supported for Dask DataFrames; code the factor yourself "
+                        "(numeric columns) or fit a pandas DataFrame")
+
+
 def _mixed_design(kind: str, formula: str, data: pd.DataFrame, safe: bool, weights: object,
-                  offset: object, binomial: bool = False):
+                  offset: object, binomial: bool = False, contrasts: dict[str, str] | None = None):
     """The parsed formula and the design of a mixed model, after the checks every fit shares."""
     parsed = check_formula(formula) if safe else parse_formula(formula)
     if not parsed.random:
@@ -65,7 +75,7 @@ def _mixed_design(kind: str, formula: str, data: pd.DataFrame, safe: bool, weigh
             "for a model without random effects use mixedmodels.lm",
             formula,
         )
-    design = build_design(parsed, data, weights=weights, offset=offset, binomial=binomial)
+    design = build_design(parsed, data, weights=weights, offset=offset, binomial=binomial, contrasts=contrasts)
     check_groups(design, lmm=kind == "lmer")
     if kind == "lmer" and design.X.shape[1] >= design.n:
         raise DataError(
@@ -99,6 +109,7 @@ def glmer(
     maxeval: int | None = None,
     safe: bool = False,
     control: Control | None = None,
+    contrasts: dict[str, str] | None = None,
 ) -> GlmerResult:
     """Fit a generalized linear mixed model from an lme4 formula by maximum likelihood.
 
@@ -108,17 +119,19 @@ def glmer(
     quadrature (one scalar random-effects term), ``nAGQ=0`` the faster fit with β
     estimated inside PIRLS.  Binomial responses may be 0/1, booleans, two-level
     factors (second level = success), proportions with ``weights=`` trials, or
-    ``cbind(successes, failures)``.  ``safe=True`` checks the formula first, and ``control``
-    (or its ``maxeval=`` shortcut) sets how the fit runs, as in lmer.
+    ``cbind(successes, failures)``.  ``safe=True`` checks the formula first, ``control``
+    (or its ``maxeval=`` shortcut) sets how the fit runs, and ``contrasts`` codes factors, as in lmer.
     A Dask DataFrame is fitted by PIRLS over its persisted partitions, one pass per
     iteration (see ``mixedmodels.dask.glmm``; nAGQ > 1 is not supported there).
     """
     ctl = resolve_control(control, maxeval)
     if is_dask_dataframe(data):
+        _no_dask_contrasts(contrasts)
         return glmer_dask(formula, data, family=family, nAGQ=nAGQ, weights=weights, offset=offset, safe=safe,
                           control=ctl)
     fam = get_family(family)
-    parsed, design = _mixed_design("glmer", formula, data, safe, weights, offset, binomial=fam.name == "binomial")
+    parsed, design = _mixed_design("glmer", formula, data, safe, weights, offset, binomial=fam.name == "binomial",
+                                   contrasts=contrasts)
     model = GeneralizedLinearMixedModel(design, fam, nAGQ=nAGQ, control=ctl)
     try:
         stage1, stage2 = model.fit()

@@ -40,6 +40,7 @@ class Design:
     dropped_columns: tuple[str, ...] = ()  # aliased columns of X removed
     kept_columns: tuple[int, ...] = ()  # columns of model_spec's matrix that X keeps
     frame: pd.DataFrame | None = field(default=None, repr=False)  # the complete rows of the used columns
+    contrasts: Mapping[str, str] = field(default_factory=dict)  # factor → R's coding given by the caller
 
     @property
     def n(self) -> int:
@@ -52,11 +53,13 @@ def build_design(
     weights: object = None,
     offset: object = None,
     binomial: bool = False,
+    contrasts: Mapping[str, str] | None = None,
 ) -> Design:
     """Evaluate every part of the model on the complete cases of ``data``.
 
     ``binomial`` admits the response forms of binomial GLMMs (cbind, factors,
-    booleans); their trials multiply the prior weights.
+    booleans); their trials multiply the prior weights.  ``contrasts`` codes factors
+    of the fixed part as R's ``contrasts=`` argument does ({"f": "contr.sum"}).
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type_name(data)}")
@@ -89,7 +92,8 @@ def build_design(
     frame = _drop_unused_categories(data.loc[complete, used] if n_dropped else data[used])
 
     y, trials = response_values(parsed, frame, binomial)
-    X, xnames, spec = _fixed_part(parsed, frame)
+    contrasts = check_contrasts(contrasts, frame)
+    X, xnames, spec = _fixed_part(parsed, frame, contrasts)
     X, kept = _drop_aliased(X, xnames)
     dropped = tuple(n for j, n in enumerate(xnames) if j not in kept)
     xnames = tuple(xnames[j] for j in kept)
@@ -121,6 +125,7 @@ def build_design(
         dropped_columns=dropped,
         kept_columns=tuple(kept),
         frame=frame,
+        contrasts=contrasts,
     )
 
 
@@ -237,13 +242,27 @@ def evaluate(expr: str, frame: pd.DataFrame, what: str, contrasts: Mapping[str, 
         mat = formulaic.model_matrix(part, frame, na_action="ignore", context=FORMULA_CONTEXT)
     except Exception as exc:  # formulaic raises many kinds
         raise FormulaError(f"cannot evaluate {what} {expr!r}: {exc}") from exc
-    renames = {f"C({c}, {contrast})": str(c) for c, contrast in coding.items()}
+    renames = _numbered_levels(coding, frame)
+    renames.update({f"C({c}, {contrast})": str(c) for c, contrast in coding.items()})
     return mat, tuple(r_name(col, renames, logical) for col in mat.columns)
+
+
+def _numbered_levels(coding: Mapping[str, str], frame: pd.DataFrame) -> dict[str, str]:
+    """R names sum and Helmert contrast columns by number ('f1', 'f2'), not by level as formulaic."""
+    out = {}
+    for c, contrast in coding.items():
+        if contrast in ("contr.sum", "contr.helmert") and c in frame.columns:
+            levels = factor_codes(frame[c])[1]
+            prefix, first = ("S", 1) if contrast == "contr.sum" else ("H", 0)
+            for i, level in enumerate(levels):
+                out[f"C({c}, {contrast})[{prefix}.{level}]"] = f"{c}{i + first}"
+    return out
 
 
 def factor_columns(frame: pd.DataFrame) -> list[str]:
     """The columns R treats as factors: categoricals and strings."""
-    return [str(c) for c, t in frame.dtypes.items() if isinstance(t, pd.CategoricalDtype) or t == object]
+    return [str(c) for c, t in frame.dtypes.items()
+            if isinstance(t, pd.CategoricalDtype) or pd.api.types.is_string_dtype(t) or t == object]
 
 
 @lru_cache(maxsize=256)
@@ -253,13 +272,37 @@ def formula_part(expr: str) -> formulaic.Formula:
     return formulaic.Formula(expr)
 
 
-def _fixed_part(parsed: ParsedFormula, frame: pd.DataFrame):
+def _fixed_part(parsed: ParsedFormula, frame: pd.DataFrame, contrasts: Mapping[str, str]):
     """Fixed-effects matrix through formulaic, with R's column names."""
-    rhs, names = evaluate(parsed.fixed, frame, "the fixed part", checked=parsed.checked)
+    rhs, names = evaluate(parsed.fixed, frame, "the fixed part", contrasts=contrasts, checked=parsed.checked)
     X = rhs.to_numpy(dtype=float)
     for j, name in enumerate(names):
         check_finite(X[:, j], name)
     return X, names, rhs.model_spec
+
+
+#: R's factor codings that ``contrasts=`` accepts (formulaic implements each as R does)
+CONTRASTS = ("contr.treatment", "contr.sum", "contr.helmert", "contr.SAS", "contr.poly")
+
+
+def check_contrasts(contrasts: Mapping[str, str] | None, frame: pd.DataFrame) -> dict[str, str]:
+    """A ``contrasts=`` argument checked: each key a factor column of the model, each value one of
+    ``CONTRASTS``."""
+    if contrasts is None:
+        return {}
+    if not isinstance(contrasts, Mapping):
+        raise DataError(f"contrasts must be a dict such as {{'f': 'contr.sum'}}, not {type_name(contrasts)}")
+    factors = factor_columns(frame)
+    for column, coding in contrasts.items():
+        if column not in factors:
+            raise DataError(
+                f"contrasts names {column!r}, which is not a factor column the model uses"
+                + (f" (factors: {', '.join(map(repr, factors))})" if factors else " (it uses no factor)")
+            )
+        if coding not in CONTRASTS:
+            raise DataError(f"contrasts[{column!r}] = {coding!r} is not one of {', '.join(CONTRASTS)}."
+                            + did_you_mean(str(coding), CONTRASTS))
+    return dict(contrasts)
 
 
 def numeric_column(expr: str, frame: pd.DataFrame, what: str, checked: bool) -> np.ndarray:

@@ -134,7 +134,11 @@ def rebuild_design(parsed: ParsedFormula, meta: dict[str, Any], arrays: dict[str
     """The design from the stored frame, with the stored y, weights and offset put back verbatim."""
     frame = _decode_frame(meta["frame"], arrays)
     binomial = meta["kind"] == "glmer" and meta["family"]["name"] == "binomial"
-    design = build_design(parsed, frame, binomial=binomial)
+    contrasts = meta.get("contrasts") or None  # files written before contrasts= have none
+    if contrasts is not None and (not isinstance(contrasts, dict)
+                                  or not all(isinstance(k, str) and isinstance(v, str) for k, v in contrasts.items())):
+        raise ModelFileError(f"the stored contrasts must map column names to R's codings, not {contrasts!r}")
+    design = build_design(parsed, frame, binomial=binomial, contrasts=contrasts)
     found = _describe(design)
     if found != meta["design"]:
         parts = [k for k in found if found[k] != meta["design"].get(k)]
@@ -203,6 +207,7 @@ def _encode(fit: FittedModel) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "nAGQ": None,
         "extra_parameters": 0,
         "n_dropped": int(design.n_dropped),
+        "contrasts": dict(design.contrasts),
         "frame": frame_meta,
         "design": _describe(design),
         "optimum": {"fun": float(opt.fun), "nfev": int(opt.nfev), "converged": bool(opt.converged),

@@ -25,11 +25,11 @@ from .glmer import glmm_residuals
 
 
 def glm(formula: str, data: pd.DataFrame, family: str | Family = "gaussian", link: str | None = None,
-        weights: object = None, offset: object = None) -> GlmResult:
+        weights: object = None, offset: object = None, contrasts: dict[str, str] | None = None) -> GlmResult:
     """Fit ``formula`` (no random effects) by iteratively reweighted least squares, as R's ``glm``.
 
     ``family`` is a name ("binomial", "poisson", "Gamma", ...) or a family object;
-    responses, ``weights`` and ``offset`` are given as for ``glmer``.
+    responses, ``weights``, ``offset`` and ``contrasts`` are given as for ``glmer``.
     """
     parsed = parse_formula(formula)
     if parsed.random:
@@ -38,7 +38,8 @@ def glm(formula: str, data: pd.DataFrame, family: str | Family = "gaussian", lin
             f"glm fits no random effects; for the term ({bar.expr} | {bar.group_name}) use glmer", formula
         )
     fam = get_family(family, link)
-    design = build_design(parsed, data, weights=weights, offset=offset, binomial=fam.name == "binomial")
+    design = build_design(parsed, data, weights=weights, offset=offset, binomial=fam.name == "binomial",
+                          contrasts=contrasts)
     return GlmResult(parsed, design, fam, data_name=data.attrs.get("name"))
 
 

@@ -22,11 +22,12 @@ from ..report.summary import fixed_effects_block
 _LOG_2PI = np.log(2 * np.pi)
 
 
-def lm(formula: str, data: pd.DataFrame, weights: object = None, offset: object = None) -> LmResult:
+def lm(formula: str, data: pd.DataFrame, weights: object = None, offset: object = None,
+       contrasts: dict[str, str] | None = None) -> LmResult:
     """Fit ``formula`` (no random effects) by least squares, as R's ``lm``.
 
     ``weights`` and ``offset`` are column names or vectors as long as ``data``;
-    rows with a missing value in a model variable are dropped.
+    rows with a missing value in a model variable are dropped; ``contrasts`` as in lmer.
     """
     parsed = parse_formula(formula)
     if parsed.random:
@@ -34,7 +35,7 @@ def lm(formula: str, data: pd.DataFrame, weights: object = None, offset: object 
         raise FormulaError(
             f"lm fits no random effects; for the term ({bar.expr} | {bar.group_name}) use lmer", formula
         )
-    design = build_design(parsed, data, weights=weights, offset=offset)
+    design = build_design(parsed, data, weights=weights, offset=offset, contrasts=contrasts)
     return LmResult(parsed, design, data_name=data.attrs.get("name"))
 
 
