@@ -150,9 +150,9 @@ def _without_term(fit: LmerResult | GlmerResult, term: str, columns: Sequence[in
     pieces = [f"offset({o})" for o in p.offsets] + [f"({b.expr} | {b.group_name})" for b in p.random]
     parsed = replace(p, fixed=fixed, text=" + ".join([f"{p.response} ~ {fixed}", *pieces]))
     if isinstance(fit, LmerResult):
-        model = LinearMixedModel(design, REML=False)
+        model = LinearMixedModel(design, REML=False, control=fit.control)
         return LmerResult(parsed, model, model.fit(), fit.data_name)
-    glmm = GeneralizedLinearMixedModel(design, fit.family, nAGQ=fit.nAGQ)
+    glmm = GeneralizedLinearMixedModel(design, fit.family, nAGQ=fit.nAGQ, control=fit.control)
     stage1, stage2 = glmm.fit()
     return GlmerResult(parsed, glmm, stage2 if stage2 is not None else stage1, fit.data_name)
 
