@@ -7,6 +7,7 @@ Its random effects are ordered level-major: level 0's pᵢ effects, then level 1
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -67,6 +68,14 @@ class ReTerm:
         if self.p == 1:
             return self.matrix[:, 0] * b[self.codes, 0]
         return np.einsum("ij,ij->i", self.matrix, b[self.codes])
+
+
+def z_times_b(terms: Sequence[ReTerm], b: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Z b = Σⱼ Zⱼ bⱼ over n rows, each term's random effects bⱼ as (nlevels, p): the one place it is summed."""
+    out = np.zeros(n)
+    for t, bj in zip(terms, b):
+        out += t.times_b(bj)
+    return out
 
 
 class TermSet:

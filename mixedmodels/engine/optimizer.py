@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import nlopt
 import numpy as np
 
+from ..linalg.derivatives import finite_difference_hessian, shifted
 from ..runtime.threads import fitting_threads
 
 if TYPE_CHECKING:
@@ -218,8 +219,8 @@ def check_optimum(
     n = len(x)
     h = 1e-3 * np.maximum(np.abs(x), 1.0 if scale is None else np.minimum(scale, 1.0))
     at_bound = (x - lower) <= h
-    f_plus = np.array([f(_shift(x, i, h[i])) for i in range(n)])
-    f_minus = np.array([np.nan if at_bound[i] else f(_shift(x, i, -h[i])) for i in range(n)])
+    f_plus = np.array([f(shifted(x, i, h[i])) for i in range(n)])
+    f_minus = np.array([np.nan if at_bound[i] else f(shifted(x, i, -h[i])) for i in range(n)])
     grad = np.where(at_bound, (f_plus - fx) / h, (f_plus - f_minus) / (2 * h))
     free = ~(at_bound & (grad >= 0))
     full = np.full((n, n), np.nan)
@@ -237,44 +238,3 @@ def check_optimum(
     except np.linalg.LinAlgError:
         gain = float(np.abs(g).max()) * float(h.max())
     return gain < min(control.check_conv_tol * max(1.0, abs(fx)), control.check_conv_abs_tol), grad, gain, full
-
-
-def finite_difference_hessian(
-    f: Callable[[np.ndarray], float],
-    x: np.ndarray,
-    fx: float,
-    h: np.ndarray | None = None,
-    idx: np.ndarray | None = None,
-    f_plus: np.ndarray | None = None,
-    f_minus: np.ndarray | None = None,
-) -> np.ndarray:
-    """Central-difference Hessian of f at x over the coordinates ``idx`` (default: all).
-
-    ``f_plus``/``f_minus`` are f(x ± hᵢeᵢ) when already known (they give the diagonal).
-    Each off-diagonal element takes two more evaluations, f(x ± (hᵢeᵢ + hⱼeⱼ)):
-    their sum minus the diagonal's central sums is 2hᵢhⱼHᵢⱼ + O(h⁴), as accurate as
-    the four-point formula for half its cost.
-    """
-    h = 1e-4 * np.maximum(np.abs(x), 1.0) if h is None else h
-    idx = np.arange(len(x)) if idx is None else idx
-    if f_plus is None or f_minus is None:
-        f_plus = np.full(len(x), np.nan)
-        f_minus = np.full(len(x), np.nan)
-        for i in idx:
-            f_plus[i], f_minus[i] = f(_shift(x, i, h[i])), f(_shift(x, i, -h[i]))
-    m = len(idx)
-    H = np.zeros((m, m))
-    for a, i in enumerate(idx):
-        H[a, a] = (f_plus[i] - 2 * fx + f_minus[i]) / h[i] ** 2
-        for b, j in enumerate(idx[:a]):
-            both = _shift(_shift(x, i, h[i]), j, h[j])
-            pair_sum = f(both) + f(2 * x - both)
-            H[a, b] = H[b, a] = (pair_sum - f_plus[i] - f_minus[i] - f_plus[j] - f_minus[j] + 2 * fx) / (
-                2 * h[i] * h[j])
-    return H
-
-
-def _shift(x: np.ndarray, i: int, delta: float) -> np.ndarray:
-    y = x.copy()
-    y[i] += delta
-    return y

@@ -20,7 +20,7 @@ import numpy as np
 from ..linalg.crossprod import CrossproductBuilder, Crossproducts
 from ..errors import FitError
 from .families import Family
-from ..design.reterm import ReTerm
+from ..design.reterm import ReTerm, z_times_b
 
 
 @dataclass
@@ -71,10 +71,7 @@ class InMemoryRows:
 
     def random_part(self, b: list[np.ndarray]) -> np.ndarray:
         """Z b, for each term's random effects as (levels, p)."""
-        out = np.zeros(self.n)
-        for t, bj in zip(self.terms, b):
-            out += t.times_b(bj)
-        return out
+        return z_times_b(self.terms, b, self.n)
 
     def pearson_chisq(self, beta: np.ndarray, b: list[np.ndarray]) -> float:
         """Σ wᵢ (yᵢ − μᵢ)² / V(μᵢ) at η = Xβ + Zb + offset."""

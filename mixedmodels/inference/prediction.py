@@ -20,7 +20,7 @@ from scipy import stats
 from ..errors import DataError, FormulaError, type_name
 from ..design.build import formula_part, numeric_column
 from ..formula.parse import parse_formula
-from ..design.reterm import ReTerm
+from ..design.reterm import ReTerm, z_times_b
 
 
 def linear_predictor(fit, newdata: pd.DataFrame, re_form: str | None = None,
@@ -36,9 +36,9 @@ def linear_predictor(fit, newdata: pd.DataFrame, re_form: str | None = None,
 
 def fitted_linear_predictor(fit, re_form: str | None = None) -> np.ndarray:
     """η on the fitted rows with only the random effects that ``re_form`` names."""
-    eta = fit.design.X @ fit.fixef.to_numpy()
-    for t, b in _selected_modes(fit, re_form):
-        eta = eta + t.times_b(b)
+    selected = _selected_modes(fit, re_form)
+    X = fit.design.X
+    eta = X @ fit.fixef.to_numpy() + z_times_b([t for t, _ in selected], [b for _, b in selected], len(X))
     return eta if fit.design.offset is None else eta + fit.design.offset
 
 

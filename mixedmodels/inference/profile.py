@@ -18,6 +18,7 @@ from scipy import stats
 
 from .parameters import parameters, percent_label
 from ..engine.optimizer import minimize_bobyqa
+from ..linalg.covariance import sd_and_correlation
 
 _LOG_2PI = np.log(2 * np.pi)
 
@@ -56,10 +57,9 @@ class LmmProfile:
             if prm.kind == "sigma":
                 out.append(f.sigma)
             else:
-                S = covs[prm.term]
-                sd = np.sqrt(np.diag(S))
-                out.append(sd[prm.a] if prm.kind == "sd" else
-                           (S[prm.a, prm.b] / (sd[prm.a] * sd[prm.b]) if sd[prm.a] * sd[prm.b] > 0 else 0.0))
+                sd, R = sd_and_correlation(covs[prm.term])
+                corr = R[prm.a, prm.b]  # NaN when a variance is 0: start such a correlation at 0
+                out.append(sd[prm.a] if prm.kind == "sd" else (0.0 if np.isnan(corr) else corr))
         return np.array(out)
 
     def lower_upper(self) -> tuple[np.ndarray, np.ndarray]:

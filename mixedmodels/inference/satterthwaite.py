@@ -6,7 +6,7 @@ fixed σ; cov(β̂) is V(varpar) = σ² (L_X L_Xᵀ)⁻¹ at θ.  For a contrast
 var = lᵀVl, gₖ = lᵀ (∂V/∂varparₖ) l and df = 2 var² / (gᵀ A g)
 (Kuznetsova, Brockhoff & Christensen 2017, JSS 82(13)).  Derivatives are
 numerical, by numDeriv's Richardson extrapolation of central differences with
-its default steps, as lmerTest does.
+its default steps, as lmerTest does (``linalg.derivatives``).
 """
 
 from __future__ import annotations
@@ -20,61 +20,13 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ConvergenceWarning, warn
+from ..linalg.derivatives import richardson_hessian, richardson_jacobian
 
 if TYPE_CHECKING:
     from ..results.lmer import LmerResult
 
 _LOG_2PI = np.log(2 * np.pi)
-_ZERO_TOL = np.sqrt(np.finfo(float).eps / 7e-7)  # numDeriv's zero.tol
 _EIGEN_TOL = 1e-8  # lmerTest's tolerance for the Hessian's eigenvalues
-
-
-# ----- numerical derivatives (numDeriv's Richardson method) -------------------------------
-def _steps(x: np.ndarray, d: float, eps: float = 1e-4) -> np.ndarray:
-    """Initial steps: relative d·|x|, or eps where x is (near) zero."""
-    return np.abs(d * x) + eps * (np.abs(x) < _ZERO_TOL)
-
-
-def _richardson(a: list) -> np.ndarray:
-    """Extrapolate estimates from steps h, h/2, h/4, … whose error is a series in h²."""
-    for m in range(1, len(a)):
-        a = [(a[k + 1] * 4**m - a[k]) / (4**m - 1) for k in range(len(a) - 1)]
-    return a[0]
-
-
-def jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, d: float = 1e-4, r: int = 4) -> np.ndarray:
-    """∂f/∂xᵢ stacked along the first axis (numDeriv::jacobian)."""
-    h0 = _steps(x, d)
-    out = []
-    for i in range(len(x)):
-        e = np.eye(len(x))[i]
-        out.append(_richardson([(f(x + h * e) - f(x - h * e)) / (2 * h) for h in h0[i] / 2.0 ** np.arange(r)]))
-    return np.array(out)
-
-
-def hessian(f: Callable[[np.ndarray], float], x: np.ndarray, d: float = 0.1, r: int = 4) -> np.ndarray:
-    """Hessian of a scalar f (numDeriv::hessian, i.e. genD's second differences)."""
-    n, f0, h0 = len(x), f(x), _steps(x, d)
-    H = np.zeros((n, n))
-
-    def second(i: int, j: int) -> float:
-        estimates = []
-        for h in (h0 / 2.0**k for k in range(r)):
-            e = np.zeros(n)
-            e[[i, j]] = h[[i, j]]
-            s = f(x + e) - 2 * f0 + f(x - e)
-            if i == j:
-                estimates.append(s / h[i] ** 2)
-            else:  # s ≈ Hᵢᵢhᵢ² + Hⱼⱼhⱼ² + 2Hᵢⱼhᵢhⱼ
-                estimates.append((s - H[i, i] * h[i] ** 2 - H[j, j] * h[j] ** 2) / (2 * h[i] * h[j]))
-        return _richardson(estimates)
-
-    for i in range(n):
-        H[i, i] = second(i, i)
-    for i in range(n):
-        for j in range(i):
-            H[i, j] = H[j, i] = second(i, j)
-    return H
 
 
 # ----- the model as a function of varpar ---------------------------------------------------
@@ -127,7 +79,7 @@ def varpar_derivatives(fit: LmerResult) -> VarparDerivatives:
     """A = 2 H⁺ (pseudo-inverse over eigenvalues > 1e-8, as lmerTest) and ∂V/∂varpar; cached per fit."""
     if fit not in _DERIVATIVES:
         vm = VarparModel(fit)
-        evals, evecs = np.linalg.eigh(hessian(vm.deviance, vm.varpar))
+        evals, evecs = np.linalg.eigh(richardson_hessian(vm.deviance, vm.varpar))
         pos = evals > _EIGEN_TOL
         if not pos.all():
             warn("Hessian of the deviance wrt (θ, σ) has eigenvalues "
@@ -136,7 +88,7 @@ def varpar_derivatives(fit: LmerResult) -> VarparDerivatives:
         A = 2 * (evecs[:, pos] / evals[pos]) @ evecs[:, pos].T
         _DERIVATIVES[fit] = VarparDerivatives(
             beta=fit.fixef.to_numpy(), vcov=vm.vcov_beta(vm.varpar), vcov_varpar=A,
-            jacobian=jacobian(vm.vcov_beta, vm.varpar),
+            jacobian=richardson_jacobian(vm.vcov_beta, vm.varpar),
         )
     return _DERIVATIVES[fit]
 

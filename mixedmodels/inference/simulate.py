@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from ..design.reterm import z_times_b
 from ..errors import DataError, FormulaError
 
 
@@ -32,16 +33,13 @@ def simulate(fit, nsim: int = 1, seed: int | np.random.Generator | None = None, 
 
 
 def _fitted_random_part(fit) -> np.ndarray:
-    return sum((t.times_b(b) for t, b in zip(fit.model.terms, fit._b)), np.zeros(fit.nobs))
+    return z_times_b(fit.model.terms, fit._b, fit.nobs)
 
 
 def _random_draw(fit, rng: np.random.Generator) -> np.ndarray:
-    """Z b for b drawn from the fitted random-effects distribution."""
-    total = np.zeros(fit.nobs)
-    for t, T in zip(fit.model.terms, fit._factor.lambdas):
-        u = rng.standard_normal((t.nlevels, t.p))
-        total += t.times_b(fit.sigma * u @ T.T)
-    return total
+    """Z b for b = σΛu drawn from the fitted random-effects distribution (u standard normal)."""
+    b = [fit.sigma * rng.standard_normal((t.nlevels, t.p)) @ T.T for t, T in zip(fit.model.terms, fit._factor.lambdas)]
+    return z_times_b(fit.model.terms, b, fit.nobs)
 
 
 def with_response(design, y: object):

@@ -7,6 +7,7 @@ import html
 import numpy as np
 import pandas as pd
 
+from ..linalg.covariance import sd_and_correlation
 from .rformat import SIGNIF_LEGEND, column_decimals, format_column, zapsmall, format_pvalues, render_table, signif_stars
 
 
@@ -103,12 +104,9 @@ def random_effects_block(fit) -> str:
     k = 0
     max_p = max((t.p for t in fit.reterms), default=1)
     for t, group, S in zip(fit.reterms, fit.term_groups, fit.covariances):
-        sd = np.sqrt(np.diag(S))
+        R = sd_and_correlation(S)[1]
         for a, name in enumerate(t.columns):
-            corr = []
-            for b in range(a):
-                c = S[a, b] / (sd[a] * sd[b]) if sd[a] > 0 and sd[b] > 0 else np.nan
-                corr.append("NaN" if np.isnan(c) else f"{c:.2f}")
+            corr = ["NaN" if np.isnan(R[a, b]) else f"{R[a, b]:.2f}" for b in range(a)]
             rows.append([group if a == 0 else "", name, variances[k], sds[k]] + corr + [""] * (max_p - 1 - len(corr)))
             k += 1
     if fit.has_residual_row:
@@ -162,9 +160,7 @@ def fixed_correlation_block(vcov: pd.DataFrame) -> str:
     p = len(vcov)
     if p < 2:
         return ""
-    V = vcov.to_numpy()
-    d = np.sqrt(np.diag(V))
-    C = V / np.outer(d, d)
+    C = sd_and_correlation(vcov.to_numpy())[1]
     names = list(vcov.index)
     abbrev = [abbreviate(n) for n in names]
     rows = [[names[i]] + [f"{C[i, j]:.3f}" for j in range(i)] + [""] * (p - 1 - i) for i in range(1, p)]

@@ -12,7 +12,8 @@ from ..errors import ConvergenceWarning, warn
 from ..engine.families import Family
 from ..formula.parse import ParsedFormula
 from ..engine.glmm import GeneralizedLinearMixedModel, PirlsStart, PirlsState
-from ..engine.optimizer import OptimumReport, finite_difference_hessian
+from ..engine.optimizer import OptimumReport
+from ..linalg.derivatives import finite_difference_hessian
 from .lmer import MixedModelResult
 from ..inference.simulate import with_response
 from ..report.summary import Summary
@@ -75,10 +76,9 @@ class GlmerResult(MixedModelResult):
         H = self.optimum.hessian
         if H is None or not np.all(np.isfinite(H)):  # a θ at its bound: the β block alone
             x = self.optimum.x
-            h = 1e-4 * np.maximum(np.abs(x), 1.0)
             idx = np.arange(k, len(x))
             start = self._state.start
-            Hb = finite_difference_hessian(lambda z: m.deviance(z[:k], z[k:], start), x, self.optimum.fun, h, idx)
+            Hb = finite_difference_hessian(lambda z: m.deviance(z[:k], z[k:], start), x, self.optimum.fun, idx=idx)
             H = np.zeros((len(x), len(x)))
             H[:k, :k] = np.eye(k)
             H[k:, k:] = Hb
@@ -129,8 +129,8 @@ class GlmerResult(MixedModelResult):
         """The same model fitted to a new response (proportions for binomial with trials)."""
         model = GeneralizedLinearMixedModel(with_response(self.design, y), self.family, nAGQ=self.nAGQ,
                                             control=self.control)
-        _, report = model.fit(start=self.optimum.x) if self.nAGQ > 0 else model.fit()
-        refitted = GlmerResult(self.parsed, model, report, self.data_name)
+        stage1, stage2 = model.fit(start=self.optimum.x) if self.nAGQ > 0 else model.fit()
+        refitted = GlmerResult(self.parsed, model, stage2 if stage2 is not None else stage1, self.data_name)
         refitted.extra_parameters = self.extra_parameters
         return refitted
 

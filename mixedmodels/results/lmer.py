@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..linalg.blockchol import BlockedCholesky
+from ..linalg.covariance import sd_and_correlation
 from .criteria import InformationCriteria
 from ..design.build import Design
 from ..errors import ConvergenceWarning, SingularFitWarning, warn
@@ -22,7 +23,7 @@ from ..formula.parse import ParsedFormula
 from ..engine.control import Control
 from ..engine.lmm import LinearMixedModel
 from ..engine.optimizer import OptimumReport
-from ..design.reterm import ReTerm, lower_indices
+from ..design.reterm import ReTerm, lower_indices, z_times_b
 from ..runtime.threads import with_fitting_threads
 from ..inference.bootstrap import bootstrap
 from ..inference.confint import confint
@@ -216,13 +217,12 @@ class MixedModelResult(InformationCriteria):
         """Variance components as lme4's ``as.data.frame(VarCorr(m))``: grp, var1, var2, vcov, sdcor."""
         rows = []
         for t, group, S in zip(self.reterms, self.term_groups, self.covariances):
-            sd = np.sqrt(np.diag(S))
+            sd, R = sd_and_correlation(S)
             for a, name in enumerate(t.columns):
                 rows.append((group, name, None, S[a, a], sd[a]))
             for b in range(t.p):
                 for a in range(b + 1, t.p):
-                    corr = S[a, b] / (sd[a] * sd[b]) if sd[a] > 0 and sd[b] > 0 else np.nan
-                    rows.append((group, t.columns[b], t.columns[a], S[a, b], corr))
+                    rows.append((group, t.columns[b], t.columns[a], S[a, b], R[a, b]))
         if self.has_residual_row:
             rows.append(("Residual", None, None, self.sigma**2, self.sigma))
         frame = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
@@ -434,9 +434,7 @@ class LmerResult(MixedModelResult):
     @cached_property
     def fitted(self) -> pd.Series:
         """Xβ̂ + Zb̂ (+ offset) for the rows used."""
-        eta = self.design.X @ self.fixef.to_numpy()
-        for t, b in zip(self.model.terms, self._b):
-            eta = eta + t.times_b(b)
+        eta = self.design.X @ self.fixef.to_numpy() + z_times_b(self.model.terms, self._b, self.nobs)
         if self.design.offset is not None:
             eta = eta + self.design.offset
         return pd.Series(eta, index=self.rows_used, name="fitted")

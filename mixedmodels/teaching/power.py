@@ -34,7 +34,7 @@ from ..errors import DataError, MixedModelsError, did_you_mean
 from ..engine.glmm import GeneralizedLinearMixedModel
 from ..results.glmer import GlmerResult
 from ..engine.lmm import LinearMixedModel
-from ..design.reterm import ReTerm
+from ..design.reterm import ReTerm, z_times_b
 from ..results.lmer import LmerResult, MixedModelResult
 from ..inference.simulate import with_response
 
@@ -191,8 +191,8 @@ def _simulate(model: MixedModelResult, design: Design, beta: np.ndarray, rng: np
     """y = Xβ + Zb + noise on ``design``, b drawn with the fitted model's covariances."""
     eta = design.X @ beta + (0.0 if design.offset is None else design.offset)
     lambdas = dict(zip(model.model.order, model._factor.lambdas))  # formula index → Tᵢ
-    for i, t in enumerate(design.reterms):
-        eta = eta + t.times_b(model.sigma * rng.standard_normal((t.nlevels, t.p)) @ lambdas[i].T)
+    b = [model.sigma * rng.standard_normal((t.nlevels, t.p)) @ lambdas[i].T for i, t in enumerate(design.reterms)]
+    eta = eta + z_times_b(design.reterms, b, design.n)
     weights = np.ones(design.n) if design.weights is None else design.weights
     if isinstance(model, GlmerResult):
         return model.family.sample(model.inverse_link(eta), weights, model.sigma**2, rng)

@@ -1,4 +1,4 @@
-"""The optimizer's finite-difference Hessian, its convergence check and the Newton polish."""
+"""The optimizer's convergence check, the Newton polish and the snap to bounds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from hypothesis.extra.numpy import arrays
 from mixedmodels.engine.control import DEFAULT_CONTROL
 from mixedmodels.engine.optimizer import (
     check_optimum,
-    finite_difference_hessian,
     newton_polish,
     optimize,
     snap_to_bounds,
@@ -23,38 +22,6 @@ _floats = st.floats(-2.0, 2.0, allow_nan=False)
 def _spd(n: int, entries: np.ndarray) -> np.ndarray:
     B = entries.reshape(n, n)
     return B @ B.T + n * np.eye(n)
-
-
-@settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 5), data=st.data())
-def test_hessian_of_a_cubic_is_exact_up_to_h_squared(n, data):
-    entries = data.draw(arrays(float, n * n, elements=_floats))
-    x = data.draw(arrays(float, n, elements=_floats))
-    c = data.draw(arrays(float, n, elements=st.floats(-0.5, 0.5)))
-    A = _spd(n, entries)
-
-    def f(z):  # Hessian at x: A + diag(6 c x)
-        return 0.5 * z @ A @ z + float(c @ z**3)
-
-    H = finite_difference_hessian(f, x, f(x), h=np.full(n, 1e-3))
-    np.testing.assert_allclose(H, A + np.diag(6 * c * x), atol=1e-5 * np.abs(A).max())
-
-
-def test_counts_two_evaluations_per_pair_beyond_the_axis_steps():
-    calls = []
-
-    def f(z):
-        calls.append(z)
-        return float(z @ z)
-
-    x = np.ones(4)
-    h = np.full(4, 1e-3)
-    f_plus = np.array([f(x + h[i] * np.eye(4)[i]) for i in range(4)])
-    f_minus = np.array([f(x - h[i] * np.eye(4)[i]) for i in range(4)])
-    calls.clear()
-    H = finite_difference_hessian(f, x, f(x), h, None, f_plus, f_minus)
-    assert len(calls) == 1 + 2 * 6
-    np.testing.assert_allclose(H, 2 * np.eye(4), atol=1e-6)
 
 
 @settings(max_examples=30, deadline=None)

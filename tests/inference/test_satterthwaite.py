@@ -51,7 +51,7 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 import mixedmodels as mm
-from mixedmodels.inference.satterthwaite import VarparModel, hessian, jacobian, satterthwaite, satterthwaite_f
+from mixedmodels.inference.satterthwaite import VarparModel, satterthwaite, satterthwaite_f
 from reference import (extra_reference_names, load_extra_reference, load_fixture_data, load_reference,
                        reference_names)
 
@@ -164,17 +164,6 @@ def test_scalar_theta_at_the_bound_is_symmetric():
         up, down = np.array([h, m.sigma]), np.array([-h, m.sigma])
         assert vm.deviance(down) == pytest.approx(vm.deviance(up), rel=1e-12)
         np.testing.assert_allclose(vm.vcov_beta(down), vm.vcov_beta(up), rtol=1e-12)
-
-
-def test_numerical_derivatives():
-    def f(x):
-        return x[0] ** 2 * x[1] + np.exp(x[1])
-
-    x = np.array([1.5, 0.3])
-    H = np.array([[2 * x[1], 2 * x[0]], [2 * x[0], np.exp(x[1])]])
-    np.testing.assert_allclose(hessian(f, x), H, rtol=1e-8)
-    J = jacobian(lambda x: np.array([f(x), x[0] * x[1]]), x)
-    np.testing.assert_allclose(J, [[2 * x[0] * x[1], x[1]], [x[0] ** 2 + np.exp(x[1]), x[0]]], rtol=1e-8)
 
 
 def test_one_row_f_test_is_the_squared_t_test():
