@@ -40,6 +40,7 @@ def _arguments(fit: Any, tmp: Path) -> dict[str, dict[str, Any]]:
     return {
         "draw_response": {"mu": rng_mu, "rng": np.random.default_rng(1)},
         "inverse_link": {"eta": np.linspace(-1, 1, 5)},
+        "link_derivative": {"eta": np.linspace(-1, 1, 5)},
         "refit": {"y": fit.design.y},
         "save": {"path": tmp / "fit.npz"},
         "bootstrap": {"nsim": 2, "seed": 1},
