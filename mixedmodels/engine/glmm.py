@@ -143,7 +143,7 @@ class GeneralizedLinearMixedModel(TermSet):
         ctl = self.control
         start = self.warm_start if start is None else start
         fixed_beta = beta is not None
-        if not fixed_beta:
+        if beta is None:
             beta = self._glm_start() if start.beta is None else start.beta
         u = [x.copy() for x in start.u]
         current = self._pass(beta, u, lambdas, fixed_beta)

@@ -54,14 +54,15 @@ def minimize_bobyqa(
     relative objective tolerance (for optimisations that only give a start).
     """
     n = len(x0)
-    count = [0]
-    best = {"f": np.inf, "x": None}
+    count = 0
+    best_f, best_x = np.inf, None
 
     def objective(x: np.ndarray, grad: np.ndarray) -> float:
-        count[0] += 1
+        nonlocal count, best_f, best_x
+        count += 1
         value = f(x)
-        if value < best["f"]:
-            best.update(f=value, x=x.copy())
+        if value < best_f:
+            best_f, best_x = value, x.copy()
         return value if np.isfinite(value) else _HUGE
 
     opt = nlopt.opt(nlopt.LN_BOBYQA, n)
@@ -82,9 +83,9 @@ def minimize_bobyqa(
         reason = _NLOPT_RESULTS.get(opt.last_optimize_result(), "stopped")
     except nlopt.RoundoffLimited:
         reason = "round-off limited"  # no further progress possible; the best point stands
-    if best["x"] is None:
-        best.update(x=x0, f=f(x0))
-    return best["x"], best["f"], count[0], reason
+    if best_x is None:
+        best_x, best_f = x0, f(x0)
+    return best_x, best_f, count, reason
 
 
 _NLOPT_RESULTS = {

@@ -41,7 +41,7 @@ def finite_difference_hessian(
     if f_plus is None or f_minus is None:
         f_plus = np.full(len(x), np.nan)
         f_minus = np.full(len(x), np.nan)
-        for i in idx:
+        for i in map(int, idx):
             f_plus[i], f_minus[i] = f(shifted(x, i, h[i])), f(shifted(x, i, -h[i]))
     m = len(idx)
     H = np.zeros((m, m))
@@ -93,7 +93,7 @@ def richardson_hessian(f: Callable[[np.ndarray], float], x: np.ndarray, d: float
                 estimates.append(s / h[i] ** 2)
             else:  # s ≈ Hᵢᵢhᵢ² + Hⱼⱼhⱼ² + 2Hᵢⱼhᵢhⱼ
                 estimates.append((s - H[i, i] * h[i] ** 2 - H[j, j] * h[j] ** 2) / (2 * h[i] * h[j]))
-        return _richardson(estimates)
+        return float(_richardson(estimates))
 
     for i in range(n):
         H[i, i] = second(i, i)
