@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,44 @@ from ..formula.parse import parse_formula
 from ..results.lm import LmResult, lm
 from ..results.lmer import LmerResult
 
-ICC_THRESHOLD = 0.05  # the usual rule of thumb for "clustering matters"
+ICC_THRESHOLD = 0.05  # a common rule of thumb for "the clusters differ noticeably"
+DEFF_THRESHOLD = 2.0  # Muthén & Satorra (1995): design effects above 2 distort single-level SEs
+
+VERDICT_SOURCES = (
+    "Design effect 1 + (m - 1) * ICC: Kish, L. (1965). Survey Sampling. New York: Wiley.\n"
+    "Design effect > 2: Muthen, B. O. & Satorra, A. (1995). Complex sample data in structural equation\n"
+    "  modeling. Sociological Methodology 25, 267-316.  Its limits (level-2 predictors, random slopes):\n"
+    "  Lai, M. H. C. & Kwok, O. (2015). Journal of Experimental Education 83(3), 423-438."
+)
+
+
+def clustering_verdict(icc: float, design_effect: float, mean_cluster_size: float) -> str:
+    """Plain-words verdict weighing the ICC and the design effect together.
+
+    The ICC alone says how alike two rows of one cluster are; the design effect
+    1 + (m̄ − 1)·ICC says how much that matters for the standard errors, and grows with
+    the cluster size.  A single-level model is only called acceptable when both are
+    small, and even then only for level-1 predictors' fixed effects.
+    """
+    big_icc, big_deff = icc > ICC_THRESHOLD, design_effect > DEFF_THRESHOLD
+    icc_text = (f"ICC {icc:.3f} {'>' if big_icc else '<='} {ICC_THRESHOLD}: "
+                + ("rows of one cluster are clearly more alike than rows of different clusters."
+                   if big_icc else "rows of one cluster are only slightly more alike than rows of "
+                   "different clusters."))
+    deff_text = (f"Design effect {design_effect:.2f} {'>' if big_deff else '<='} {DEFF_THRESHOLD:g}: with "
+                 f"{mean_cluster_size:.0f} rows per cluster on average, a single-level model's standard "
+                 f"errors of means and cluster-level effects would be about {np.sqrt(design_effect):.2f} "
+                 "(the square root of the design effect) times too small.")
+    if big_icc or big_deff:
+        reason = ("both rules agree" if big_icc and big_deff
+                  else "the design effect decides, small as the ICC is" if big_deff
+                  else "the ICC decides, small as the design effect is")
+        verdict = f"Verdict: the clustering matters ({reason}); use a multilevel model."
+    else:
+        verdict = ("Verdict: little clustering by both rules: a single-level model's standard errors "
+                   "would be nearly right for level-1 predictors, but cluster-level predictors, random "
+                   "slopes and variance components still need a multilevel model.")
+    return "\n".join(textwrap.fill(text, 92) for text in (icc_text, deff_text, verdict))
 
 
 @dataclass
@@ -30,22 +68,25 @@ class IccReport:
     fit: LmerResult
 
     @property
-    def reading(self) -> str:
-        """The rule of thumb applied to this ICC."""
-        if self.icc > ICC_THRESHOLD:
-            return f"ICC > {ICC_THRESHOLD}: clustering matters; a multilevel model is warranted"
-        return f"ICC <= {ICC_THRESHOLD}: little clustering; a single-level model may suffice"
+    def verdict(self) -> str:
+        """Whether the clustering matters, by the ICC and the design effect, in plain words."""
+        return clustering_verdict(self.icc, self.design_effect, self.mean_cluster_size)
 
     def __str__(self) -> str:
         return "\n".join([
             f"Null model: {self.fit.formula}",
-            f"ICC (adjusted):         {self.icc:.4f}",
+            f"ICC (adjusted):         {self.icc:.4f}  (share of the variance between clusters)",
             f"observations n:         {self.n}",
             f"clusters:               {self.n_groups}",
             f"mean cluster size m:    {self.mean_cluster_size:.2f}",
-            f"design effect:          {self.design_effect:.3f}  (1 + (m - 1) * ICC)",
-            f"effective sample size:  {self.effective_n:.1f}  (n / design effect)",
-            self.reading,
+            f"design effect:          {self.design_effect:.3f}  (1 + (m - 1) * ICC: how much clustering "
+            "inflates the variance of a mean)",
+            f"effective sample size:  {self.effective_n:.1f}  (n / design effect: as many independent rows)",
+            "",
+            self.verdict,
+            "",
+            "Sources:",
+            VERDICT_SOURCES,
         ]) + "\n"
 
     __repr__ = __str__

@@ -8,7 +8,7 @@ import pytest
 
 import mixedmodels as mm
 from mixedmodels.errors import FormulaError, SingularFitWarning
-from mixedmodels.teaching.pooling import compare_pooling, icc_null
+from mixedmodels.teaching.pooling import clustering_verdict, compare_pooling, icc_null
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,11 @@ def test_icc_null_dyestuff_arithmetic():
     assert report.design_effect == pytest.approx(1 + 4 * icc, rel=1e-12)
     assert report.effective_n == pytest.approx(30 / (1 + 4 * icc), rel=1e-12)
     text = str(report)
-    assert "ICC > 0.05: clustering matters; a multilevel model is warranted" in text
+    assert "ICC 0.418 > 0.05" in text and "Design effect 2.67 > 2" in text
+    assert "Verdict: the clustering matters (both rules agree); use a multilevel model." in text
     assert f"{report.design_effect:.3f}" in text and f"{report.effective_n:.1f}" in text
-    assert report._repr_html_().startswith("<pre>") and "ICC &gt; 0.05" in report._repr_html_()
+    assert "Muthen" in text and "Kish" in text
+    assert "<pre" in report._repr_html_() and "ICC 0.418 &gt; 0.05" in report._repr_html_()
 
 
 def test_icc_null_no_clustering():
@@ -46,7 +48,47 @@ def test_icc_null_no_clustering():
     assert report.icc == pytest.approx(0.0, abs=1e-8)
     assert report.design_effect == pytest.approx(1.0, abs=1e-7)
     assert report.effective_n == pytest.approx(30.0, abs=1e-5)
-    assert "ICC <= 0.05: little clustering" in str(report)
+    assert "Verdict: little clustering by both rules" in str(report)
+
+
+def _balanced_with_icc(n_groups: int, size: int, icc: float, seed: int) -> pd.DataFrame:
+    """Balanced one-way data whose REML estimates are exactly τ² = icc and σ² = 1 − icc.
+
+    For balanced data REML gives the ANOVA estimators σ² = MSW and τ² = (MSB − MSW)/m, so the
+    within-cluster deviations are scaled to MSW = 1 − icc and the cluster means to MSB = m·icc + 1 − icc.
+    """
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), size)
+    e = rng.standard_normal(n_groups * size)
+    e -= pd.Series(e).groupby(g).transform("mean").to_numpy()
+    e *= np.sqrt((1 - icc) * (len(e) - n_groups) / np.sum(e**2))
+    a = rng.standard_normal(n_groups)
+    a -= a.mean()
+    a *= np.sqrt((size * icc + 1 - icc) * (n_groups - 1) / size / np.sum(a**2))
+    return pd.DataFrame({"y": 10 + a[g] + e, "g": g})
+
+
+def test_icc_null_small_icc_large_clusters_is_not_single_level():
+    """Issue 19: 30 clusters of 100 with ICC 0.048 have a design effect of 5.75."""
+    report = icc_null("y", "g", _balanced_with_icc(30, 100, 0.048, seed=19))
+    assert report.icc == pytest.approx(0.048, abs=1e-5)
+    assert report.design_effect == pytest.approx(1 + 99 * 0.048, abs=1e-3)
+    assert report.effective_n == pytest.approx(3000 / 5.752, rel=1e-3)
+    text = " ".join(str(report).split())  # the verdict is wrapped
+    assert "ICC 0.048 <= 0.05" in text and "Design effect 5.75 > 2" in text
+    assert "about 2.40 (the square root of the design effect) times too small" in text
+    assert "the design effect decides" in text and "use a multilevel model" in text
+    assert "single-level model may suffice" not in text and "little clustering by both" not in text
+
+
+@pytest.mark.parametrize("icc, deff, m, verdict", [
+    (0.2, 3.0, 11, "both rules agree"),
+    (0.01, 2.5, 151, "the design effect decides"),
+    (0.3, 1.6, 3, "the ICC decides"),
+    (0.01, 1.2, 21, "little clustering by both rules"),
+])
+def test_clustering_verdict_weighs_both_rules(icc, deff, m, verdict):
+    assert verdict in " ".join(clustering_verdict(icc, deff, m).split())
 
 
 def test_icc_null_unbalanced_uses_mean_cluster_size(sleep):
