@@ -31,7 +31,8 @@ e.g. ``"modes"``, ``"no_pool"``, ``"partial_pool"``, ``"population"``, ``"zeta"`
 from __future__ import annotations
 
 import math
-from typing import Sequence
+import re
+from typing import Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -50,7 +51,8 @@ except ImportError as exc:  # pragma: no cover - exercised by monkeypatching in 
         'install it with: pip install "mixedmodels[plot]"'
     ) from exc
 
-__all__ = ["caterpillar", "shrinkage", "residual_diagnostics", "spaghetti", "profile_plot", "profile_zeta"]
+__all__ = ["caterpillar", "shrinkage", "residual_diagnostics", "spaghetti", "population_grid", "profile_plot",
+           "profile_zeta"]
 
 _MAX_LABELLED_LEVELS = 60  # more levels than this: no per-level tick labels
 
@@ -336,8 +338,9 @@ def spaghetti(fit, x: str, group: str | None = None, n: int | None = None, level
 
     Each shown level of ``group`` gets its fitted values joined in order of ``x``
     and its observations drawn faint in the same colour; the population curve
-    (fixed effects only, ``fit.predict(re_form="~0")``, averaged over rows with
-    the same ``x``) is drawn bold on top.  ``n`` shows the first n levels,
+    (fixed effects only, ``fit.predict(grid, re_form="~0")``) is drawn bold on top,
+    on a grid of ``x`` with the other covariates held at their means or reference
+    levels (see :func:`population_grid`; the legend says which).  ``n`` shows the first n levels,
     ``levels`` chosen ones.  A non-numeric ``x`` is placed at its categories'
     positions.  Returns the Figure.
     """
@@ -350,7 +353,7 @@ def spaghetti(fit, x: str, group: str | None = None, n: int | None = None, level
     codes, all_levels = term.codes, term.levels
     raw = frame[x]
     ticks = None
-    if pd.api.types.is_numeric_dtype(raw) and not isinstance(raw.dtype, pd.CategoricalDtype):
+    if _is_numeric(raw):
         xv = raw.to_numpy(dtype=float)
     else:
         cat = pd.Categorical(raw)
@@ -379,10 +382,12 @@ def spaghetti(fit, x: str, group: str | None = None, n: int | None = None, level
         ax.plot(xv[rows], y[rows], linestyle="none", marker="o", markersize=3, alpha=0.3, color=color,
                 gid=f"observed:{all_levels[i]}")
         ax.plot(xv[rows], fitted[rows], color=color, linewidth=1, alpha=0.85, gid=f"fitted:{all_levels[i]}")
-    population = fit.predict(re_form="~0").to_numpy()
-    pop = pd.Series(population).groupby(xv).mean()
-    ax.plot(pop.index.to_numpy(), pop.to_numpy(), color="k", linewidth=3, gid="population",
-            label="population (fixed effects)")
+    not_covariates = {*re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", fit.design.response_name),
+                      *(part for t in fit.design.reterms for part in t.group.split(":"))}
+    grid, held = population_grid(frame, x, exclude=not_covariates)
+    ax.plot(np.arange(len(grid)) if ticks is not None else grid[x].to_numpy(dtype=float),
+            fit.predict(grid, re_form="~0").to_numpy(), color="k", linewidth=3, gid="population",
+            label="population (fixed effects, random effects 0)" + (f";\n{held}" if held else ""))
     if ticks is not None:
         ax.set_xticks(range(len(ticks)), ticks)
     ax.set_xlabel(x)
@@ -390,6 +395,50 @@ def spaghetti(fit, x: str, group: str | None = None, n: int | None = None, level
     ax.set_title(f"Fitted curves by {group}" + ("" if len(shown) == len(all_levels) else f" ({len(shown)} of {len(all_levels)})"))
     _legend_below(ax)
     return fig
+
+
+def population_grid(frame: pd.DataFrame, x: str, exclude: Collection[str] = (), npoints: int = 101
+                    ) -> tuple[pd.DataFrame, str]:
+    """A new-data frame over ``x`` with every other variable held at a typical value, and a
+    description of those values for a legend.
+
+    A numeric ``x`` gets ``npoints`` equally spaced values from its minimum to its maximum, a
+    categorical one its categories.  Other numeric variables are held at their means,
+    categorical, text and logical ones at their reference (first) level, as in effect displays;
+    so the line shows the fixed effects' curve in ``x`` itself, not an average over rows whose
+    other covariates differ.  Variables in ``exclude`` (the response, grouping factors) are left out.
+    """
+    raw = frame[x]
+    if _is_numeric(raw):
+        values = pd.Series(np.linspace(raw.min(), raw.max(), npoints), name=x)
+    else:
+        values = pd.Series(pd.Categorical(raw).categories, name=x)
+    grid = pd.DataFrame({x: values})
+    held = []
+    for name in frame.columns:
+        if name == x or name in exclude:
+            continue
+        column = frame[name]
+        if _is_numeric(column):
+            typical: object = float(column.mean())
+            held.append(f"{name} = {typical:.3g} (mean)")
+        else:
+            typical = _reference_level(column)
+            held.append(f"{name} = {typical} (reference)")
+        grid[name] = pd.Series([typical] * len(grid), dtype=column.dtype)
+    return grid, ", ".join(held)
+
+
+def _is_numeric(column: pd.Series) -> bool:
+    return (pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+            and not isinstance(column.dtype, pd.CategoricalDtype))
+
+
+def _reference_level(column: pd.Series) -> object:
+    """The first level, as the model's treatment contrasts take it."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.categories[0]
+    return sorted(column.dropna().unique())[0]
 
 
 # ----- profile ---------------------------------------------------------------------------

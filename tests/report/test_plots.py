@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
@@ -199,10 +200,9 @@ def test_spaghetti_population_line_and_group_curves(sleep, tmp_path):
     assert_png(fig, tmp_path, "spaghetti")
     (ax,) = fig.axes
     pop = artist(ax, "population")
-    np.testing.assert_array_equal(pop.get_xdata(), np.arange(10))
-    population = sleep.predict(re_form="~0").groupby(sleep.design.frame["Days"].to_numpy()).mean()
-    np.testing.assert_allclose(pop.get_ydata(), population.to_numpy())
-    np.testing.assert_allclose(pop.get_ydata(), sleep.fixef.iloc[0] + sleep.fixef.iloc[1] * np.arange(10))
+    np.testing.assert_allclose(pop.get_xdata(), np.linspace(0, 9, 101))
+    np.testing.assert_allclose(pop.get_ydata(), sleep.fixef.iloc[0] + sleep.fixef.iloc[1] * np.linspace(0, 9, 101))
+    assert pop.get_label() == "population (fixed effects, random effects 0)"  # no other covariates
     assert pop.get_linewidth() > max(a.get_linewidth() for a in ax.lines if a.get_gid().startswith("fitted:"))
     assert len([a for a in ax.lines if a.get_gid().startswith("fitted:")]) == 18
     rows = sleep.design.frame["Subject"] == "308"
@@ -212,6 +212,52 @@ def test_spaghetti_population_line_and_group_curves(sleep, tmp_path):
     observed = artist(ax, "observed:308")
     np.testing.assert_allclose(observed.get_ydata(), sleep.design.frame.loc[rows, "Reaction"])
     assert observed.get_alpha() < 0.5
+
+
+@pytest.fixture(scope="module")
+def schools() -> pd.DataFrame:
+    """Students in schools whose SES and school support are correlated, with a categorical sex."""
+    rng = np.random.default_rng(19)
+    school = np.repeat(np.arange(30), 20)
+    support = rng.normal(0, 1, 30)
+    ses = (support[school] + rng.normal(0, 1, school.size)).round(1)  # few distinct values, many rows each
+    sex = rng.choice(["girl", "boy"], school.size)
+    score = (50 + 2 * support[school] + rng.normal(0, 3, 30)[school]
+             + (3 + support[school] + rng.normal(0, 1, 30)[school]) * ses
+             + 4 * (sex == "girl") + rng.normal(0, 5, school.size))
+    return pd.DataFrame({"school": school, "ses": ses, "support": support[school], "sex": sex, "score": score})
+
+
+def test_spaghetti_population_line_is_the_fixed_effects_at_typical_covariates(schools):
+    """The line is monotone where the model is linear in x (issue 19: it was jagged, averaging rows)."""
+    before = schools.copy()
+    fit = mm.lmer("score ~ ses * support + sex + (ses | school)", schools)
+    ax = plots.spaghetti(fit, "ses", n=6).axes[0]
+    pop = artist(ax, "population")
+    x, y = np.asarray(pop.get_xdata()), np.asarray(pop.get_ydata())
+    np.testing.assert_allclose(x, np.linspace(schools["ses"].min(), schools["ses"].max(), 101))
+    assert np.all(np.diff(y) > 0)  # the slope at mean support, 3 + 1 × mean(support) > 0
+    b, s_bar = fit.fixef, schools["support"].mean()
+    np.testing.assert_allclose(y, b["(Intercept)"] + b["support"] * s_bar  # sex at its reference, boy
+                               + (b["ses"] + b["ses:support"] * s_bar) * x, rtol=1e-10)
+    assert f"support = {s_bar:.3g} (mean)" in pop.get_label() and "sex = boy (reference)" in pop.get_label()
+    assert "score" not in pop.get_label() and "school" not in pop.get_label()
+    averaged = fit.predict(re_form="~0").groupby(schools["ses"].to_numpy()).mean()
+    assert np.any(np.diff(averaged.to_numpy()) < 0)  # the old row-averaged line was not monotone
+    pd.testing.assert_frame_equal(schools, before)
+
+
+def test_population_grid_typical_values():
+    frame = pd.DataFrame({"x": [1.0, 3.0, 2.0], "z": [1.0, 2.0, 6.0], "f": pd.Categorical(["b", "a", "b"]),
+                          "s": ["v", "u", "v"], "flag": [True, False, True], "g": ["1", "2", "3"]})
+    grid, held = plots.population_grid(frame, "x", exclude={"g"}, npoints=5)
+    np.testing.assert_allclose(grid["x"], [1.0, 1.5, 2.0, 2.5, 3.0])
+    assert list(grid.columns) == ["x", "z", "f", "s", "flag"]
+    assert (grid["z"] == 3.0).all() and (grid["f"] == "a").all() and (grid["s"] == "u").all()
+    assert not grid["flag"].any() and grid["f"].dtype == frame["f"].dtype
+    assert held == "z = 3 (mean), f = a (reference), s = u (reference), flag = False (reference)"
+    grid, _ = plots.population_grid(frame, "f")
+    assert list(grid["f"]) == ["a", "b"]
 
 
 def test_spaghetti_subsets_and_errors(sleep):
