@@ -31,6 +31,7 @@ from .teaching.power import PowerResult, power
 from .results.lmer import LmerResult
 from .formula.safety import check_formula
 from .runtime.threads import set_blas_threads
+from .teaching.centering import center
 from .teaching.pooling import IccReport, PoolingComparison, compare_pooling, icc_null
 
 
@@ -62,6 +63,7 @@ __all__ = [
     "power",
     "PowerResult",
     "icc_null",
+    "center",
     "IccReport",
     "compare_pooling",
     "PoolingComparison",

@@ -60,7 +60,7 @@ def test_every_example_is_collected():
         "quickstart.py", "schools_random_intercept.py", "school_varying_slopes.py",
         "cross_level_interaction.py", "growth_curves.py", "three_level.py",
         "hospital_binary_glmer.py", "crossed_random_effects.py", "power_analysis.py",
-        "plots_gallery.py",
+        "plots_gallery.py", "centering_contextual.py",
     }
     assert expected <= set(SCRIPTS)
 
@@ -185,3 +185,14 @@ def test_plots_gallery_files(runs):
     for name in names:
         assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"Done: 5 PNG files in {folder}" in out
+
+
+def test_centering_contextual_numbers(runs):
+    out = runs["centering_contextual.py"].stdout
+    within = value(rf"within-school effect: {NUMBER} \(truth 2\)", out)
+    between = value(rf"between-school effect: {NUMBER} \(truth 5\)", out)
+    contextual = value(rf"contextual effect: {NUMBER} \(SE", out)
+    assert within == pytest.approx(2, abs=0.3) and between == pytest.approx(5, abs=0.8)
+    assert contextual == pytest.approx(between - within, abs=2e-3)  # the same model, reparameterised
+    assert value(rf"between - within from model 3: {NUMBER}", out) == pytest.approx(contextual, abs=2e-3)
+    assert 2 < value(rf"slope of raw ses: {NUMBER}", out) < 5  # a blend of the two
