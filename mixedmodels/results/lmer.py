@@ -34,6 +34,7 @@ from ..inference.prediction import fitted_linear_predictor, is_population, linea
 from ..inference.satterthwaite import satterthwaite
 from ..inference.simulate import simulate, with_response
 from ..io.persistence import save
+from ..report.equations import Equations, equations
 from ..report.summary import Summary
 from ..report.tables import AnovaTable
 from ..report.tidy import tidy
@@ -357,6 +358,12 @@ class MixedModelResult(InformationCriteria):
         return simulate(self, nsim, seed, re_form)
 
     # ----- tables --------------------------------------------------------------------------
+    def equations(self, estimates: bool = False, digits: int = 2) -> Equations:
+        """The model as level-1 and level-2 (and level-3) equations and as one combined equation, in
+        Raudenbush & Bryk's notation; plain text by ``str()``, LaTeX by ``.latex`` and in Jupyter.
+        ``estimates=True`` writes the estimates (``digits`` decimals) instead of the γ and τ symbols."""
+        return equations(self, estimates=estimates, digits=digits)
+
     def tidy(self, effects: str = "fixed") -> pd.DataFrame:
         """broom.mixed's tidy(): effects 'fixed', 'ran_pars', 'ran_vals' or 'ran_coefs'."""
         return tidy(self, effects)
