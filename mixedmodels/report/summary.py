@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 
 import numpy as np
 import pandas as pd
 
 from ..linalg.covariance import sd_and_correlation
+from . import display
 from .rformat import SIGNIF_LEGEND, column_decimals, format_column, zapsmall, format_pvalues, render_table, signif_stars
 
 
@@ -44,8 +44,8 @@ class Summary:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        """Jupyter shows the same text, monospaced."""
-        return f"<pre>{html.escape(str(self))}</pre>"
+        """Jupyter shows the same text, monospaced by an inline style (no notebook CSS needed)."""
+        return display.pre(str(self))
 
     def _title(self) -> str:
         f = self.fit

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import pandas as pd
 
+from . import display
 from .rformat import SIGNIF_LEGEND, format_pval_vector, format_vector, render_table, signif_stars, zapsmall
 
 _DIGITS = 5  # print.anova: max(getOption("digits") - 2, 3)
@@ -21,18 +20,23 @@ class AnovaTable:
         self.models = models  # the (refitted) models of the rows, by row name
 
     def __str__(self) -> str:
-        return "\n".join([*self.heading, _render(self.table)]) + "\n"
+        header, rows, align, stars = _cells(self.table)
+        legend = "\n---\n" + SIGNIF_LEGEND if stars else ""
+        return "\n".join([*self.heading, render_table(header, rows, align) + legend]) + "\n"
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        heading = html.escape("\n".join(self.heading))
-        return f"<pre>{heading}</pre>" + self.table.to_html(na_rep="")
+        """The heading, the table with R's formatted cells and stars, and the legend, inline-styled."""
+        header, rows, align, stars = _cells(self.table)
+        return (display.pre("\n".join(self.heading)) + display.table(header, rows, align)
+                + (display.pre("---\n" + SIGNIF_LEGEND) if stars else ""))
 
 
 # ----- printing as R's print.anova -------------------------------------------------------------
-def _render(table: pd.DataFrame) -> str:
-    """The table as ``printCoefmat`` prints an anova object (digits 5, p-values with 4)."""
+def _cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]], list[str], bool]:
+    """Header, rows of cells, alignment and whether there are stars, as ``printCoefmat`` prints an
+    anova object (digits 5, p-values with 4)."""
     pcol = table.columns[-1] if str(table.columns[-1]).startswith("Pr(") else None
     columns = []
     for name in table.columns:
@@ -56,4 +60,4 @@ def _render(table: pd.DataFrame) -> str:
         header.append("")
         align.append("l")
     rows = [[str(name)] + [col[i] for col in columns] for i, name in enumerate(table.index)]
-    return render_table(header, rows, align) + ("\n---\n" + SIGNIF_LEGEND if stars else "")
+    return header, rows, align, stars

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import textwrap
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ import pandas as pd
 from ..api import lmer
 from ..errors import FormulaError
 from ..formula.parse import parse_formula
+from ..report import display
 from ..results.lm import LmResult, lm
 from ..results.lmer import LmerResult
 
@@ -92,7 +92,7 @@ class IccReport:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(str(self))}</pre>"
+        return display.pre(str(self))
 
 
 def icc_null(y: str, group: str, data: pd.DataFrame) -> IccReport:
@@ -146,6 +146,9 @@ class PoolingComparison:
         return "\n".join(lines) + "\n"
 
     __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return display.pre(str(self))
 
 
 def compare_pooling(formula: str, data: pd.DataFrame) -> PoolingComparison:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..report import display
 from ..runtime import parallel
 from ..design.build import Design
 from ..errors import DataError, MixedModelsError, did_you_mean
@@ -67,6 +68,9 @@ class PowerResult:
         return head + "\n" + self.table.to_string(index=False) + "\n"
 
     __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return display.pre(str(self))
 
 
 def power(model: MixedModelResult, test: str, nsim: int = 100,
