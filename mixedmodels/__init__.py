@@ -27,7 +27,7 @@ from .results.lm import LmResult, lm
 from .io.persistence import save
 from .io.restore import load
 from .version import __version__
-from .teaching.power import PowerResult, power
+from .teaching.power import AssumedModel, PowerResult, make_glmer, make_lmer, power
 from .results.lmer import LmerResult
 from .formula.safety import check_formula
 from .runtime.threads import set_blas_threads
@@ -62,6 +62,9 @@ __all__ = [
     "set_blas_threads",
     "power",
     "PowerResult",
+    "make_lmer",
+    "make_glmer",
+    "AssumedModel",
     "icc_null",
     "center",
     "IccReport",
