@@ -20,6 +20,9 @@ EXPECTED_ROWS = {
     "cbpp": 56,
     "InstEval": 73421,
     "VerbAgg": 7584,
+    "Hsb82": 7185,
+    "egsingle": 7230,
+    "Contraception": 1934,
 }
 
 EXPECTED_COLUMNS = {
@@ -31,6 +34,10 @@ EXPECTED_COLUMNS = {
     "cbpp": ["herd", "incidence", "size", "period"],
     "InstEval": ["s", "d", "studage", "lectage", "service", "dept", "y"],
     "VerbAgg": ["Anger", "Gender", "item", "resp", "id", "btype", "situ", "mode", "r2"],
+    "Hsb82": ["school", "minrty", "sx", "ses", "mAch", "meanses", "sector", "cses"],
+    "egsingle": ["schoolid", "childid", "year", "grade", "math", "female", "black", "hispanic", "size", "lowinc",
+                 "mobility"],
+    "Contraception": ["district", "use", "livch", "age", "urban"],
 }
 
 

@@ -40,6 +40,17 @@ InstEval
 VerbAgg
     Verbal aggression item responses of 316 subjects to 24 items
     (De Boeck & Wilson 2004); ``r2`` is the binary response (1 = yes/perhaps).
+Hsb82
+    High School and Beyond: math achievement ``mAch`` of 7,185 students in 160
+    schools, with ``ses``, its school mean ``meanses`` and deviation ``cses``, and
+    the school's ``sector`` (Raudenbush & Bryk 2002, chapter 4; from mlmRev).
+egsingle
+    Math scores of 1,721 children (``childid``) in 60 schools (``schoolid``) over
+    up to 6 years (``year``): a three-level growth example (Raudenbush & Bryk
+    2002, chapter 8; from mlmRev, selected columns).
+Contraception
+    Contraceptive ``use`` (Y/N) of 1,934 women in 60 districts of Bangladesh, with
+    ``age`` (centred), ``urban`` and number of living children ``livch`` (from mlmRev).
 """
 
 from __future__ import annotations
@@ -88,6 +99,18 @@ DESCRIPTIONS: dict[str, str] = {
     "VerbAgg": (
         "Verbal aggression item responses of 316 subjects to 24 items "
         "(De Boeck & Wilson 2004)."
+    ),
+    "Hsb82": (
+        "High School and Beyond: mathematics achievement of 7,185 students in 160 schools "
+        "(Raudenbush & Bryk 2002, chapter 4; mlmRev); cses is SES centred at the school mean."
+    ),
+    "egsingle": (
+        "Mathematics scores of 1,721 children in 60 schools over up to 6 years, a three-level "
+        "growth example (Raudenbush & Bryk 2002, chapter 8; mlmRev)."
+    ),
+    "Contraception": (
+        "Contraceptive use (binary) of 1,934 women in 60 districts of Bangladesh, 1988 "
+        "(Huq & Cleland 1990; mlmRev)."
     ),
 }
 
