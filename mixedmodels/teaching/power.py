@@ -284,12 +284,13 @@ def _replicate(payload: tuple, job: tuple) -> float:
 
 
 def _grid(values: int | Sequence[int] | None, name: str, minimum: int) -> list[int | None]:
+    """The grid of one design size: ``None`` (the model's design) or whole numbers ≥ ``minimum``."""
     if values is None:
         return [None]
-    values = [values] if np.isscalar(values) else list(values)
-    if not values or any(int(v) != v or v < minimum for v in values):
-        raise ValueError(f"{name} must be whole numbers of at least {minimum}, not {values}")
-    return [int(v) for v in values]
+    sizes = list(np.ravel(values))  # a number, a list or an array
+    if not sizes or any(int(v) != v or v < minimum for v in sizes):
+        raise ValueError(f"{name} must be whole numbers of at least {minimum}, not {sizes}")
+    return [int(v) for v in sizes]
 
 
 def _cluster_term(design: Design, group: str | None) -> int:
