@@ -18,9 +18,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, DroppedRowsWarning, FormulaError, RankDeficiencyWarning, did_you_mean, type_name, warn
-from ..formula.parse import ParsedFormula, RandomTerm
+from ..formula.parse import ParsedFormula, RandomTerm, with_dot_expanded
+from ..formula.rdialect import python_part, rename_columns
 from ..formula.safety import check_part
 from .reterm import ReTerm
+from .transforms import FORMULA_CONTEXT
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ def build_design(
     if not parsed.response:
         raise FormulaError("the formula has no response on the left of '~'", parsed.text, 0)
 
+    parsed = with_dot_expanded(parsed, list(data.columns))
     used = used_columns(parsed, data)
     w = optional_vector(weights, data, "weights")
     o = optional_vector(offset, data, "offset")
@@ -148,7 +151,7 @@ def used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
                 f"grouping factor {g!r} is not a column of data." + did_you_mean(g, map(str, data.columns))
             )
     for text in texts:
-        for name in _names_in(text):
+        for name in _names_in(python_part(text)[0]):
             if name not in data.columns and not _is_known_name(name):
                 raise DataError(
                     f"{name!r} in the formula is not a column of data."
@@ -163,7 +166,7 @@ def used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
 
 _IDENT = re.compile(r"`([^`]*)`|'[^']*'|\"[^\"]*\"|(?<![\w.])([A-Za-z_][A-Za-z0-9_.]*)")
 _KNOWN = {"np", "numpy", "I", "C", "log", "exp", "sqrt", "abs", "log2", "log10", "log1p", "center", "scale",
-          "poly", "bs", "cbind", "offset", "True", "False", "None", "Treatment", "Sum",
+          "poly", "bs", "ns", "cbind", "offset", "True", "False", "None", "TRUE", "FALSE", "NULL", "Treatment", "Sum",
           "contr", "math", "lag", "standardize", "Q"}
 
 
@@ -210,11 +213,6 @@ def optional_vector(value: object, data: pd.DataFrame, what: str) -> np.ndarray 
     return arr
 
 
-#: R's spellings of common transforms, available inside formulas next to ``np.*``.
-FORMULA_CONTEXT = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
-                   "log2": np.log2, "log10": np.log10, "log1p": np.log1p}
-
-
 def evaluate(expr: str, frame: pd.DataFrame, what: str, contrasts: Mapping[str, str] | None = None,
              checked: bool = False) -> tuple[formulaic.ModelMatrix, tuple[str, ...]]:
     """A formulaic model matrix of ``expr`` on ``frame`` coded as R codes it, with R's column names.
@@ -229,7 +227,7 @@ def evaluate(expr: str, frame: pd.DataFrame, what: str, contrasts: Mapping[str, 
     coding = {c: "contr.poly" for c, t in dtypes.items() if isinstance(t, pd.CategoricalDtype) and t.ordered}
     coding.update(contrasts or {})
     logical = {str(c) for c, t in dtypes.items() if pd.api.types.is_bool_dtype(t)}
-    coded = expr
+    coded, written = python_part(expr)
     for c, contrast in coding.items():
         coded = re.sub(r"(?<![\w.`])(?<!C\()" + re.escape(str(c)) + r"(?![\w.`(])", f"C({c}, {contrast})", coded)
     try:
@@ -244,7 +242,7 @@ def evaluate(expr: str, frame: pd.DataFrame, what: str, contrasts: Mapping[str, 
         raise FormulaError(f"cannot evaluate {what} {expr!r}: {exc}") from exc
     renames = _numbered_levels(coding, frame)
     renames.update({f"C({c}, {contrast})": str(c) for c, contrast in coding.items()})
-    return mat, tuple(r_name(col, renames, logical) for col in mat.columns)
+    return mat, tuple(r_name(col, renames, logical) for col in rename_columns(mat.columns, written))
 
 
 def _numbered_levels(coding: Mapping[str, str], frame: pd.DataFrame) -> dict[str, str]:

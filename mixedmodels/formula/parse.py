@@ -9,11 +9,12 @@ everything else is kept as the user wrote it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mixedmodels.errors import FormulaError
 
 from .limits import MAX_TERMS, check_random_terms, check_size, column_bound
+from .rdialect import python_part
 
 _OPENERS = "([{"
 _CLOSERS = {")": "(", "]": "[", "}": "{"}
@@ -99,13 +100,11 @@ def parse_formula(formula: str) -> ParsedFormula:
     if len(tildes) > 1:
         raise FormulaError("a formula can have only one '~'", formula, tildes[1])
     tilde = tildes[0]
-    bars = layout.find("|", tilde + 1, len(formula), _TOP)
-    if bars:
-        raise FormulaError(
-            "random-effect bars must be in parentheses, e.g. '(1 | g)'", formula, bars[0]
-        )
     if not formula[tilde + 1 :].strip():
         raise FormulaError("nothing to the right of '~'", formula, len(formula))
+    if layout.find("|", tilde + 1, len(formula), _TOP):
+        # lme4 reads a bare bar as R does: '|' binds loosest, so 'y ~ 1 | g' is 'y ~ (1 | g)'
+        return replace(parse_formula(f"{formula[:tilde + 1]} ({formula[tilde + 1:].strip()})"), text=formula)
 
     fixed: list[str] = []
     random: list[RandomTerm] = []
@@ -136,7 +135,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     )
     check_random_terms(len(random), formula)
     for part in (parsed.fixed, *{t.expr for t in random}):
-        if column_bound(part, formula) > MAX_TERMS:
+        if column_bound(python_part(part)[0], formula) > MAX_TERMS:
             raise FormulaError(f"{part!r} expands to more than {MAX_TERMS:,} terms", formula)
     return parsed
 
@@ -334,3 +333,16 @@ def _previous_char(text: str, i: int) -> int:
     while i >= 0 and text[i].isspace():
         i -= 1
     return i
+
+
+def with_dot_expanded(parsed: ParsedFormula, columns: list[str]) -> ParsedFormula:
+    """R's ``.`` in the fixed part, as every column of ``columns`` not in the response."""
+    layout = _scan(parsed.fixed)
+    summands = [parsed.fixed[a:b].strip() for a, b in layout.split("+", 0, len(parsed.fixed), _TOP)]
+    if "." not in summands:
+        return parsed
+    response = set(_NAME.findall(parsed.response)) | set(re.findall(r"`([^`]*)`", parsed.response))
+    others = [c if re.fullmatch(r"[A-Za-z_]\w*", c) else f"`{c}`" for c in map(str, columns) if c not in response]
+    expanded = [term for s in summands for term in (others if s == "." else [s])]
+    return replace(parsed, fixed=_join_summands(expanded))
+

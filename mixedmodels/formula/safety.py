@@ -30,11 +30,13 @@ from formulaic.utils.code import sanitize_variable_names
 from ..errors import FormulaError
 from .limits import check_size
 from .parse import ParsedFormula, parse_formula
+from .rdialect import python_part
 
 DEFAULT_ALLOWED: frozenset[str] = frozenset({
     "np.log", "np.log2", "np.log10", "np.log1p", "np.exp", "np.sqrt", "np.abs",
     "log", "log2", "log10", "log1p", "exp", "sqrt", "abs",
-    "I", "C", "center", "scale", "poly", "bs", "offset", "cbind",
+    "I", "C", "center", "scale", "poly", "bs", "ns", "offset", "cbind",
+    "factor", "as_factor", "ordered", "as_numeric", "as_integer", "as_logical",
     "contr.treatment", "contr.sum", "contr.poly", "contr.helmert", "contr.diff",
 })
 
@@ -68,16 +70,17 @@ def check_formula(formula: str, allowed: frozenset[str] = DEFAULT_ALLOWED) -> Pa
     if not isinstance(formula, str):
         raise FormulaError(f"a formula must be a str, not {type(formula).__name__}")
     check_size(formula)
+    python = python_part(formula)[0]  # R's spellings as formulaic will read them
     end = 0
     try:
-        for token in tokenize(formula):
+        for token in tokenize(python):
             end = token.source_end or end
-            _check_token(token, formula, allowed)
+            _check_token(token, python, allowed)
     except formulaic.errors.FormulaicError as exc:
         problem, _, context = str(exc).partition("\n\n")
         marker = context.find("\u29db")  # formulaic marks the offending character in the formula's copy
-        position = marker if marker >= 0 else min(end + 1, len(formula))
-        raise FormulaError(f"this formula cannot be checked: {problem}", formula, position) from None
+        position = marker if marker >= 0 else min(end + 1, len(python))
+        raise FormulaError(f"this formula cannot be checked: {problem}", python, position) from None
     return dataclasses.replace(parse_formula(formula), checked=True)  # one '~', bars, limits
 
 

@@ -19,6 +19,7 @@ from scipy import stats
 
 from ..errors import DataError, FormulaError, type_name
 from ..design.build import formula_part, numeric_column
+from ..design.transforms import FORMULA_CONTEXT
 from ..formula.parse import parse_formula
 from ..design.reterm import ReTerm, z_times_b
 
@@ -106,7 +107,7 @@ def _replay(spec, newdata: pd.DataFrame, what: str) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         try:
-            return spec.get_model_matrix(newdata, na_action="ignore").to_numpy(dtype=float)
+            return spec.get_model_matrix(newdata, na_action="ignore", context=FORMULA_CONTEXT).to_numpy(dtype=float)
         except (FormulaicError, Warning) as exc:
             text = str(exc)
             if "categories outside" in text or "not seen" in text:

@@ -182,12 +182,12 @@ def test_unterminated_quote(formula, position):
     assert _error(formula).position == position
 
 
-def test_bar_outside_parentheses():
-    err = _error("y ~ x + 1 | g")
-    assert "must be in parentheses" in str(err)
-    assert "(1 | g)" in str(err)
-    assert err.position == 10
-    assert _caret_under(err) == "|"
+def test_bar_outside_parentheses_binds_loosest_as_in_r():
+    """lme4 reads 'y ~ x + 1 | g' as R parses it: '|' binds loosest, so the whole right side is the bar."""
+    parsed = parse_formula("y ~ x + 1 | g")
+    assert parsed.text == "y ~ x + 1 | g"
+    assert parsed.fixed == "1"
+    assert [(t.expr, t.group) for t in parsed.random] == [("x + 1", ("g",))]
 
 
 def test_nothing_before_bar():
