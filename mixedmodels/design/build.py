@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..errors import DataError, DroppedRowsWarning, FormulaError, RankDeficiencyWarning, did_you_mean, type_name, warn
 from ..formula.parse import ParsedFormula, RandomTerm, with_dot_expanded
-from ..formula.rdialect import python_part, rename_columns
+from ..formula.rdialect import python_part, r_spelling
 from ..formula.safety import check_part
 from .reterm import ReTerm
 from .transforms import FORMULA_CONTEXT
@@ -151,7 +151,7 @@ def used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
                 f"grouping factor {g!r} is not a column of data." + did_you_mean(g, map(str, data.columns))
             )
     for text in texts:
-        for name in _names_in(python_part(text)[0]):
+        for name in _names_in(python_part(text)):
             if name not in data.columns and not _is_known_name(name):
                 raise DataError(
                     f"{name!r} in the formula is not a column of data."
@@ -227,7 +227,7 @@ def evaluate(expr: str, frame: pd.DataFrame, what: str, contrasts: Mapping[str, 
     coding = {c: "contr.poly" for c, t in dtypes.items() if isinstance(t, pd.CategoricalDtype) and t.ordered}
     coding.update(contrasts or {})
     logical = {str(c) for c, t in dtypes.items() if pd.api.types.is_bool_dtype(t)}
-    coded, written = python_part(expr)
+    coded = python_part(expr)
     for c, contrast in coding.items():
         coded = re.sub(r"(?<![\w.`])(?<!C\()" + re.escape(str(c)) + r"(?![\w.`(])", f"C({c}, {contrast})", coded)
     try:
@@ -242,7 +242,7 @@ def evaluate(expr: str, frame: pd.DataFrame, what: str, contrasts: Mapping[str, 
         raise FormulaError(f"cannot evaluate {what} {expr!r}: {exc}") from exc
     renames = _numbered_levels(coding, frame)
     renames.update({f"C({c}, {contrast})": str(c) for c, contrast in coding.items()})
-    return mat, tuple(r_name(col, renames, logical) for col in rename_columns(mat.columns, written))
+    return mat, tuple(r_name(col, renames, logical) for col in map(r_spelling, mat.columns))
 
 
 def _numbered_levels(coding: Mapping[str, str], frame: pd.DataFrame) -> dict[str, str]:

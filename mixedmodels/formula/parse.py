@@ -135,7 +135,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     )
     check_random_terms(len(random), formula)
     for part in (parsed.fixed, *{t.expr for t in random}):
-        if column_bound(python_part(part)[0], formula) > MAX_TERMS:
+        if column_bound(python_part(part), formula) > MAX_TERMS:
             raise FormulaError(f"{part!r} expands to more than {MAX_TERMS:,} terms", formula)
     return parsed
 

@@ -1,24 +1,20 @@
-"""R's formula dialect, read as the Python code formulaic evaluates.
+"""R's formula dialect, read as the Python code formulaic evaluates, and named as R names it.
 
-R users write ``factor(Days)``, ``as.factor(x)``, ``I(Days^2)``, ``poly(x, 2, raw = TRUE)``,
-``x %in% g`` and ``y ~ .``; formulaic reads Python, where ``^`` is xor, ``TRUE`` is a
-name and ``as.factor`` is not an identifier.  :func:`python_part` rewrites one formula
-part for formulaic and says how formulaic will name the rewritten pieces, so the model
-matrix's columns carry the names the user wrote (``I(Days^2)``, as R names them).
+R users write ``factor(Days)``, ``as.factor(x)``, ``I(Days^2)``, ``poly(x, 2, raw = TRUE)``
+and ``x %in% g``; formulaic reads Python, where ``^`` is xor, ``TRUE`` is a name and
+``as.factor`` is not an identifier.  :func:`python_part` rewrites a formula (or one part)
+for formulaic; :func:`r_spelling` names the model matrix's columns as R deparses them
+(``I(Days^2)``, ``poly(x, 2, raw = TRUE)1``), however they were written.
 
-Only the spellings are changed; what each transform computes is R's
-(``design.transforms``): ``factor`` sorts levels as R does, ``ordered`` gets polynomial
-contrasts, ``ns`` is R's natural spline basis.  Backticked names and quoted strings are
-left alone.
+Only the spellings change; what each transform computes is R's (``design.transforms``):
+``factor`` sorts levels as R does, ``ordered`` gets polynomial contrasts, ``ns`` is R's
+natural spline basis.  Backticked names and quoted strings are left alone.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from functools import lru_cache
-
-import formulaic
 
 from ..errors import FormulaError
 
@@ -43,16 +39,10 @@ _IDENTIFIER = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*|[A-Za-z][A-Za-z0-9_.]*::[A-Z
 _LITERALS = {"TRUE": "True", "FALSE": "False", "NULL": "None"}
 
 
-def python_part(text: str) -> tuple[str, dict[str, str]]:
-    """formulaic's spelling of an R formula part, and formulaic's names of its rewritten calls
-    mapped to the text the user wrote (for the model matrix's column names)."""
-    return _translate(text)
-
-
 @lru_cache(maxsize=512)
-def _translate(text: str) -> tuple[str, dict[str, str]]:
+def python_part(text: str) -> str:
+    """formulaic's spelling of an R formula part (or of a whole formula)."""
     out: list[str] = []
-    names: dict[str, str] = {}
     i = 0
     while i < len(text):
         char = text[i]
@@ -76,15 +66,12 @@ def _translate(text: str) -> tuple[str, dict[str, str]]:
             rest += 1
         if rest < len(text) and text[rest] == "(":
             close = _closing_paren(text, rest)
-            call = text[i:close]
-            python = _call(name, text[rest + 1:close - 1], call)
-            names[_formulaic_name(python)] = call
-            out.append(python)
+            out.append(_call(name, text[rest + 1:close - 1], text[i:close]))
             i = close
             continue
         out.append(_LITERALS.get(name, name))
         i = end
-    return "".join(out), names
+    return "".join(out)
 
 
 def _call(name: str, arguments: str, call: str) -> str:
@@ -165,22 +152,23 @@ def _closing_paren(text: str, start: int) -> int:
     raise FormulaError("unmatched '(' in the formula", text, start)
 
 
-@lru_cache(maxsize=512)
-def _formulaic_name(python: str) -> str:
-    """How formulaic names the factor of one call (it normalises the code's spacing)."""
-    try:
-        terms = [str(term) for term in formulaic.Formula(python)]
-    except Exception:  # formulaic raises many kinds; the evaluation reports the error
-        return python
-    return terms[-1] if terms else python
+_PYTHON_CALLS = {python: r for r, python in R_CALLS.items()}
+_ORDERED = re.compile(r"C\(ordered\((.*?)\), contr\.poly\)")
+_KEYWORD = re.compile(r"(?<=[\w)])=(?!=)")
+_PY_LITERALS = {"True": "TRUE", "False": "FALSE", "None": "NULL"}
 
 
-def rename_columns(columns: Iterable[str], names: dict[str, str]) -> list[str]:
-    """Column names with formulaic's spelling of rewritten calls replaced by the user's."""
-    out = []
-    for column in columns:
-        for python, r in sorted(names.items(), key=lambda item: -len(item[0])):
-            if python != r:
-                column = column.replace(python, r)
-        out.append(column)
-    return out
+def r_spelling(column: str) -> str:
+    """A model-matrix column named as R names it: formulaic's rendering of the Python code
+    (``I(x ** 2)``, ``poly(x, 2, raw=True)``, ``exp(x / 10)``) in R's deparsed spelling
+    (``I(x^2)``, ``poly(x, 2, raw = TRUE)``, ``exp(x/10)``), whichever way it was written."""
+    if "(" not in column:
+        return column
+    column = _ORDERED.sub(r"ordered(\1)", column)
+    column = column.replace(" ** ", "^").replace("**", "^").replace(" / ", "/")
+    column = _KEYWORD.sub(" = ", column)
+    for python, r in _PY_LITERALS.items():
+        column = re.sub(rf"(?<![\w.`]){python}(?![\w.`])", r, column)
+    for python, r in _PYTHON_CALLS.items():
+        column = re.sub(rf"(?<![\w.`]){python}\(", f"{r}(", column)
+    return column

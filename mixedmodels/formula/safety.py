@@ -70,7 +70,7 @@ def check_formula(formula: str, allowed: frozenset[str] = DEFAULT_ALLOWED) -> Pa
     if not isinstance(formula, str):
         raise FormulaError(f"a formula must be a str, not {type(formula).__name__}")
     check_size(formula)
-    python = python_part(formula)[0]  # R's spellings as formulaic will read them
+    python = python_part(formula)  # R's spellings as formulaic will read them
     end = 0
     try:
         for token in tokenize(python):

@@ -19,7 +19,7 @@ import mixedmodels as mm
 from mixedmodels.design.transforms import as_numeric, factor, ns
 from mixedmodels.errors import FormulaError
 from mixedmodels.formula import check_formula, parse_formula
-from mixedmodels.formula.rdialect import python_part
+from mixedmodels.formula.rdialect import python_part, r_spelling
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rdialect"
 REFERENCE = json.loads((FIXTURES / "rdialect.json").read_text())
@@ -62,19 +62,30 @@ def test_predictions_replay_r_transforms_on_new_data():
 
 
 def test_python_spelling_of_each_r_form():
-    assert python_part("I(Days^2)")[0] == "I(Days**2)"
-    assert python_part("poly(x, 2, raw = TRUE)")[0] == "poly(x, 2, raw = True)"
-    assert python_part("as.factor(x) + as.numeric(z)")[0] == "as_factor(x) + as_numeric(z)"
-    assert python_part("x %in% g")[0] == "x : g"
-    assert python_part("(a + b + c)^2")[0] == "(a + b + c)^2"  # a formula power stays one
-    assert python_part("ordered(x)")[0] == "C(ordered(x), contr.poly)"
-    assert python_part("`odd^name` + 'a^b'")[0] == "`odd^name` + 'a^b'"  # quoted text untouched
+    assert python_part("I(Days^2)") == "I(Days**2)"
+    assert python_part("poly(x, 2, raw = TRUE)") == "poly(x, 2, raw = True)"
+    assert python_part("as.factor(x) + as.numeric(z)") == "as_factor(x) + as_numeric(z)"
+    assert python_part("x %in% g") == "x : g"
+    assert python_part("(a + b + c)^2") == "(a + b + c)^2"  # a formula power stays one
+    assert python_part("ordered(x)") == "C(ordered(x), contr.poly)"
+    assert python_part("`odd^name` + 'a^b'") == "`odd^name` + 'a^b'"  # quoted text untouched
+
+
+def test_columns_get_r_names_whichever_spelling_was_used():
+    assert r_spelling("I(Days ** 2)") == "I(Days^2)"
+    assert r_spelling("poly(x, 2, raw=True)[1]") == "poly(x, 2, raw = TRUE)[1]"
+    assert r_spelling("exp(Days / 10)") == "exp(Days/10)"
+    assert r_spelling("as_factor(Days)[T.1]") == "as.factor(Days)[T.1]"
+    assert r_spelling("C(ordered(Days), contr.poly).L") == "ordered(Days).L"
+    assert r_spelling("np.log(Days + 1)") == "np.log(Days + 1)"
+    m = mm.lmer("Reaction ~ Days + I(Days**2) + (1 | Subject)", mm.datasets.load("sleepstudy"))
+    assert list(m.fixef.index) == ["(Intercept)", "Days", "I(Days^2)"]
 
 
 def test_the_translation_is_idempotent():
     for text in ["I(Days^2) + factor(g)", "poly(x, 2, raw = TRUE)", "as.numeric(h) + x %in% g"]:
-        once = python_part(text)[0]
-        assert python_part(once)[0] == once
+        once = python_part(text)
+        assert python_part(once) == once
 
 
 def test_bare_bar_is_a_random_term_as_in_lme4():
