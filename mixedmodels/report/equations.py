@@ -115,6 +115,8 @@ def equations(fit: EquatableModel, estimates: bool = False, digits: int = 2) -> 
 
 
 class _Writer:
+    """Builds the equations of one fit: levels of the variables, the coefficient tree, the lines."""
+
     def __init__(self, fit: EquatableModel, estimates: bool, digits: int):
         self.fit, self.estimates, self.digits = fit, estimates, digits
         design = fit.design

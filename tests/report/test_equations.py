@@ -77,6 +77,8 @@ def test_random_slope_latex(sleep):
             "\\tau_{00} & \\tau_{01} \\\\ \\tau_{10} & \\tau_{11}\\end{pmatrix}\\right)") in tex
     assert m.equations()._repr_latex_() == "$$\n" + tex + "\n$$"
     assert tex.count("\\begin{") == tex.count("\\end{")
+    unescaped = tex.replace("\\{", "").replace("\\}", "")
+    assert unescaped.count("{") == unescaped.count("}")
     uncorrelated = mm.lmer("Reaction ~ Days + (Days || Subject)", sleep).equations()
     assert "  u_0j ~ N(0, τ_00)" in lines(uncorrelated) and "  u_1j ~ N(0, τ_11)" in lines(uncorrelated)
 
