@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
-from .dask.glmm import glmer_dask
-from .dask.lmm import is_dask_dataframe, lmer_dask
+from .dask.glmm import DaskGlmerResult, glmer_dask
+from .dask.lmm import DaskLmerResult, is_dask_dataframe, lmer_dask
 from .design.build import build_design, check_groups
 from .engine.control import Control, resolve_control
 from .errors import DataError, FitError, FormulaError
 from .engine.families import Family, NegativeBinomial, get_family
 from .formula.parse import parse_formula
-from .engine.glmm import GeneralizedLinearMixedModel
+from .engine.glmm import GeneralizedLinearMixedModel, final_report
 from .results.glmer import GlmerResult
 from .engine.lmm import LinearMixedModel
 from .results.lmer import LmerResult
@@ -33,7 +33,7 @@ def lmer(
     safe: bool = False,
     control: Control | None = None,
     contrasts: dict[str, str] | None = None,
-) -> LmerResult:
+) -> LmerResult | DaskLmerResult:
     """Fit a linear mixed model from an lme4 formula, by REML (default) or ML.
 
     ``weights`` and ``offset`` are column names or vectors as long as ``data``.
@@ -110,7 +110,7 @@ def glmer(
     safe: bool = False,
     control: Control | None = None,
     contrasts: dict[str, str] | None = None,
-) -> GlmerResult:
+) -> GlmerResult | DaskGlmerResult:
     """Fit a generalized linear mixed model from an lme4 formula by maximum likelihood.
 
     ``family`` is a name ('binomial', 'poisson', 'Gamma', 'inverse_gaussian',
@@ -140,7 +140,7 @@ def glmer(
             f"the fit failed numerically ({exc}); look for extreme values in the response or predictors, "
             "rescale predictors with very large or small values, or simplify the random effects"
         ) from exc
-    return GlmerResult(parsed, model, stage2 if stage2 is not None else stage1, data_name=data.attrs.get("name"))
+    return GlmerResult(parsed, model, final_report(stage1, stage2), data_name=data.attrs.get("name"))
 
 
 @with_fitting_threads
@@ -168,14 +168,14 @@ def glmer_nb(
                         "whole refit; fit a sample with .compute(), or use glmer(family='poisson') on Dask")
     parsed, design = _mixed_design("glmer_nb", formula, data, safe, weights, offset)
     poisson = GeneralizedLinearMixedModel(design, get_family("poisson", link), nAGQ=nAGQ, control=ctl)
-    _, report = poisson.fit()
+    report = final_report(*poisson.fit())
     at_optimum = poisson.pirls(report.x[: poisson.ntheta], report.x[poisson.ntheta:])
-    mu = at_optimum.mu
+    mu = at_optimum.rows_mu
     best: dict = {"x": report.x}
 
     def deviance(log_k: float) -> float:
         model = poisson.with_family(NegativeBinomial(float(np.exp(log_k)), link), warm_start=at_optimum.start)
-        _, rep = model.fit(start=best["x"])
+        rep = final_report(*model.fit(start=best["x"]))
         if rep.fun < best.get("fun", np.inf):
             best.update(x=rep.x, fun=rep.fun, model=model, report=rep)
         return rep.fun
@@ -194,3 +194,4 @@ def theta_ml(y: np.ndarray, mu: np.ndarray, weights: np.ndarray) -> float:
 
     res = minimize_scalar(minus_loglik, bounds=(-10, 15), method="bounded", options={"xatol": 1e-6})
     return float(np.exp(res.x))
+

@@ -8,6 +8,7 @@ import math
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,8 @@ import pandas as pd
 from .api import glmer, lmer
 from .errors import DataError, FormulaError, MixedModelsError, MixedModelsWarning, did_you_mean
 from .engine.families import get_family
-from .results.lmer import MixedModelResult
+from .results.glmer import GlmerResult
+from .results.lmer import LmerResult
 
 _FIT_EXAMPLES = """\
 examples:
@@ -97,7 +99,7 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
-def _fit(args: argparse.Namespace) -> MixedModelResult:
+def _fit(args: argparse.Namespace) -> LmerResult | GlmerResult:
     data = _read(args.data, [c.strip() for c in args.factors.split(",") if c.strip()])
     if args.family is None:
         return lmer(args.formula, data, REML=not args.ml, safe=not args.unsafe)
@@ -117,10 +119,10 @@ def _read(path: str, factors: list[str]) -> pd.DataFrame:
     return data
 
 
-def _document(fit: MixedModelResult, caught: list[warnings.WarningMessage]) -> dict:
+def _document(fit: LmerResult | GlmerResult, caught: list[warnings.WarningMessage]) -> dict[str, Any]:
     """The results as plain JSON values (NaN becomes null)."""
-    family = getattr(fit, "family", None)
-    if family is None:
+    family = fit.family if isinstance(fit, GlmerResult) else None
+    if isinstance(fit, LmerResult):
         tests = fit.satterthwaite()
         fixed = [{"term": term, "estimate": r["Estimate"], "std_error": r["Std. Error"], "df": r["df"],
                   "statistic": r["t value"], "p_value": r["Pr(>|t|)"]} for term, r in tests.iterrows()]
@@ -132,7 +134,7 @@ def _document(fit: MixedModelResult, caught: list[warnings.WarningMessage]) -> d
         method = fit.method
     components = [{"group": r.grp, "var1": r.var1, "var2": r.var2, "variance": r.vcov, "sd_cor": r.sdcor}
                   for r in fit.varcorr.itertuples(index=False)]
-    return _plain({
+    return _plain_dict({
         "formula": fit.formula,
         "family": "gaussian" if family is None else family.name,
         "link": "identity" if family is None else family.link.name,
@@ -149,6 +151,10 @@ def _document(fit: MixedModelResult, caught: list[warnings.WarningMessage]) -> d
         "singular": fit.is_singular(),
         "warnings": [str(w.message) for w in caught],
     })
+
+
+def _plain_dict(value: dict[str, Any]) -> dict[str, Any]:
+    return {str(k): _plain(v) for k, v in value.items()}
 
 
 def _plain(value: object) -> object:

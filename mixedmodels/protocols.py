@@ -14,6 +14,8 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from .design.build import Design
+    from .engine.families import Family
+    from .engine.glmm import PirlsState
     from .design.reterm import ReTerm
     from .engine.control import Control
     from .engine.optimizer import OptimumReport
@@ -53,3 +55,14 @@ class FittedModel(Protocol):
     def rows_used(self) -> pd.Index: ...
     @property
     def control(self) -> Control: ...
+
+
+class FittedGlmm(FittedModel, Protocol):
+    """A fitted GLMM: the family, the quadrature and PIRLS's state at the optimum."""
+
+    family: Family
+    nAGQ: int
+    extra_parameters: int
+
+    @property
+    def pirls_state(self) -> PirlsState: ...

@@ -304,8 +304,8 @@ def _engine_rows(part: _Partition, keep: list[int], family: Family) -> InMemoryR
 
 # ----- the fit ---------------------------------------------------------------------------
 
-def glmer_dask(formula: str, ddf, family: str | Family = "binomial", nAGQ: int = 1, weights: str | None = None,
-               offset: str | None = None, maxeval: int | None = None, safe: bool = False,
+def glmer_dask(formula: str, ddf, family: str | Family = "binomial", nAGQ: int = 1, weights: object = None,
+               offset: object = None, maxeval: int | None = None, safe: bool = False,
                control: Control | None = None) -> DaskGlmerResult:
     """Fit ``formula`` to the Dask DataFrame ``ddf`` as ``mm.glmer`` fits a pandas one
     (``control`` and its ``maxeval=`` shortcut as there).

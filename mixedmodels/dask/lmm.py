@@ -274,7 +274,7 @@ class DaskLmerResult(RandomEffectsOfComponents, InformationCriteria):
 
 # ----- the fit ---------------------------------------------------------------------------
 
-def lmer_dask(formula: str, ddf, REML: bool = True, weights: str | None = None, offset: str | None = None,
+def lmer_dask(formula: str, ddf, REML: bool = True, weights: object = None, offset: object = None,
               maxeval: int | None = None, safe: bool = False, control: Control | None = None) -> DaskLmerResult:
     """Fit ``formula`` to the Dask DataFrame ``ddf`` as ``mm.lmer`` fits a pandas one
     (``control`` and its ``maxeval=`` shortcut as there).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from functools import lru_cache
 
 import formulaic
@@ -397,7 +398,7 @@ def check_finite(values: np.ndarray, name: str) -> None:
         )
 
 
-def r_name(column: str, renames: dict[str, str] | None = None, logical: set[str] = frozenset()) -> str:
+def r_name(column: str, renames: dict[str, str] | None = None, logical: AbstractSet[str] = frozenset()) -> str:
     """R's name of a model-matrix column: '(Intercept)', 'service1', 'x:fb', 'ph.L', 'lateTRUE'."""
     if column == "Intercept":
         return "(Intercept)"

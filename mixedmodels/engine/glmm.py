@@ -55,6 +55,20 @@ class PirlsState:
         """A PIRLS start at these modes (a start at the solution stops after one factorisation)."""
         return PirlsStart(tuple(self.u), self.beta)
 
+    @property
+    def rows_eta(self) -> np.ndarray:
+        """η per row: only for rows in memory (a Dask fit keeps them on the workers)."""
+        if self.eta is None:
+            raise ValueError("the rows are not in memory: per-row values come from the partitions")
+        return self.eta
+
+    @property
+    def rows_mu(self) -> np.ndarray:
+        """μ per row: only for rows in memory."""
+        if self.mu is None:
+            raise ValueError("the rows are not in memory: per-row values come from the partitions")
+        return self.mu
+
 
 class WarmPirls:
     """PIRLS during one fit: each evaluation starts from the modes of the one before, which is
@@ -214,7 +228,7 @@ class GeneralizedLinearMixedModel(TermSet):
     def minus_two_loglik(self, state: PirlsState) -> float:
         """Σ −2 log f(yᵢ | μᵢ) as R's family aic.  Without a dispersion it is the deviance
         kernel plus a constant of y alone, found once (binomial only with whole-number trials)."""
-        fam, y, wt, mu = self.family, self.y, self.prior_weights, state.mu
+        fam, y, wt, mu = self.family, self.y, self.prior_weights, state.rows_mu
         if not loglik_is_kernel_plus_constant(fam, bool(np.all(wt == np.round(wt)))):
             return float(fam.minus_two_loglik(y, mu, wt, self.dispersion(mu)).sum()) + fam.aic_dispersion_term
         if self._loglik_offset is None:
@@ -321,6 +335,15 @@ class GeneralizedLinearMixedModel(TermSet):
         report = optimize(objective, np.concatenate([start[:k], np.zeros(self.p)]), lower, self.control,
                           initial_step=steps, noise=self.control.pirls_tol)
         return stage1, _from_whitened(report, beta0, C, k)
+
+
+def final_report(stage1: OptimumReport | None, stage2: OptimumReport | None) -> OptimumReport:
+    """Where a GLMM fit ended (``fit()`` returns both stages): stage 2's optimum when it ran
+    (nAGQ > 0), else stage 1's (nAGQ = 0)."""
+    report = stage2 if stage2 is not None else stage1
+    if report is None:
+        raise ValueError("a GLMM fit has at least one stage")
+    return report
 
 
 def loglik_is_kernel_plus_constant(family: Family, whole_weights: bool) -> bool:

@@ -140,4 +140,5 @@ def fit_glm(rows: InMemoryRows) -> np.ndarray:
         beta = new
         if done:
             break
+    assert beta is not None  # the loop runs at least once
     return beta

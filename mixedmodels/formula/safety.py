@@ -169,10 +169,11 @@ def _check_tree(tree: ast.expr, code: str, formula: str, offset: int | None, all
 
     def reject(node: ast.AST, problem: str) -> FormulaError:
         """The error for ``node``, its caret at the node's first character in the formula when known."""
-        piece = encoded[node.col_offset: node.end_col_offset].decode("utf-8", "replace")
+        start, end = getattr(node, "col_offset", 0), getattr(node, "end_col_offset", None)
+        piece = encoded[start:end].decode("utf-8", "replace")
         if offset is None:
             return FormulaError(f"{problem}: {piece!r} ({_HELP})", formula, None)
-        position = offset + len(encoded[: node.col_offset].decode("utf-8", "replace"))
+        position = offset + len(encoded[:start].decode("utf-8", "replace"))
         return FormulaError(f"{problem}: {piece!r} ({_HELP})", formula, min(position, len(formula)))
 
     for node in ast.walk(tree):  # dunder names first: they are the usual way out of a sandbox

@@ -20,7 +20,7 @@ from ..formula.parse import ParsedFormula, RandomTerm
 from ..results.glmer import GlmerResult
 from ..results.glm import GlmResult
 from ..results.lm import LmResult
-from ..engine.glmm import GeneralizedLinearMixedModel
+from ..engine.glmm import GeneralizedLinearMixedModel, final_report
 from ..engine.lmm import LinearMixedModel
 from ..design.reterm import ReTerm
 from ..results.lmer import LmerResult
@@ -28,6 +28,8 @@ from ..report.tables import AnovaTable
 from .fixed_tests import fixed_terms_of
 
 _INTERCEPT = "(Intercept)"
+#: the fits anova compares: likelihoods of linear models, or of generalized ones
+Comparable = LmerResult | GlmerResult | LmResult | GlmResult
 
 
 # ----- anova ---------------------------------------------------------------------------------
@@ -41,29 +43,27 @@ def anova(*models: object, refit: bool = True, names: Sequence[str] | None = Non
     """
     if len(models) < 2:
         raise MixedModelsError("anova compares two or more fitted models, e.g. anova(m0, m1)")
-    for m in models:
-        if not isinstance(m, (LmerResult, GlmerResult, LmResult, GlmResult)):
-            raise TypeError(f"anova compares lmer, glmer, lm and glm fits, not {type(m).__name__}")
-    generalized = [isinstance(m, (GlmerResult, GlmResult)) for m in models]
+    fitted = tuple(_comparable(m) for m in models)
+    generalized = [isinstance(m, (GlmerResult, GlmResult)) for m in fitted]
     if any(generalized) and not all(generalized):
         raise MixedModelsError(
             "cannot compare a generalized model (glmer or glm) with a linear model (lmer or lm): "
             "their likelihoods are not on the same scale; compare glmer with mm.glm, lmer with mm.lm"
         )
-    nobs = [m.nobs for m in models]
+    nobs = [m.nobs for m in fitted]
     if len(set(nobs)) > 1:
-        used = ", ".join(f"{m.formula!r} used {m.nobs}" for m in models)
+        used = ", ".join(f"{m.formula!r} used {m.nobs}" for m in fitted)
         raise MixedModelsError(f"models were not all fitted to the same number of observations: {used}")
-    labels = _model_names(models, names)
-    reml = [getattr(m, "REML", False) for m in models]
+    labels = _model_names(fitted, names)
+    reml = [getattr(m, "REML", False) for m in fitted]
     if refit and any(reml):
         warn("refitting model(s) with ML (instead of REML)", RefitWarning)
-        models = tuple(m.refit_ml() if r else m for m, r in zip(models, reml))
+        fitted = tuple(m.refit_ml() if isinstance(m, LmerResult) and m.REML else m for m in fitted)
     elif any(reml) and not all(reml):
         warn("some models fit with REML = TRUE, some not", MixedModelsWarning)
 
-    order = sorted(range(len(models)), key=lambda i: models[i].df)  # stable, as R's order()
-    fits = {labels[i]: models[i] for i in order}
+    order = sorted(range(len(fitted)), key=lambda i: fitted[i].df)  # stable, as R's order()
+    fits = {labels[i]: fitted[i] for i in order}
     npar = np.array([m.df for m in fits.values()], dtype=float)
     loglik = np.array([m.loglik for m in fits.values()])
     chisq = np.concatenate([[np.nan], 2 * np.maximum(0.0, np.diff(loglik))])
@@ -87,7 +87,13 @@ def anova(*models: object, refit: bool = True, names: Sequence[str] | None = Non
     return AnovaTable(table, heading, fits)
 
 
-def _model_names(models: Sequence[object], names: Sequence[str] | None) -> list[str]:
+def _comparable(model: object) -> Comparable:
+    if not isinstance(model, (LmerResult, GlmerResult, LmResult, GlmResult)):
+        raise TypeError(f"anova compares lmer, glmer, lm and glm fits, not {type(model).__name__}")
+    return model
+
+
+def _model_names(models: Sequence[Comparable], names: Sequence[str] | None) -> list[str]:
     """Given names, else formulas; duplicates become 'MODEL1', 'MODEL2', ... as lme4."""
     if names is not None:
         names = [str(n) for n in names]
@@ -154,7 +160,7 @@ def _without_term(fit: LmerResult | GlmerResult, term: str, columns: Sequence[in
         return LmerResult(parsed, model, model.fit(), fit.data_name)
     glmm = GeneralizedLinearMixedModel(design, fit.family, nAGQ=fit.nAGQ, control=fit.control)
     stage1, stage2 = glmm.fit()
-    return GlmerResult(parsed, glmm, stage2 if stage2 is not None else stage1, fit.data_name)
+    return GlmerResult(parsed, glmm, final_report(stage1, stage2), fit.data_name)
 
 
 # ----- ranova ---------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 from ..design.build import evaluate, factor_codes, factor_columns, independent_columns
+from ..errors import MixedModelsError
+from ..protocols import FittedModel
 from ..report.rformat import zapsmall
 from ..report.tables import AnovaTable
 from .kenward_roger import kr_test
@@ -154,6 +156,8 @@ def cell_means_coding(fit: LmerResult, terms: Sequence[FixedTerm], intercept: bo
     """Every term coded as R's ``model.matrix(~ 0 + term)``: one column per cell of its factors
     (times its numeric variables), named as R names them; empty cells give zero columns."""
     frame = fit.design.frame
+    if frame is None:
+        raise MixedModelsError("F tables need the fit's data frame, which a Dask fit does not keep")
     blocks, names = ([np.ones((len(frame), 1))], ["(Intercept)"]) if intercept else ([], [])
     for t in terms:
         block, labels = np.ones((len(frame), 1)), [""]
@@ -173,7 +177,7 @@ def cell_means_coding(fit: LmerResult, terms: Sequence[FixedTerm], intercept: bo
     return np.column_stack(blocks), names
 
 
-def fixed_terms_of(fit: LmerResult) -> list[FixedTerm]:
+def fixed_terms_of(fit: FittedModel) -> list[FixedTerm]:
     """The fitted model's terms with their columns of X (aliased columns belong to none)."""
     return fixed_terms(fit.design.model_spec, fit.design.kept_columns)
 

@@ -37,7 +37,7 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -47,7 +47,7 @@ from ..engine.control import Control
 from ..engine.families import FAMILIES, Family, NegativeBinomial, get_family
 from ..errors import MixedModelsError, MixedModelsWarning, ModelFileError
 from ..formula.parse import ParsedFormula, parse_formula
-from ..protocols import FittedModel
+from ..protocols import FittedGlmm, FittedModel
 from ..version import __version__
 
 FORMAT = "mixedmodels-model"
@@ -73,7 +73,7 @@ def save(fit: FittedModel, path: str | os.PathLike) -> None:
     tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"  # next to the target, so the rename is atomic
     try:
         with open(tmp, "xb") as f:
-            np.savez_compressed(f, **arrays)
+            np.savez_compressed(f, **cast(dict[str, Any], arrays))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -215,10 +215,11 @@ def _encode(fit: FittedModel) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "control": fit.control.changes(),
     }
     if fit.kind == "glmer":
-        meta.update(family=_encode_family(fit.family), nAGQ=int(fit.nAGQ), extra_parameters=int(fit.extra_parameters))
-        for j, u in enumerate(fit._state.u):
+        glmm = cast(FittedGlmm, fit)
+        meta.update(family=_encode_family(glmm.family), nAGQ=int(glmm.nAGQ), extra_parameters=int(glmm.extra_parameters))
+        for j, u in enumerate(glmm.pirls_state.u):
             arrays[f"u{j}"] = np.asarray(u, dtype=float)
-        arrays["beta"] = np.asarray(fit._state.beta, dtype=float)
+        arrays["beta"] = np.asarray(glmm.pirls_state.beta, dtype=float)
     return meta, arrays
 
 

@@ -28,7 +28,8 @@ def load(path: str | os.PathLike, safe: bool = True) -> MixedModelResult:
     name = os.fspath(path)
     meta, arrays = read_model_file(name)
     try:
-        parsed = check_formula(meta.get("formula")) if safe else parse_formula(str(meta.get("formula")))
+        formula = str(meta.get("formula"))
+        parsed = check_formula(formula) if safe else parse_formula(formula)
     except FormulaError as exc:
         raise ModelFileError(
             f"cannot load {name!r}: its formula does not pass check_formula, which guards against "

@@ -516,6 +516,7 @@ def profile_plot(fit, which: str | Sequence[str] | None = None, level: float = 0
     z = _z(level)
     ci = fit.confint(method="profile", level=level) if not _is_glmm(fit) else None
     curves = profile_zeta(fit, which, level, npoints, ci=ci)
+    assert ci is not None  # profile_zeta refuses glmer fits
     n = len(curves)
     fig, axes = _panels(n, ax, fig, ncols=min(n, 3), panel_size=(3.4, 3.2), sharey=True)
     from scipy.interpolate import PchipInterpolator

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -14,7 +16,7 @@ _DIGITS = 5  # print.anova: max(getOption("digits") - 2, 3)
 class AnovaTable:
     """A table of likelihood-ratio tests; ``str()`` prints it as R's ``print.anova``."""
 
-    def __init__(self, table: pd.DataFrame, heading: list[str], models: dict[str, object]):
+    def __init__(self, table: pd.DataFrame, heading: list[str], models: Mapping[str, object]):
         self.table = table
         self.heading = heading
         self.models = models  # the (refitted) models of the rows, by row name

@@ -11,7 +11,7 @@ from scipy import stats
 from ..errors import ConvergenceWarning, warn
 from ..engine.families import Family
 from ..formula.parse import ParsedFormula
-from ..engine.glmm import GeneralizedLinearMixedModel, PirlsStart, PirlsState
+from ..engine.glmm import GeneralizedLinearMixedModel, final_report, PirlsStart, PirlsState
 from ..engine.optimizer import OptimumReport
 from ..linalg.derivatives import finite_difference_hessian
 from .lmer import MixedModelResult
@@ -46,6 +46,11 @@ class GlmerResult(MixedModelResult):
     @property
     def _u(self) -> list[np.ndarray]:
         return self._state.u
+
+    @property
+    def pirls_state(self) -> PirlsState:
+        """PIRLS at the optimum: the modes u, β and the factor (what a model file stores)."""
+        return self._state
 
     @cached_property
     def fixef(self) -> pd.Series:
@@ -129,14 +134,14 @@ class GlmerResult(MixedModelResult):
         """The same model fitted to a new response (proportions for binomial with trials)."""
         model = GeneralizedLinearMixedModel(with_response(self.design, y), self.family, nAGQ=self.nAGQ,
                                             control=self.control)
-        stage1, stage2 = model.fit(start=self.optimum.x) if self.nAGQ > 0 else model.fit()
-        refitted = GlmerResult(self.parsed, model, stage2 if stage2 is not None else stage1, self.data_name)
+        stages = model.fit(start=self.optimum.x) if self.nAGQ > 0 else model.fit()
+        refitted = GlmerResult(self.parsed, model, final_report(*stages), self.data_name)
         refitted.extra_parameters = self.extra_parameters
         return refitted
 
     def residuals_of(self, type: str = "deviance") -> pd.Series:
         """Residuals of type 'deviance' (default, as R), 'pearson', 'response' or 'working'."""
-        r = glmm_residuals(type, self.family, self.design.y, self._state.eta, self.model.prior_weights)
+        r = glmm_residuals(type, self.family, self.design.y, self._state.rows_eta, self.model.prior_weights)
         return pd.Series(r, index=self.rows_used, name=f"{type} residuals")
 
     @property
@@ -164,8 +169,8 @@ class GlmerResult(MixedModelResult):
         """Fitted probabilities of 0 or 1 with huge coefficients usually mean separation."""
         if self.family.name != "binomial":
             return
-        mu = self._state.mu
-        extreme = (mu < 1e-8) | (mu > 1 - 1e-8)
+        mu = self._state.rows_mu
+        extreme = np.asarray((mu < 1e-8) | (mu > 1 - 1e-8))
         big = [n for n, b in self.fixef.items() if abs(b) > 10]
         if extreme.any() and big:
             warn(

@@ -9,7 +9,9 @@ engine used.  ``LmerResult`` adds the LMM's profiled quantities.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -45,6 +47,34 @@ class MixedModelResult(InformationCriteria):
 
     #: whether VarCorr has a Residual row (Gaussian LMMs, families with a scale)
     has_residual_row = True
+    #: what kind of fit this is, as model files and reports name it
+    kind: str
+
+    if TYPE_CHECKING:  # supplied by each kind of fit
+
+        @property
+        @abstractmethod
+        def _u(self) -> list[np.ndarray]:
+            """Spherical conditional modes u per term (engine order)."""
+
+        @property
+        @abstractmethod
+        def fixef(self) -> pd.Series:
+            """Fixed-effect estimates."""
+
+        @property
+        @abstractmethod
+        def sigma(self) -> float:
+            """Residual standard deviation (1 for families without a scale)."""
+
+        @property
+        @abstractmethod
+        def deviance(self) -> float:
+            """lme4's deviance of the fit."""
+
+        @abstractmethod
+        def summary(self) -> Summary:
+            """lme4's printed summary."""
 
     def __init__(self, parsed: ParsedFormula, model, report: OptimumReport, theta_engine: np.ndarray,
                  factor: BlockedCholesky, data_name: str | None = None):
@@ -216,7 +246,7 @@ class MixedModelResult(InformationCriteria):
     @cached_property
     def varcorr(self) -> pd.DataFrame:
         """Variance components as lme4's ``as.data.frame(VarCorr(m))``: grp, var1, var2, vcov, sdcor."""
-        rows = []
+        rows: list[tuple[str, str | None, str | None, float, float]] = []
         for t, group, S in zip(self.reterms, self.term_groups, self.covariances):
             sd, R = sd_and_correlation(S)
             for a, name in enumerate(t.columns):

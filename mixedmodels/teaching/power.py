@@ -38,7 +38,7 @@ from ..engine.control import Control
 from ..engine.families import Family, get_family
 from ..errors import DataError, FamilyError, FormulaError, MixedModelsError, did_you_mean
 from ..formula.parse import ParsedFormula, parse_formula
-from ..engine.glmm import GeneralizedLinearMixedModel
+from ..engine.glmm import GeneralizedLinearMixedModel, final_report
 from ..results.glmer import GlmerResult
 from ..engine.lmm import LinearMixedModel
 from ..design.reterm import ReTerm, z_times_b
@@ -372,7 +372,7 @@ def _p_value(truth: AssumedModel, design: Design, test: str) -> float:
             if truth.family is not None:
                 glmm = GeneralizedLinearMixedModel(design, truth.family, nAGQ=truth.nAGQ, control=truth.control)
                 stage1, stage2 = glmm.fit()
-                glmer_fit = GlmerResult(truth.parsed, glmm, stage2 if stage2 is not None else stage1)
+                glmer_fit = GlmerResult(truth.parsed, glmm, final_report(stage1, stage2))
                 return float(glmer_fit.coefficients().loc[test, "Pr(>|z|)"])
             lmm = LinearMixedModel(design, REML=truth.REML, control=truth.control)
             return float(LmerResult(truth.parsed, lmm, lmm.fit()).satterthwaite().loc[test, "Pr(>|t|)"])
