@@ -10,13 +10,13 @@ from .dask.glmm import DaskGlmerResult, glmer_dask
 from .dask.lmm import DaskLmerResult, is_dask_dataframe, lmer_dask
 from .design.build import build_design, check_groups
 from .engine.control import Control, resolve_control
-from .errors import DataError, FitError, FormulaError
+from .errors import DataError, FitError, FormulaError, MixedModelsWarning, warn
 from .engine.families import Family, NegativeBinomial, get_family
 from .formula.parse import parse_formula
 from .engine.glmm import GeneralizedLinearMixedModel, final_report
 from .results.glmer import GlmerResult
 from .engine.lmm import LinearMixedModel
-from .results.lmer import LmerResult
+from .results.lmer import LmerResult, different_scales
 from .formula.safety import check_formula
 from .runtime.threads import with_fitting_threads
 
@@ -82,6 +82,10 @@ def _mixed_design(kind: str, formula: str, data: pd.DataFrame, safe: bool, weigh
             f"the fixed effects have {design.X.shape[1]} columns for {design.n} observations, so no residual "
             "variance is left to estimate; use fewer fixed effects (is a numeric column used as a factor?)"
         )
+    spread = different_scales(design.X, design.xnames)
+    if spread:
+        warn(f"Some predictor variables are on very different scales: consider rescaling ({spread})",
+             MixedModelsWarning)
     return parsed, design
 
 

@@ -11,7 +11,7 @@ import difflib
 import os
 import sys
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import FrameType
 
 
@@ -93,6 +93,23 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """
     matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" Did you mean '{matches[0]}'?" if matches else ""
+
+
+def match_arg(value: object, choices: Sequence[str], argument: str) -> str:
+    """R's ``match.arg``: ``value`` itself if it is a choice, else the one choice it abbreviates
+    (``"Sat"`` → ``"Satterthwaite"``); an error naming the choices otherwise."""
+    text = str(value)
+    if text in choices:
+        return text
+    matches = [c for c in choices if text and c.startswith(text)]
+    if len(matches) == 1:
+        return matches[0]
+    listed = ", ".join(repr(c) for c in choices)
+    if matches:
+        raise MixedModelsError(f"{argument}={value!r} abbreviates several choices ({', '.join(map(repr, matches))}); "
+                               f"write more of the name: one of {listed}")
+    raise MixedModelsError(f"{argument} must be one of {listed} (or an abbreviation), not {value!r}."
+                           + did_you_mean(text, choices))
 
 
 def warn(message: str, category: type[Warning]) -> None:

@@ -467,9 +467,10 @@ class DaskGlmerResult(RandomEffectsOfComponents, InformationCriteria):
         """Deviance residuals (R's default for GLMMs): a Dask Series."""
         return self.residuals_of("deviance")
 
-    def scaled_residuals(self):
-        """Pearson residuals divided by σ̂ (what lme4's glmer summary tabulates): a Dask Series."""
-        return self.residuals_of("pearson") / self.sigma
+    def scaled_residuals(self, type: str = "deviance"):
+        """Residuals of ``type`` divided by σ̂, as lme4's ``residuals(m, type, scaled = TRUE)``
+        (deviance by default): a Dask Series."""
+        return self.residuals_of(type) / self.sigma
 
     @property
     def _binomial(self) -> bool:

@@ -30,6 +30,8 @@ from ..design.reterm import TermSet
 from .rows import InMemoryRows, fit_glm
 from .starting import MIN_STEP, STEP_FRACTION
 
+MAX_NAGQ = 100  # lme4's GHrule(ord) needs ord < 101
+
 
 @dataclass(frozen=True)
 class PirlsStart:
@@ -111,6 +113,9 @@ class GeneralizedLinearMixedModel(TermSet):
         self._loglik_offset: float | None = None  # Σ −2 log f − deviance kernel, a constant of y
         if self.nAGQ < 0:
             raise FamilyError(f"nAGQ must be 0, 1 or a larger number of quadrature points, not {nAGQ}")
+        if self.nAGQ > MAX_NAGQ:
+            raise FamilyError(f"nAGQ = {self.nAGQ} is above lme4's limit of {MAX_NAGQ} quadrature points "
+                              "(its GHrule table); use at most 100 (25 is usually plenty)")
         if self.nAGQ > 1 and (len(self.terms) != 1 or self.terms[0].p != 1):
             raise FamilyError(
                 f"nAGQ = {self.nAGQ} (adaptive Gauss–Hermite quadrature) needs exactly one scalar "

@@ -1,7 +1,7 @@
 """Likelihood-ratio comparisons of fitted models: lme4's ``anova(m0, m1)`` and ``drop1(m)``, and
 lmerTest's ``ranova(m)``.
 
-Both return an :class:`AnovaTable`, whose ``.table`` is a DataFrame and whose
+Both return an :class:`AnovaTable`: a pandas DataFrame (``t["Pr(>Chisq)"]``) whose
 printed form follows R's ``print.anova``.
 """
 

@@ -317,7 +317,7 @@ def residual_diagnostics(fit, ax=None, fig=None):
     re_panels = [(g, c) for g, frame in fit.ranef.items() for c in frame.columns]
     n = 2 + len(re_panels)
     fig, axes = _panels(n, ax, fig, ncols=2 if n <= 4 else 3, panel_size=(4.0, 3.4))
-    scaled = fit.scaled_residuals().to_numpy()
+    scaled = fit.scaled_residuals("pearson").to_numpy()
     pearson = scaled * fit.sigma
     a = axes[0]
     a.axhline(0.0, color="0.5", linestyle=":", linewidth=1)

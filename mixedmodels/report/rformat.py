@@ -37,30 +37,6 @@ def _fixed(x: float, decimals: int) -> str:
     return f"{x:.{decimals}f}"
 
 
-def format_pvalue(p: float, digits: int = 3, eps: float = 2.2e-16) -> str:
-    """R's ``format.pval``: '< 2e-16' below machine precision, else significant digits."""
-    if not np.isfinite(p):
-        return "NA"
-    if p < eps:
-        return "< 2e-16"
-    return f"{p:.{digits}g}"
-
-
-def format_pvalues(ps: Sequence[float] | np.ndarray, digits: int = 3) -> list[str]:
-    """A p-value column as printCoefmat shows it: '< 2e-16', '1.47e-09', fixed decimals otherwise."""
-    fixed = [p for p in ps if np.isfinite(p) and p >= 1e-4]
-    d = column_decimals(fixed, digits)
-    out = []
-    for p in ps:
-        if not np.isfinite(p):
-            out.append("NA")
-        elif p < 1e-4:
-            out.append(format_pvalue(p, digits))
-        else:
-            out.append(f"{p:.{d}f}")
-    return out
-
-
 def signif_stars(p: float) -> str:
     """R's significance codes."""
     if not np.isfinite(p):

@@ -7,7 +7,9 @@ import pandas as pd
 
 from ..linalg.covariance import sd_and_correlation
 from . import display
-from .rformat import SIGNIF_LEGEND, column_decimals, format_column, zapsmall, format_pvalues, render_table, signif_stars
+from .rformat import SIGNIF_LEGEND, column_decimals, format_column, zapsmall, format_pval_vector, render_table, signif_stars
+
+PVALUE_DIGITS = 3  # printCoefmat's dig.tst for summary's digits = 4
 
 
 class Summary:
@@ -30,7 +32,7 @@ class Summary:
         sections = [
             self._title(),
             self._fit_criterion(),
-            scaled_residuals_block(self.fit.scaled_residuals().to_numpy()),
+            scaled_residuals_block(self.fit.scaled_residuals("pearson").to_numpy()),
             random_effects_block(self.fit) + "\n" + observations_line(self.fit),
             fixed_effects_block(self.coefficients),
             fixed_correlation_block(self.fit.vcov),
@@ -64,7 +66,7 @@ class Summary:
             lines.append(f"   Data: {f.data_name}")
         if f.design.weights is not None and family is None:
             lines.append("Weights: (prior weights given)")
-        if f.design.offset is not None:
+        if f.design.offset is not None and not f.parsed.offsets:  # R names only an offset= argument
             lines.append(" Offset: (offset given)")
         if f.control.changes():  # as lme4, only settings other than the defaults are shown
             lines.append(f"Control: {f.control!r}")
@@ -136,7 +138,7 @@ def fixed_effects_block(table: pd.DataFrame) -> str:
     pcol = [c for c in table.columns if c.startswith("Pr(")]
     for c in table.columns[2:]:
         if c in pcol:
-            columns.append(format_pvalues(table[c].tolist()))
+            columns.append(format_pval_vector(table[c].to_numpy(dtype=float), PVALUE_DIGITS))
         elif c == "df":  # lmerTest shows df with the estimates' decimals
             columns.append([f"{v:.{decimals}f}" for v in table[c]])
         else:

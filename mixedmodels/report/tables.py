@@ -13,13 +13,32 @@ from .rformat import SIGNIF_LEGEND, format_pval_vector, format_vector, render_ta
 _DIGITS = 5  # print.anova: max(getOption("digits") - 2, 3)
 
 
-class AnovaTable:
-    """A table of likelihood-ratio tests; ``str()`` prints it as R's ``print.anova``."""
+class AnovaTable(pd.DataFrame):
+    """A table of tests: a pandas DataFrame (``t["Pr(>Chisq)"]``, ``t.loc["m1", "Chisq"]``,
+    as R's ``anova(m0, m1)$Chisq``) that prints as R's ``print.anova`` with its heading and
+    shows the heading above pandas' HTML table in Jupyter.
 
-    def __init__(self, table: pd.DataFrame, heading: list[str], models: Mapping[str, object]):
-        self.table = table
-        self.heading = heading
-        self.models = models  # the (refitted) models of the rows, by row name
+    ``heading`` holds the lines R prints above the table; ``models`` the (refitted) models
+    of the rows by row name (empty for F tables).  Frames derived from it (slices, copies)
+    keep both.
+    """
+
+    _metadata = ["heading", "models"]
+
+    def __init__(self, data: object = None, heading: list[str] | None = None,
+                 models: Mapping[str, object] | None = None, **kwargs: object) -> None:
+        super().__init__(data, **kwargs)  # type: ignore[arg-type]
+        self.heading = list(heading or getattr(data, "heading", []))
+        self.models = dict(models or getattr(data, "models", {}))
+
+    @property
+    def _constructor(self) -> type[AnovaTable]:
+        return AnovaTable
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The numbers as a plain DataFrame, without the heading."""
+        return pd.DataFrame(self)
 
     def __str__(self) -> str:
         header, rows, align, stars = _cells(self.table)

@@ -149,9 +149,10 @@ class GlmerResult(MixedModelResult):
         """Deviance residuals (R's default for GLMMs)."""
         return self.residuals_of("deviance")
 
-    def scaled_residuals(self) -> pd.Series:
-        """Pearson residuals (what lme4's glmer summary tabulates)."""
-        return self.residuals_of("pearson") / self.sigma
+    def scaled_residuals(self, type: str = "deviance") -> pd.Series:
+        """Residuals of ``type`` divided by σ̂: lme4's ``residuals(m, type, scaled = TRUE)``, whose
+        default is deviance residuals; the summary tabulates ``type="pearson"``."""
+        return self.residuals_of(type) / self.sigma
 
     # ----- variance explained --------------------------------------------------------------
     def distribution_variance(self) -> float:

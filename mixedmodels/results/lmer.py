@@ -10,6 +10,7 @@ engine used.  ``LmerResult`` adds the LMM's profiled quantities.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from ..linalg.blockchol import BlockedCholesky
 from ..linalg.covariance import sd_and_correlation
 from .criteria import InformationCriteria
 from ..design.build import Design
-from ..errors import ConvergenceWarning, SingularFitWarning, warn
+from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning, match_arg, warn
 from ..formula.parse import ParsedFormula
 from ..engine.control import Control
 from ..engine.lmm import LinearMixedModel
@@ -89,8 +90,9 @@ class MixedModelResult(InformationCriteria):
         self._public = model.lme4_order
         self._engine_index = model.engine_position
         if not report.converged:
-            warn(f"model failed to converge: {report.message}{_scale_hint(self.design.X, self.design.xnames)}",
-                 ConvergenceWarning)
+            spread = different_scales(self.design.X, self.design.xnames)
+            hint = f"; predictors are on very different scales ({spread}): rescaling them often helps" if spread else ""
+            warn(f"model failed to converge: {report.message}{hint}", ConvergenceWarning)
         if self.is_singular():
             warn("boundary (singular) fit: a random-effect variance is (near) zero or a "
                 "correlation is ±1; see is_singular() and the guide on singular fits", SingularFitWarning)
@@ -481,10 +483,13 @@ class LmerResult(MixedModelResult):
         """Response residuals y − fitted."""
         return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.rows_used, name="residuals")
 
-    def scaled_residuals(self) -> pd.Series:
-        """Pearson residuals divided by σ̂ (what lme4's summary tabulates)."""
+    def scaled_residuals(self, type: str = "pearson") -> pd.Series:
+        """Residuals divided by σ̂: 'pearson' (default; √w (y − ŷ), what lme4's summary
+        tabulates) or 'response' (y − ŷ; lme4's ``residuals(m, scaled = TRUE)``); the same
+        without weights."""
+        type = match_arg(type, ("pearson", "response"), "type")
         r = self.residuals.to_numpy()
-        if self.design.weights is not None:
+        if self.design.weights is not None and type == "pearson":
             r = r * np.sqrt(self.design.weights)
         return pd.Series(r / self.sigma, index=self.rows_used, name="scaled residuals")
 
@@ -504,24 +509,22 @@ class LmerResult(MixedModelResult):
 
         ``type`` 1 (sequential), 2 (each term adjusted for all terms not containing it)
         or 3 (default; lmerTest's type III, also on designs with empty cells, noted as
-        "Missing cells"), also as "I", "II", "III"; Satterthwaite (default) or
-        Kenward-Roger denominator df.  For the likelihood-ratio comparison of models
-        use ``mixedmodels.anova(m0, m1)``.
+        "Missing cells"), also as "I", "II", "III" or "1", "2", "3"; Satterthwaite (default)
+        or Kenward-Roger denominator df, abbreviated as R's match.arg allows ("Sat",
+        "Kenward").  For the likelihood-ratio comparison of models use
+        ``mixedmodels.anova(m0, m1)``.
         """
-        types = {1: 1, 2: 2, 3: 3, "1": 1, "2": 2, "3": 3, "I": 1, "II": 2, "III": 3}
-        if type not in types:
-            raise ValueError(f"type must be 1, 2 or 3 (or 'I', 'II', 'III'), not {type!r}")
-        if ddf not in ("Satterthwaite", "Kenward-Roger"):
-            raise ValueError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', not {ddf!r}")
+        types = {"1": 1, "2": 2, "3": 3, "I": 1, "II": 2, "III": 3}
+        type = types[match_arg(type, ("III", "II", "I", "3", "2", "1"), "type")]
+        ddf = match_arg(ddf, ("Satterthwaite", "Kenward-Roger"), "ddf")
         if ddf == "Kenward-Roger":
             check_applicable(self)
-        return anova_table(self, ddf, types[type])
+        return anova_table(self, ddf, type)
 
     def summary(self, ddf: str = "Satterthwaite"):
         """lmerTest's summary: t tests with Satterthwaite (default) or Kenward-Roger df, or
-        lme4's without p-values (``ddf="lme4"``)."""
-        if ddf not in ("Satterthwaite", "Kenward-Roger", "lme4"):
-            raise ValueError(f"ddf must be 'Satterthwaite', 'Kenward-Roger' or 'lme4', not {ddf!r}")
+        lme4's without p-values (``ddf="lme4"``); ``ddf`` may be abbreviated as in R."""
+        ddf = match_arg(ddf, ("Satterthwaite", "Kenward-Roger", "lme4"), "ddf")
         if ddf == "Kenward-Roger":
             check_applicable(self)  # ML fits and very large data fail here, not when printing
         return Summary(self, ddf=ddf)
@@ -543,12 +546,21 @@ class LmerResult(MixedModelResult):
         )
 
 
-def _scale_hint(X: np.ndarray, names: tuple[str, ...]) -> str:
-    """A hint to rescale when the predictors' spreads differ by orders of magnitude."""
-    sd = X.std(axis=0)
-    varying = sd > 0
-    if varying.sum() < 2 or sd[varying].max() / sd[varying].min() < 1e3:
+SCALE_RATIO = 1e3  # lme4's checkScaleX tolerance
+
+
+def different_scales(X: np.ndarray, names: Sequence[str]) -> str:
+    """lme4's checkScaleX: "" unless a predictor column (other than 0/1 columns) has an SD
+    beyond [1/1000, 1000] or two such SDs differ by more than a factor 1000; then the
+    smallest and largest SD, named, to show which columns to rescale."""
+    continuous = [j for j in range(X.shape[1]) if not np.isin(X[:, j], (0.0, 1.0)).all()]
+    if not continuous:
         return ""
-    big, small = names[int(np.argmax(np.where(varying, sd, -np.inf)))], names[int(np.argmin(np.where(varying, sd, np.inf)))]
-    return (f"; predictors are on very different scales ({big!r} vs {small!r}): "
-            "rescaling them (e.g. standardising) often helps")
+    sd = X[:, continuous].std(axis=0, ddof=1) if len(X) > 1 else np.zeros(len(continuous))
+    with np.errstate(divide="ignore"):
+        log_sd = np.log(sd)
+    if np.ptp(log_sd) <= np.log(SCALE_RATIO) and np.abs(log_sd).max() <= np.log(SCALE_RATIO):
+        return ""
+    low, high = int(np.argmin(sd)), int(np.argmax(sd))
+    shown = [(names[continuous[j]], sd[j]) for j in dict.fromkeys((low, high))]
+    return "SD " + ", ".join(f"{name!r} {value:.3g}" for name, value in shown)
