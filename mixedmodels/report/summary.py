@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 
 from ..linalg.covariance import sd_and_correlation
 from . import display
-from .rformat import SIGNIF_LEGEND, column_decimals, format_column, zapsmall, format_pval_vector, render_table, signif_stars
+from .rformat import (SIGNIF_LEGEND, column_decimals, format_column, format_pval_vector, format_vector, render_table,
+                      signif_stars, zapsmall)
+from .tables import format_varcorr
 
-PVALUE_DIGITS = 3  # printCoefmat's dig.tst for summary's digits = 4
+SUMMARY_DIGITS = 4  # print.summary.merMod and print.merMod: max(3, getOption("digits") - 3)
+PVALUE_DIGITS = 3  # printCoefmat's dig.tst for digits = 4
+R_WIDTH = 80  # getOption("width")
 
 
 class Summary:
@@ -50,41 +56,89 @@ class Summary:
 
     def _title(self) -> str:
         f = self.fit
-        family = getattr(f, "family", None)
-        if family is None and self.ddf in ("Satterthwaite", "Kenward-Roger"):
+        if getattr(f, "family", None) is None and self.ddf in ("Satterthwaite", "Kenward-Roger"):
             kind = "REML" if f.REML else "maximum likelihood "
             method = "Satterthwaite's" if self.ddf == "Satterthwaite" else "Kenward-Roger's"
-            lines = [f"Linear mixed model fit by {kind}. t-tests use {method} method ['lmerModLmerTest']"]
-        elif family is None:
-            kind = "REML" if f.REML else "maximum likelihood "
-            lines = [f"Linear mixed model fit by {kind} ['lmerMod']"]
-        else:
-            lines = [f"Generalized linear mixed model fit by {f.method} ['glmerMod']",
-                     f" Family: {family.label}  ( {family.link.name} )"]
-        lines.append(f"Formula: {f.formula}")
-        if f.data_name:
-            lines.append(f"   Data: {f.data_name}")
-        if f.design.weights is not None and family is None:
-            lines.append("Weights: (prior weights given)")
-        if f.design.offset is not None and not f.parsed.offsets:  # R names only an offset= argument
-            lines.append(" Offset: (offset given)")
-        if f.control.changes():  # as lme4, only settings other than the defaults are shown
-            lines.append(f"Control: {f.control!r}")
-        return "\n".join(lines)
+            return heading(f, f"Linear mixed model fit by {kind}. t-tests use {method} method", "lmerModLmerTest",
+                           long=True)
+        return heading(f, *method_title(f, "lmerMod"), long=True)
 
     def _fit_criterion(self) -> str:
-        f = self.fit
-        if getattr(f, "REML", False):
-            return f"REML criterion at convergence: {f.objective:.1f}"
-        return information_criteria_block(f.aic, f.bic, f.loglik, f.deviance, f.df_resid)
+        return fit_criterion(self.fit, 1)
 
 
-def information_criteria_block(aic: float, bic: float, loglik: float, deviance: float, df_resid: int) -> str:
-    """The AIC/BIC/logLik/deviance/df.resid line of ML fits."""
+def method_title(fit, lmm_class: str) -> tuple[str, str]:
+    """lme4's methTitle and the class R names: REML or ML for LMMs, the approximation for GLMMs."""
+    if getattr(fit, "family", None) is not None:
+        return f"Generalized linear mixed model fit by {fit.method}", "glmerMod"
+    return f"Linear mixed model fit by {'REML' if fit.REML else 'maximum likelihood '}", lmm_class
+
+
+def heading(fit, title: str, cls: str, long: bool) -> str:
+    """lme4's .prt.methTit (wrapped at width 80 as R wraps it), .prt.family and .prt.call
+    (``long``: with the Control line, as summaries show it)."""
+    if len(title) + 5 + len(cls) > R_WIDTH:
+        lines = textwrap.wrap(title, width=R_WIDTH - 3, subsequent_indent="  ")
+        lines[-1] += f" [{cls}]"
+    else:
+        lines = [f"{title} ['{cls}']"]
+    family = getattr(fit, "family", None)
+    if family is not None:
+        lines.append(f" Family: {family.label}  ( {family.link.name} )")
+    lines.append(f"Formula: {fit.formula}")
+    if fit.data_name:
+        lines.append(f"   Data: {fit.data_name}")
+    if fit.design.weights is not None and family is None:
+        lines.append("Weights: (prior weights given)")
+    if fit.design.offset is not None and not fit.parsed.offsets:  # R names only an offset= argument
+        lines.append(" Offset: (offset given)")
+    if long and fit.control.changes():  # as lme4, only settings other than the defaults are shown
+        lines.append(f"Control: {fit.control!r}")
+    return "\n".join(lines)
+
+
+def fit_criterion(fit, digits: int) -> str:
+    """lme4's .prt.aictab: the REML criterion, or AIC, BIC, logLik, deviance, df.resid, rounded to
+    ``digits`` decimals and formatted together (summary: 1, print: 4)."""
+    if getattr(fit, "REML", False):
+        return f"REML criterion at convergence: {format_vector([round(fit.objective, digits)], 7)[0]}"
     header = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
-    values = [f"{aic:.1f}", f"{bic:.1f}", f"{loglik:.1f}", f"{deviance:.1f}", f"{df_resid:d}"]
+    values = format_vector(np.round([fit.aic, fit.bic, fit.loglik, fit.deviance, fit.df_resid], digits), 7)
+    values[-1] = f"{fit.df_resid:d}"
     w = max(len(c) for c in header + values)  # R prints a named vector in one common width
     return " ".join(h.rjust(w) for h in header) + " \n" + " ".join(v.rjust(w) for v in values) + " "
+
+
+def print_form(fit) -> str:
+    """lme4's print.merMod (print(m)): heading, criterion, SDs and correlations, the numbers of
+    observations and groups, and the fixed effects as a named vector (digits 4)."""
+    lines = [heading(fit, *method_title(fit, "lmerModLmerTest"), long=False), fit_criterion(fit, 4),
+             random_effects_block_sd(fit), observations_line(fit).split("\n")[0]]
+    if len(fit.fixef):
+        lines += ["Fixed Effects:", named_vector(list(fit.fixef.index), format_vector(fit.fixef.to_numpy(), SUMMARY_DIGITS))]
+    else:
+        lines.append("No fixed effect coefficients")
+    notes = notes_block(fit)
+    if notes:
+        lines += ["fit warnings:", notes]
+    return "\n".join(lines) + "\n"
+
+
+def random_effects_block_sd(fit) -> str:
+    """The random effects as print.merMod shows them: standard deviations and correlations."""
+    return "Random effects:\n" + format_varcorr(fit.varcorr, ("Std.Dev.",), SUMMARY_DIGITS)
+
+
+def named_vector(names: list[str], values: list[str], gap: int = 2) -> str:
+    """R's print of a named character vector (print.gap 2): one common width, right-justified,
+    as many entries per line as fit in 80 characters."""
+    w = max(len(c) for c in names + values)
+    per_line = max(1, R_WIDTH // (w + gap))
+    out = []
+    for start in range(0, len(names), per_line):
+        for row in (names, values):
+            out.append((" " * gap).join(c.rjust(w) for c in row[start:start + per_line]) + " " * gap)
+    return "\n".join(out)
 
 
 def scaled_residuals_block(r: np.ndarray) -> str:
@@ -96,30 +150,8 @@ def scaled_residuals_block(r: np.ndarray) -> str:
 
 
 def random_effects_block(fit) -> str:
-    """Groups, Name, Variance, Std.Dev. and the correlations of each term."""
-    vc = fit.varcorr
-    var_rows = vc[vc["var2"].isna()]
-    variances = _right_justified(format_column(var_rows["vcov"].tolist(), 4))
-    sds = _right_justified(format_column(var_rows["sdcor"].tolist(), 4))
-    rows: list[list[str]] = []
-    k = 0
-    max_p = max((t.p for t in fit.reterms), default=1)
-    for t, group, S in zip(fit.reterms, fit.term_groups, fit.covariances):
-        R = sd_and_correlation(S)[1]
-        for a, name in enumerate(t.columns):
-            corr = ["NaN" if np.isnan(R[a, b]) else f"{R[a, b]:.2f}" for b in range(a)]
-            rows.append([group if a == 0 else "", name, variances[k], sds[k]] + corr + [""] * (max_p - 1 - len(corr)))
-            k += 1
-    if fit.has_residual_row:
-        rows.append(["Residual", "", variances[k], sds[k]] + [""] * (max_p - 1))
-    header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (max_p - 2) if max_p > 1 else [])
-    align = ["l"] * len(header)  # R prints this character table left-aligned
-    return "Random effects:\n" + render_table(header, rows, align, indent=" ")
-
-
-def _right_justified(cells: list[str]) -> list[str]:
-    width = max(len(c) for c in cells)
-    return [c.rjust(width) for c in cells]
+    """Groups, Name, Variance, Std.Dev. and the correlations of each term (summary's digits 4)."""
+    return "Random effects:\n" + format_varcorr(fit.varcorr, ("Variance", "Std.Dev."), SUMMARY_DIGITS)
 
 
 def observations_line(fit) -> str:

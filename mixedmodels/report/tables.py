@@ -1,4 +1,5 @@
-"""Tables of tests printed as R prints anova objects (``print.anova`` through ``printCoefmat``)."""
+"""Tables that are pandas DataFrames printed as R prints them: anova objects (``print.anova``
+through ``printCoefmat``) and lme4's ``VarCorr``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,75 @@ from . import display
 from .rformat import SIGNIF_LEGEND, format_pval_vector, format_vector, render_table, signif_stars, zapsmall
 
 _DIGITS = 5  # print.anova: max(getOption("digits") - 2, 3)
+
+
+VARCORR_DIGITS = 5  # print.VarCorr.merMod: max(3, getOption("digits") - 2)
+
+
+class VarCorr(pd.DataFrame):
+    """lme4's variance components: the rows of ``as.data.frame(VarCorr(m))`` (grp, var1, var2,
+    vcov, sdcor), printed as ``print(VarCorr(m))``: standard deviations and correlations.
+
+    A slice or a computed frame is a plain DataFrame (it no longer holds whole terms).
+    """
+
+    @property
+    def _constructor(self) -> type[pd.DataFrame]:
+        return pd.DataFrame
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The rows as a plain DataFrame."""
+        return pd.DataFrame(self)
+
+    def __str__(self) -> str:
+        return format_varcorr(self, ("Std.Dev.",), VARCORR_DIGITS) + "\n"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self))}</pre>"
+
+
+def format_varcorr(table: pd.DataFrame, comp: tuple[str, ...], digits: int) -> str:
+    """lme4's formatVC of as.data.frame(VarCorr) rows: Groups, Name, the columns ``comp``
+    ("Variance", "Std.Dev.") formatted together to ``digits``, and each term's correlations
+    (lower triangle, max(2, digits − 2) decimals, one width per term), printed left-aligned."""
+    terms: dict[str, list[str]] = {}
+    sd: list[float] = []
+    correlations: dict[tuple[str, str, str], float] = {}
+    for grp, var1, var2, sdcor in zip(table["grp"], table["var1"], table["var2"], table["sdcor"]):
+        if pd.isna(var2):
+            terms.setdefault(str(grp), []).append("" if pd.isna(var1) else str(var1))
+            sd.append(float(sdcor))
+        else:
+            correlations[(str(grp), str(var1), str(var2))] = float(sdcor)
+    values = np.array(sd)
+    shown = {"Variance": _common_width(format_vector(values**2, digits)),
+             "Std.Dev.": _common_width(format_vector(values, digits))}
+    longest = max(len(names) for names in terms.values())
+    rows: list[list[str]] = []
+    for grp, names in terms.items():
+        p = len(names)
+        C = np.eye(p)
+        for a in range(p):
+            for b in range(a):
+                C[a, b] = correlations.get((grp, names[b], names[a]), np.nan)
+        dig = max(2, digits - 2)
+        cells = _common_width(["NaN" if np.isnan(v) else f"{round(v, dig):.{dig}f}" for v in C.ravel()])
+        for a, name in enumerate(names):
+            k = len(rows)
+            corr = [cells[a * p + b] for b in range(a)]
+            rows.append([grp if a == 0 else "", name] + [shown[c][k] for c in comp]
+                        + (corr + [""] * (longest - 1 - len(corr)))[: longest - 1])
+    header = ["Groups", "Name", *comp] + (["Corr"] + [""] * (longest - 2) if longest > 1 else [])
+    return render_table(header, rows, ["l"] * len(header), indent=" ")
+
+
+def _common_width(cells: list[str]) -> list[str]:
+    """Right-justified to the widest, as R's format pads a vector."""
+    width = max(map(len, cells), default=0)
+    return [c.rjust(width) for c in cells]
 
 
 class AnovaTable(pd.DataFrame):

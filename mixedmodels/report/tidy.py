@@ -14,14 +14,23 @@ def tidy(fit, effects: str = "fixed") -> pd.DataFrame:
 
 
 def _fixed(fit) -> pd.DataFrame:
-    est, se = fit.fixef, fit.se
-    return pd.DataFrame({
+    """broom.mixed's fixed rows: for lmer fits with lmerTest's Satterthwaite df and p.value,
+    for glmer fits with the Wald z test's p.value."""
+    table = fit.summary().coefficients
+    statistic = next(c for c in table.columns if c.endswith(" value"))
+    out = pd.DataFrame({
         "effect": "fixed",
-        "term": list(est.index),
-        "estimate": est.to_numpy(),
-        "std.error": se.to_numpy(),
-        "statistic": (est / se).to_numpy(),
+        "term": list(table.index),
+        "estimate": table["Estimate"].to_numpy(),
+        "std.error": table["Std. Error"].to_numpy(),
+        "statistic": table[statistic].to_numpy(),
     })
+    if "df" in table.columns:
+        out["df"] = table["df"].to_numpy()
+    pvalue = [c for c in table.columns if c.startswith("Pr(")]
+    if pvalue:
+        out["p.value"] = table[pvalue[0]].to_numpy()
+    return out
 
 
 def _ran_pars(fit) -> pd.DataFrame:

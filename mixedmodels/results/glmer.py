@@ -201,9 +201,6 @@ class GlmerResult(MixedModelResult):
     def summary(self):
         return Summary(self)
 
-    def __repr__(self) -> str:
-        return (f"<Generalized linear mixed model ({self.family.name}, {self.family.link.name}) fit by "
-                f"{self.method}: {self.formula}; nobs={self.nobs}, objective={self.objective:.4f}>")
 
 
 RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")

@@ -38,8 +38,8 @@ from ..inference.satterthwaite import satterthwaite
 from ..inference.simulate import simulate, with_response
 from ..io.persistence import save
 from ..report.equations import Equations, equations
-from ..report.summary import Summary
-from ..report.tables import AnovaTable
+from ..report.summary import Summary, print_form
+from ..report.tables import AnovaTable, VarCorr
 from ..report.tidy import tidy
 
 
@@ -237,7 +237,8 @@ class MixedModelResult(InformationCriteria):
                     frame[col] = frame[col] + re[col]
                 else:
                     frame[col] = re[col]
-            out[group] = frame
+            first = [c for c in frame.columns if c == "(Intercept)"]  # lme4 puts the intercept first
+            out[group] = frame[first + [c for c in frame.columns if c not in first]]
         return out
 
     @cached_property
@@ -247,7 +248,8 @@ class MixedModelResult(InformationCriteria):
 
     @cached_property
     def varcorr(self) -> pd.DataFrame:
-        """Variance components as lme4's ``as.data.frame(VarCorr(m))``: grp, var1, var2, vcov, sdcor."""
+        """Variance components: the rows of lme4's ``as.data.frame(VarCorr(m))`` (grp, var1, var2,
+        vcov, sdcor) as a DataFrame that prints as ``print(VarCorr(m))``."""
         rows: list[tuple[str, str | None, str | None, float, float]] = []
         for t, group, S in zip(self.reterms, self.term_groups, self.covariances):
             sd, R = sd_and_correlation(S)
@@ -259,10 +261,10 @@ class MixedModelResult(InformationCriteria):
         if self.has_residual_row:
             rows.append(("Residual", None, None, self.sigma**2, self.sigma))
         frame = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
-        # one missing-value marker for absent names, as R's NA (pandas would mix None and NaN)
+        # one missing-value marker in every column, as R's NA: the names as strings with NaN
         for column in ("var1", "var2"):
-            frame[column] = pd.array([pd.NA if v is None else v for v in frame[column].astype(object)], dtype=object)
-        return frame
+            frame[column] = frame[column].astype("str")
+        return VarCorr(frame)
 
     def is_singular(self, tol: float | None = None) -> bool:
         """True when some θ on a diagonal (a standard deviation, relative to σ) is below ``tol``
@@ -317,6 +319,12 @@ class MixedModelResult(InformationCriteria):
     def save(self, path) -> None:
         """Write the fit to ``path`` without pickle; read it back with ``mixedmodels.load``."""
         save(self, path)
+
+    def __str__(self) -> str:
+        """lme4's print(m): print.merMod's short form."""
+        return print_form(self)
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         """Jupyter shows the model's summary."""
@@ -538,12 +546,7 @@ class LmerResult(MixedModelResult):
         """Estimate, Std. Error, t value (lme4's summary table)."""
         return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "t value": self.fixef / self.se})
 
-    def __repr__(self) -> str:
-        kind = "REML" if self.REML else "maximum likelihood"
-        return (
-            f"<Linear mixed model fit by {kind}: {self.formula}; nobs={self.nobs}, "
-            f"objective={self.objective:.4f}>"
-        )
+
 
 
 SCALE_RATIO = 1e3  # lme4's checkScaleX tolerance

@@ -78,7 +78,7 @@ def test_icc_and_r2(ref_id):
 def test_summary_mirrors_glmer_print():
     _, fit = fitted("cbpp_laplace")
     text = str(fit.summary())
-    assert "Generalized linear mixed model fit by maximum likelihood (Laplace Approximation)" in text
+    assert "Generalized linear mixed model fit by maximum likelihood (Laplace\n  Approximation) [glmerMod]" in text
     assert " Family: binomial  ( logit )" in text
     assert "z value Pr(>|z|)" in text
     assert "herd   (Intercept)" in text

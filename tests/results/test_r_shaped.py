@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import mixedmodels as mm
 from mixedmodels.report.summary import fixed_effects_block
+from mixedmodels.report.tables import VarCorr
 
 HERE = Path(__file__).resolve().parents[1] / "fixtures" / "r_shaped"
 REF = json.loads((HERE / "r_shaped.json").read_text())
@@ -121,3 +123,75 @@ def test_glmer_scaled_residuals_are_lme4s_deviance_residuals(cbpp: mm.GlmerResul
     pd.testing.assert_series_equal(cbpp.scaled_residuals(), cbpp.residuals / cbpp.sigma, check_names=False)
     pearson = cbpp.scaled_residuals("pearson")
     assert pearson.iloc[0] == pytest.approx(cbpp.residuals_of("pearson").iloc[0])
+
+
+def _r_varcorr(name: str) -> VarCorr:
+    """R's as.data.frame(VarCorr(m)) rows (jsonlite leaves NA names out)."""
+    frame = pd.DataFrame(REF[name], columns=["grp", "var1", "var2", "vcov", "sdcor"])
+    return VarCorr(frame.astype({"var1": "str", "var2": "str"}))
+
+
+def _lines(text: str) -> list[str]:
+    return [line.rstrip() for line in str(text).rstrip("\n").splitlines()]
+
+
+@pytest.mark.parametrize("name", ["varcorr_lmer", "varcorr_lmer_uncorrelated", "varcorr_glmer"])
+def test_varcorr_prints_as_r(name: str) -> None:
+    """R's numbers through the package's VarCorr give R's print(VarCorr(m)) exactly."""
+    assert _lines(_r_varcorr(f"{name}_df")) == _lines(REF[name])
+
+
+def _same_print(ours: object, theirs: str, rel: float) -> None:
+    """Line by line: the same words and layout (line lengths), numbers within ``rel``."""
+    a, b = _lines(ours), _lines(theirs)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert len(x) == len(y), (x, y)
+        for s, t in zip(x.split(), y.split()):
+            try:
+                assert float(s) == pytest.approx(float(t), rel=rel, abs=1e-3), (x, y)
+            except ValueError:
+                assert s == t, (x, y)
+
+
+def test_print_is_print_mermod(sleep: pd.DataFrame, slope: mm.LmerResult, cbpp: mm.GlmerResult) -> None:
+    """print(m) as R prints lmerTest's and lme4's fits (numbers as the fits agree: lme4's
+    nloptwrap stops 2e-4 from the REML optimum of θ; cbpp's Laplace differs, see lme4-translation)."""
+    _same_print(slope, REF["print_lmer"], 1e-4)
+    assert repr(slope) == str(slope)
+    _same_print(mm.lmer("Reaction ~ Days + (Days | Subject)", sleep, REML=False), REF["print_lmer_ml"], 1e-4)
+    _same_print(mm.lmer("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", sleep),
+                REF["print_lmer_uncorrelated"], 1e-4)
+    _same_print(cbpp, REF["print_glmer"], 1e-3)
+    _same_print(cbpp.varcorr, REF["varcorr_glmer"], 1e-3)
+
+
+def test_varcorr_is_as_data_frame_of_varcorr(slope: mm.LmerResult) -> None:
+    vc = slope.varcorr
+    r = _r_varcorr("varcorr_lmer_df")
+    assert isinstance(vc, pd.DataFrame) and list(vc.columns) == ["grp", "var1", "var2", "vcov", "sdcor"]
+    pd.testing.assert_frame_equal(vc.table[["grp", "var1", "var2"]], r.table[["grp", "var1", "var2"]])
+    np.testing.assert_allclose(vc["sdcor"], r["sdcor"], rtol=1e-4)
+    # one missing marker: NaN in every column, as R's NA
+    assert vc["var2"].isna().sum() == 3 and vc["var1"].isna().sum() == 1
+    assert type(vc[vc["grp"] == "Subject"]) is pd.DataFrame
+
+
+def test_coef_puts_the_intercept_first(sleep: pd.DataFrame, slope: mm.LmerResult) -> None:
+    assert list(slope.coef["Subject"].columns) == REF["coef_lmer_columns"]
+    np.testing.assert_allclose(slope.coef["Subject"].iloc[0], REF["coef_lmer_first"], rtol=2e-4)
+    no_fixed_intercept = mm.lmer("Reaction ~ 0 + Days + (Days | Subject)", sleep)
+    assert list(no_fixed_intercept.coef["Subject"].columns) == ["(Intercept)", "Days"]
+
+
+def test_tidy_has_broom_mixeds_df_and_pvalue(slope: mm.LmerResult, cbpp: mm.GlmerResult) -> None:
+    for fit, name in ((slope, "tidy_lmer"), (cbpp, "tidy_glmer")):
+        ours, theirs = fit.tidy(), pd.DataFrame(REF[name])
+        assert list(ours.columns) == list(theirs.columns)
+        assert list(ours["term"]) == list(theirs["term"])
+    theirs = pd.DataFrame(REF["tidy_lmer"])
+    for column in theirs.columns[2:]:
+        np.testing.assert_allclose(slope.tidy()[column], theirs[column], rtol=1e-3)
+    ours = cbpp.tidy()  # the SEs differ from lme4's by its Laplace deviance (see lme4-translation.md)
+    np.testing.assert_allclose(ours["estimate"], pd.DataFrame(REF["tidy_glmer"])["estimate"], rtol=1e-3)
+    np.testing.assert_allclose(ours["p.value"], 2 * stats.norm.sf(np.abs(ours["statistic"])), rtol=1e-12)
