@@ -77,9 +77,12 @@ def method_title(fit, lmm_class: str) -> tuple[str, str]:
 def heading(fit, title: str, cls: str, long: bool) -> str:
     """lme4's .prt.methTit (wrapped at width 80 as R wraps it), .prt.family and .prt.call
     (``long``: with the Control line, as summaries show it)."""
-    if len(title) + 5 + len(cls) > R_WIDTH:
-        lines = textwrap.wrap(title, width=R_WIDTH - 3, subsequent_indent="  ")
-        lines[-1] += f" [{cls}]"
+    if len(title) + 5 + len(cls) > R_WIDTH:  # strwrap, then cat(..., " [", cls, "]", sep = "", fill = TRUE)
+        lines = [""]
+        for item in [*textwrap.wrap(title, width=R_WIDTH - 3, subsequent_indent="  "), " [", cls, "]"]:
+            if lines[-1] and len(lines[-1]) + len(item) > R_WIDTH:
+                lines.append("")
+            lines[-1] += item
     else:
         lines = [f"{title} ['{cls}']"]
     family = getattr(fit, "family", None)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import ConvergenceWarning, warn
+from ..errors import ConvergenceWarning, FamilyError, warn
 from ..engine.families import Family
 from ..formula.parse import ParsedFormula
 from ..engine.glmm import GeneralizedLinearMixedModel, final_report, PirlsStart, PirlsState
@@ -156,15 +157,36 @@ class GlmerResult(MixedModelResult):
 
     # ----- variance explained --------------------------------------------------------------
     def distribution_variance(self) -> float:
-        """Latent-scale observation variance (Nakagawa et al. 2017): π²/3 for logit, ..."""
-        link = self.family.link.name
-        fam = self.family.name
+        """The latent-scale distribution variance as performance 0.10.2 (insight 0.19) computes it
+        (Nakagawa, Johnson & Schielzeth 2017): binomial π²/3 (logit), 1 (probit), π²/6 (cloglog);
+        Poisson and negative binomial with the log link ln(1 + 1/μ₀ [+ 1/θ]), μ₀ = exp(intercept)
+        of the null model (``null_model``), with the sqrt link 0.25; Gamma σ̂²; other families σ̂
+        (as performance)."""
+        fam, link = self.family.name, self.family.link.name
         if fam == "binomial":
-            return {"logit": np.pi**2 / 3, "probit": 1.0, "cloglog": np.pi**2 / 6}.get(link, np.pi**2 / 3)
-        if fam == "poisson" and link == "log":
-            lam = np.exp(self.fixef.get("(Intercept)", 0.0) + 0.5 * sum(self.random_variances().values()))
-            return float(np.log1p(1 / lam))
-        return self.sigma**2
+            return {"logit": np.pi**2 / 3, "probit": 1.0, "cloglog": np.pi**2 / 6}[_supported_link(fam, link, (
+                "logit", "probit", "cloglog"))]
+        if fam in ("poisson", "negative.binomial"):
+            if _supported_link(fam, link, ("log", "sqrt")) == "sqrt":
+                return 0.25
+            mu0 = float(np.exp(self.null_model.fixef.iloc[0]))
+            return float(np.log1p(1 / mu0 + (1 / self.family.theta if fam == "negative.binomial" else 0.0)))
+        if fam == "Gamma":
+            return self.sigma**2
+        return self.sigma
+
+    @cached_property
+    def null_model(self) -> GlmerResult:
+        """The model with only an intercept as fixed part, and the same random effects, family
+        (a negative binomial's θ held), weights and offset: insight's ``null_model``."""
+        design = replace(self.design, X=np.ones((self.nobs, 1)), xnames=("(Intercept)",), dropped_columns=(),
+                         kept_columns=(0,))
+        parsed = replace(self.parsed, fixed="1", text=" + ".join(
+            [f"{self.parsed.response} ~ 1", *(f"offset({o})" for o in self.parsed.offsets),
+             *(f"({b.expr} | {b.group_name})" for b in self.parsed.random)]))
+        model = GeneralizedLinearMixedModel(design, self.family, nAGQ=self.nAGQ, control=self.control)
+        stage1, stage2 = model.fit()
+        return GlmerResult(parsed, model, stage2 if stage2 is not None else stage1, self.data_name)
 
     def _warn_separation(self) -> None:
         """Fitted probabilities of 0 or 1 with huge coefficients usually mean separation."""
@@ -222,3 +244,12 @@ def glmm_residuals(type: str, family: Family, y: np.ndarray, eta: np.ndarray, wt
     if type == "deviance":
         return np.sign(y - mu) * np.sqrt(np.maximum(family.deviance_residuals(y, mu, wt), 0))
     return (y - mu) / family.link.mu_eta(eta)
+
+
+def _supported_link(family: str, link: str, links: tuple[str, ...]) -> str:
+    """``link`` when performance has a distribution variance for it, else a FamilyError."""
+    if link not in links:
+        raise FamilyError(f"performance has no distribution-specific variance for the {family} family with the "
+                          f"{link!r} link (only {', '.join(map(repr, links))}); refit with one of those links for "
+                          "ICC and R²")
+    return link

@@ -283,16 +283,25 @@ class MixedModelResult(InformationCriteria):
         return per_group
 
     def _variance_parts(self) -> tuple[dict[str, float], float, float]:
-        """Per-factor random-effect variance, fixed-effect variance, distribution variance."""
+        """Per-factor random-effect variance, fixed-effect variance, residual variance.
+
+        As performance, a grouping factor with one level per observation (an observation-level
+        random effect) counts as overdispersion: its variance joins the distribution variance
+        in the residual instead of the random effects.
+        """
         fixed = float(np.var(self.design.X @ self.fixef.to_numpy(), ddof=1)) if self.nobs > 1 else 0.0
-        return self.random_variances(), fixed, self.distribution_variance()
+        per_group = self.random_variances()
+        observation_level = {g for g in per_group if self.ngroups[g] == self.nobs}
+        random = {g: v for g, v in per_group.items() if g not in observation_level}
+        dispersion = sum(per_group[g] for g in observation_level)
+        return random, fixed, self.distribution_variance() + dispersion
 
     def distribution_variance(self) -> float:
         """The residual (observation-level) variance on the latent scale; σ² for LMMs."""
         return self.sigma**2
 
     def icc(self, by_group: bool | None = None) -> dict:
-        """Intraclass correlation (performance::icc): adjusted and unadjusted.
+        """Intraclass correlation as performance 0.10.2's icc(): adjusted and unadjusted.
 
         Adjusted = σ²_RE / (σ²_RE + σ²_ε); unadjusted also counts the variance of the
         fixed-effects predictions.  Random slopes enter through the mean of zᵢᵀΣzᵢ
@@ -310,7 +319,9 @@ class MixedModelResult(InformationCriteria):
         return out
 
     def r2(self) -> dict[str, float]:
-        """Nakagawa's marginal and conditional R² (performance::r2_nakagawa)."""
+        """Nakagawa's marginal and conditional R² as performance 0.10.2's r2_nakagawa(); the
+        residual variance as in ``icc`` (GLMMs: ``distribution_variance`` plus observation-level
+        random effects)."""
         per_group, fixed, resid = self._variance_parts()
         re = sum(per_group.values())
         total = fixed + re + resid
