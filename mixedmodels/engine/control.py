@@ -16,6 +16,9 @@ from ..errors import FitError, did_you_mean
 from .optimizer import MINIMIZERS
 
 
+LAPLACE = ("exact", "lme4")  # the values of Control.laplace
+
+
 @dataclass(frozen=True)
 class Control:
     """Settings of a mixed-model fit, as lme4's ``lmerControl()``/``glmerControl()``.
@@ -58,6 +61,12 @@ class Control:
     pirls_maxit: int = 100
     #: most halvings of a PIRLS step before the fit fails
     pirls_max_halvings: int = 20
+    #: the GLMM Laplace deviance (nAGQ = 1): "exact" (at the converged modes, the factor at them)
+    #: or "lme4" (as lme4 evaluates it, which gives lme4's estimates and standard errors)
+    laplace: str = "exact"
+    #: with laplace="lme4": PIRLS stops when the penalised deviance changes by less than this,
+    #: relative (lme4's tolPwrss)
+    lme4_pirls_tol: float = 1e-7
 
     def __new__(cls, *args: Any, **settings: Any) -> Control:
         valid = [f.name for f in fields(cls)]
@@ -68,6 +77,8 @@ class Control:
         return super().__new__(cls)
 
     def __post_init__(self) -> None:
+        if self.laplace not in LAPLACE:
+            raise FitError(f"laplace must be one of {', '.join(map(repr, LAPLACE))}, not {self.laplace!r}")
         if self.optimizer not in MINIMIZERS:
             raise FitError(f"optimizer must be one of {', '.join(map(repr, MINIMIZERS))}, not {self.optimizer!r}")
         for f in fields(self):

@@ -79,6 +79,16 @@ class InMemoryRows:
         mu = self.family.link.inverse(eta)
         return float(np.sum(self.prior_weights * (self.y - mu) ** 2 / self.family.variance(mu)))
 
+    def linearised_at(self, eta0: np.ndarray, beta: np.ndarray) -> Crossproducts:
+        """[Z z]ᵀ W [Z z] of the IRLS linearisation at η₀ (weights and working residual from μ(η₀))
+        with β fixed at ``beta``: the first PIRLS step of lme4, which resets μ to η₀ each time."""
+        fam = self.family
+        mu0 = fam.link.inverse(eta0)
+        mu_eta = fam.mu_eta(eta0, mu0)
+        w = self.prior_weights * mu_eta**2 / fam.variance(mu0)
+        z = eta0 - self.offset - self.X @ beta + (self.y - mu0) / mu_eta
+        return self.build(z[:, None], w)
+
     def working_pass(self, beta: np.ndarray, b: list[np.ndarray], fixed_beta: bool) -> WorkingPass | None:
         """The pass at (β, b); None when η leaves the family's range (PIRLS then halves its step)."""
         fam = self.family
