@@ -39,7 +39,7 @@ class VarCorr(pd.DataFrame):
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(str(self))}</pre>"
+        return display.pre(str(self).rstrip("\n"))
 
 
 def format_varcorr(table: pd.DataFrame, comp: tuple[str, ...], digits: int) -> str:
@@ -97,7 +97,7 @@ class AnovaTable(pd.DataFrame):
 
     def __init__(self, data: object = None, heading: list[str] | None = None,
                  models: Mapping[str, object] | None = None, **kwargs: object) -> None:
-        super().__init__(data, **kwargs)  # type: ignore[arg-type]
+        super().__init__(data, **kwargs)
         self.heading = list(heading or getattr(data, "heading", []))
         self.models = dict(models or getattr(data, "models", {}))
 

@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ConvergenceWarning, FamilyError, warn
-from ..engine.families import Family
+from ..engine.families import Family, NegativeBinomial
 from ..formula.parse import ParsedFormula
 from ..engine.glmm import GeneralizedLinearMixedModel, final_report, PirlsStart, PirlsState
 from ..engine.optimizer import OptimumReport
@@ -170,7 +170,8 @@ class GlmerResult(MixedModelResult):
             if _supported_link(fam, link, ("log", "sqrt")) == "sqrt":
                 return 0.25
             mu0 = float(np.exp(self.null_model.fixef.iloc[0]))
-            return float(np.log1p(1 / mu0 + (1 / self.family.theta if fam == "negative.binomial" else 0.0)))
+            overdispersion = 1 / self.family.theta if isinstance(self.family, NegativeBinomial) else 0.0
+            return float(np.log1p(1 / mu0 + overdispersion))
         if fam == "Gamma":
             return self.sigma**2
         return self.sigma
@@ -186,7 +187,9 @@ class GlmerResult(MixedModelResult):
              *(f"({b.expr} | {b.group_name})" for b in self.parsed.random)]))
         model = GeneralizedLinearMixedModel(design, self.family, nAGQ=self.nAGQ, control=self.control)
         stage1, stage2 = model.fit()
-        return GlmerResult(parsed, model, stage2 if stage2 is not None else stage1, self.data_name)
+        report = stage2 or stage1
+        assert report is not None  # stage 1 runs when no start is given
+        return GlmerResult(parsed, model, report, self.data_name)
 
     def _warn_separation(self) -> None:
         """Fitted probabilities of 0 or 1 with huge coefficients usually mean separation."""
