@@ -50,3 +50,11 @@ def test_scale_is_pearson_plus_penalty_over_n() -> None:
     u = m._state.u[0]
     expected = (np.sum((m.design.y - mu) ** 2 / mu**2) + u @ u) / m.nobs
     assert m.sigma**2 == pytest.approx(expected, rel=1e-12)
+
+
+def test_lme4_laplace_meets_lme4s_own_tolerance() -> None:
+    """lme4's test-glmFamily asks shape 1.94511502080571 to 1e-6; with lme4's deviance it is 5e-8."""
+    m = mm.glmer("y ~ 1 + (1 | group)", pd.read_csv(HERE / "gamma_shape2.csv"), family=mm.families.Gamma("log"),
+                 control=mm.Control(laplace="lme4"))
+    assert 1 / m.sigma**2 == pytest.approx(1.94511502080571, rel=1e-6)
+    np.testing.assert_allclose(m.se.to_numpy(), REF["gamma_shape2"]["se"], rtol=1e-4)
