@@ -39,7 +39,8 @@ FITS = {
 }
 
 
-@pytest.mark.parametrize("name", list(FITS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "negative_binomial" else n
+                                  for n in FITS])  # glmer_nb refits for each trial θ: ~10 s
 def test_icc_and_r2_as_performance(name: str) -> None:
     fit, ref = FITS[name](), REF[name]
     icc, r2 = fit.icc(), fit.r2()
