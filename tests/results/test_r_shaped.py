@@ -47,7 +47,7 @@ def test_anova_is_a_dataframe_that_prints_as_r(sleep: pd.DataFrame, slope: mm.Lm
     assert str(table).startswith("Data: sleepstudy\nModels:") or str(table).startswith("Models:")
     assert "Pr(>Chisq)" in str(table) and "7.072e-10 ***" in str(table)
     html = table._repr_html_()
-    assert html.startswith("<pre>") and "<table" in html
+    assert html.startswith("<pre") and "<table" in html and "Data: sleepstudy" in html
     part = table.iloc[1:]  # derived frames keep the heading and the models
     assert isinstance(part, mm.AnovaTable) and part.heading == table.heading and part.models == table.models
     assert type(table.table) is pd.DataFrame
