@@ -15,8 +15,7 @@ from .rformat import (SIGNIF_LEGEND, column_decimals, format_column, format_pval
 from .tables import format_varcorr
 
 if TYPE_CHECKING:
-    from ..results.glmer import GlmerResult
-    from ..results.lmer import LmerResult
+    from ..results.lmer import MixedModelResult
 
 SUMMARY_DIGITS = 4  # print.summary.merMod and print.merMod: max(3, getOption("digits") - 3)
 PVALUE_DIGITS = 3  # printCoefmat's dig.tst for digits = 4
@@ -72,14 +71,14 @@ class Summary:
         return fit_criterion(self.fit, 1)
 
 
-def method_title(fit: LmerResult | GlmerResult, lmm_class: str) -> tuple[str, str]:
+def method_title(fit: MixedModelResult, lmm_class: str) -> tuple[str, str]:
     """lme4's methTitle and the class R names: REML or ML for LMMs, the approximation for GLMMs."""
     if getattr(fit, "family", None) is not None:
         return f"Generalized linear mixed model fit by {fit.method}", "glmerMod"
-    return f"Linear mixed model fit by {'REML' if fit.REML else 'maximum likelihood '}", lmm_class
+    return f"Linear mixed model fit by {fit.method}{'' if fit.method == 'REML' else ' '}", lmm_class  # R's ML space
 
 
-def heading(fit: LmerResult | GlmerResult, title: str, cls: str, long: bool) -> str:
+def heading(fit: MixedModelResult, title: str, cls: str, long: bool) -> str:
     """lme4's .prt.methTit (wrapped at width 80 as R wraps it), .prt.family and .prt.call
     (``long``: with the Control line, as summaries show it)."""
     if len(title) + 5 + len(cls) > R_WIDTH:  # strwrap, then cat(..., " [", cls, "]", sep = "", fill = TRUE)
@@ -105,7 +104,7 @@ def heading(fit: LmerResult | GlmerResult, title: str, cls: str, long: bool) -> 
     return "\n".join(lines)
 
 
-def fit_criterion(fit: LmerResult | GlmerResult, digits: int) -> str:
+def fit_criterion(fit: MixedModelResult, digits: int) -> str:
     """lme4's .prt.aictab: the REML criterion, or AIC, BIC, logLik, deviance, df.resid, rounded to
     ``digits`` decimals and formatted together (summary: 1, print: 4)."""
     if getattr(fit, "REML", False):
@@ -117,7 +116,7 @@ def fit_criterion(fit: LmerResult | GlmerResult, digits: int) -> str:
     return " ".join(h.rjust(w) for h in header) + " \n" + " ".join(v.rjust(w) for v in values) + " "
 
 
-def print_form(fit: LmerResult | GlmerResult) -> str:
+def print_form(fit: MixedModelResult) -> str:
     """lme4's print.merMod (print(m)): heading, criterion, SDs and correlations, the numbers of
     observations and groups, and the fixed effects as a named vector (digits 4)."""
     lines = [heading(fit, *method_title(fit, "lmerModLmerTest"), long=False), fit_criterion(fit, 4),
@@ -132,7 +131,7 @@ def print_form(fit: LmerResult | GlmerResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def random_effects_block_sd(fit: LmerResult | GlmerResult) -> str:
+def random_effects_block_sd(fit: MixedModelResult) -> str:
     """The random effects as print.merMod shows them: standard deviations and correlations."""
     return "Random effects:\n" + format_varcorr(fit.varcorr, ("Std.Dev.",), SUMMARY_DIGITS)
 
@@ -157,7 +156,7 @@ def scaled_residuals_block(r: np.ndarray) -> str:
     return "Scaled residuals: \n" + " ".join(h.rjust(w) for h in header) + " \n" + " ".join(c.rjust(w) for c in cells) + " "
 
 
-def random_effects_block(fit: LmerResult | GlmerResult) -> str:
+def random_effects_block(fit: MixedModelResult) -> str:
     """Groups, Name, Variance, Std.Dev. and the correlations of each term (summary's digits 4)."""
     return "Random effects:\n" + format_varcorr(fit.varcorr, ("Variance", "Std.Dev."), SUMMARY_DIGITS)
 

@@ -77,6 +77,11 @@ class MixedModelResult(InformationCriteria):
         def summary(self) -> Summary:
             """lme4's printed summary."""
 
+        @property
+        @abstractmethod
+        def method(self) -> str:
+            """How the fit was made, in the words of lme4's methTitle."""
+
     def __init__(self, parsed: ParsedFormula, model, report: OptimumReport, theta_engine: np.ndarray,
                  factor: BlockedCholesky, data_name: str | None = None):
         self.formula = parsed.text
@@ -476,6 +481,11 @@ class LmerResult(MixedModelResult):
         V = self.sigma**2 * self._factor.beta_precision_inverse()
         names = list(self.design.xnames)
         return pd.DataFrame(V, index=names, columns=names)
+
+    @property
+    def method(self) -> str:
+        """How the fit was made, in the words of lme4's methTitle: 'REML' or 'maximum likelihood'."""
+        return "REML" if self.REML else "maximum likelihood"
 
     @property
     def df(self) -> int:
