@@ -185,7 +185,8 @@ def glmer_nb(
         return rep.fun
 
     log_k0 = np.log(theta_ml(design.y, mu, poisson.prior_weights))
-    minimize_scalar(deviance, bounds=(log_k0 - 6, log_k0 + 6), method="bounded", options={"xatol": 1e-5})
+    minimize_scalar(deviance, bounds=(log_k0 - 6, log_k0 + 6), method="bounded",
+                    options={"xatol": ctl.nb_dispersion_tol})
     fit = GlmerResult(parsed, best["model"], best["report"], data_name=data.attrs.get("name"))
     fit.extra_parameters = 1
     return fit

@@ -67,6 +67,10 @@ class Control:
     #: with laplace="lme4": PIRLS stops when the penalised deviance changes by less than this,
     #: relative (lme4's tolPwrss)
     lme4_pirls_tol: float = 1e-7
+    #: glmer_nb: the search for the dispersion θ stops when log θ is known to within this
+    nb_dispersion_tol: float = 1e-5
+    #: profile intervals: relative objective tolerance of the optimisations at each trial value
+    profile_ftol_rel: float = 1e-10
 
     def __new__(cls, *args: Any, **settings: Any) -> Control:
         valid = [f.name for f in fields(cls)]

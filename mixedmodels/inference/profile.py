@@ -119,7 +119,9 @@ class LmmProfile:
             return self.deviance(psi, j, b)
 
         start = np.clip(self.psi_hat[free], lower[free] + 1e-8, upper[free] - 1e-8)
-        _, fun, _, _ = minimize_bobyqa(full, start, lower[free], self.fit.control, upper=upper[free], ftol_rel=1e-10,
+        control = self.fit.control
+        _, fun, _, _ = minimize_bobyqa(full, start, lower[free], control, upper=upper[free],
+                                       ftol_rel=control.profile_ftol_rel,
                                        initial_step=np.maximum(0.1 * np.abs(start), 0.05))
         return fun
 

@@ -129,6 +129,15 @@ def test_glmm_settings_reach_pirls_and_both_stages(cbpp):
 
 
 # ----- stored, printed, saved and reused -------------------------------------------------
+def test_profile_intervals_use_the_fits_profile_tolerance():
+    dyestuff = mm.datasets.load("Dyestuff")
+    exact = mm.lmer("Yield ~ 1 + (1 | Batch)", dyestuff).confint(method="profile")
+    rough = mm.lmer("Yield ~ 1 + (1 | Batch)", dyestuff, control=Control(profile_ftol_rel=1e-2)).confint(
+        method="profile")
+    assert not np.array_equal(rough.to_numpy(), exact.to_numpy())  # 12.46 against 12.20 for sd's lower end
+    np.testing.assert_allclose(rough.to_numpy(), exact.to_numpy(), rtol=0.05)
+
+
 def test_the_summary_shows_a_control_line_only_when_not_the_default(sleep):
     m = mm.lmer(SLEEP, sleep)
     assert "Control:" not in str(m.summary())
@@ -205,5 +214,8 @@ def test_glmer_nb_fits_every_trial_dispersion_with_the_control(cbpp):
     ctl = Control(ftol_rel=1e-10)
     nb = mm.glmer_nb("incidence ~ period + (1 | herd)", cbpp, control=ctl)
     assert nb.control is ctl
+    rough = mm.glmer_nb("incidence ~ period + (1 | herd)", cbpp, control=Control(nb_dispersion_tol=0.5))
+    assert rough.family.theta != nb.family.theta  # 1.53 against 1.63: the search stopped sooner
+    assert rough.family.theta == pytest.approx(nb.family.theta, rel=0.2)
     with pytest.raises(mm.FitError, match="contradicts"):
         mm.glmer_nb("incidence ~ period + (1 | herd)", cbpp, maxeval=10, control=ctl)
