@@ -10,7 +10,7 @@ from .dask.glmm import DaskGlmerResult, glmer_dask
 from .dask.lmm import DaskLmerResult, is_dask_dataframe, lmer_dask
 from .design.build import build_design, check_groups
 from .engine.control import Control, resolve_control
-from .errors import DataError, FitError, FormulaError, MixedModelsWarning, warn
+from .errors import ConvergenceWarning, DataError, FitError, FormulaError, MixedModelsWarning, warn
 from .engine.families import Family, NegativeBinomial, get_family
 from .formula.parse import parse_formula
 from .engine.glmm import GeneralizedLinearMixedModel, final_report
@@ -19,6 +19,8 @@ from .engine.lmm import LinearMixedModel
 from .results.lmer import LmerResult, different_scales
 from .formula.safety import check_formula
 from .runtime.threads import with_fitting_threads
+
+EXACT_FIT = 1e-6  # a residual SD below this fraction of the response's SD is an exact fit
 
 
 @with_fitting_threads
@@ -56,7 +58,21 @@ def lmer(
     parsed, design = _mixed_design("lmer", formula, data, safe, weights, offset, contrasts=contrasts)
     model = LinearMixedModel(design, REML=REML, control=ctl)
     report = model.fit(theta0=_engine_start(model, start))
-    return LmerResult(parsed, model, report, data_name=data.attrs.get("name"))
+    fit = LmerResult(parsed, model, report, data_name=data.attrs.get("name"))
+    _warn_if_exact(fit)
+    return fit
+
+
+def _warn_if_exact(fit: LmerResult) -> None:
+    """A residual SD of nearly 0 means the random effects reproduce y: θ runs off to infinity."""
+    spread = float(np.std(fit.design.y))
+    if spread > 0 and fit.sigma < EXACT_FIT * spread:
+        warn(
+            f"the residual standard deviation is {fit.sigma:.3g}, nearly 0 against the response's SD of "
+            f"{spread:.3g}: the fixed and random effects reproduce the response exactly (is it a function of a "
+            "grouping factor?), so θ has no finite optimum and the estimates are not meaningful",
+            ConvergenceWarning,
+        )
 
 
 def _no_dask_contrasts(contrasts: dict[str, str] | None) -> None:
@@ -114,7 +130,7 @@ def glmer(
     safe: bool = False,
     control: Control | None = None,
     contrasts: dict[str, str] | None = None,
-) -> GlmerResult | DaskGlmerResult:
+) -> GlmerResult | LmerResult | DaskGlmerResult | DaskLmerResult:
     """Fit a generalized linear mixed model from an lme4 formula by maximum likelihood.
 
     ``family`` is a name ('binomial', 'poisson', 'Gamma', 'inverse_gaussian',
@@ -127,13 +143,19 @@ def glmer(
     (or its ``maxeval=`` shortcut) sets how the fit runs, and ``contrasts`` codes factors, as in lmer.
     A Dask DataFrame is fitted by PIRLS over its persisted partitions, one pass per
     iteration (see ``mixedmodels.dask.glmm``; nAGQ > 1 is not supported there).
+    ``family="gaussian"`` with the identity link is lme4's shortcut: the lmer (REML) fit,
+    with lme4's warning.
     """
     ctl = resolve_control(control, maxeval)
+    fam = get_family(family)
+    if fam.name == "gaussian" and fam.link.name == "identity":  # lme4 fits lmer (REML), with this warning
+        warn("calling glmer() with family=gaussian (identity link) as a shortcut to lmer() is deprecated; "
+             "please call lmer() directly", MixedModelsWarning)
+        return lmer(formula, data, weights=weights, offset=offset, safe=safe, control=ctl, contrasts=contrasts)
     if is_dask_dataframe(data):
         _no_dask_contrasts(contrasts)
-        return glmer_dask(formula, data, family=family, nAGQ=nAGQ, weights=weights, offset=offset, safe=safe,
+        return glmer_dask(formula, data, family=fam, nAGQ=nAGQ, weights=weights, offset=offset, safe=safe,
                           control=ctl)
-    fam = get_family(family)
     parsed, design = _mixed_design("glmer", formula, data, safe, weights, offset, binomial=fam.name == "binomial",
                                    contrasts=contrasts)
     model = GeneralizedLinearMixedModel(design, fam, nAGQ=nAGQ, control=ctl)

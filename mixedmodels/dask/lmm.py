@@ -413,6 +413,13 @@ def _global_levels(values, column) -> pd.Index:
     dtype = column.dtype
     if isinstance(dtype, pd.CategoricalDtype) and getattr(column.cat, "known", True):
         seen = set(present.astype(object))
+        undeclared = sorted(map(str, seen - set(dtype.categories)))
+        if undeclared:
+            raise DataError(
+                f"the categorical column {column.name!r} has values ({', '.join(undeclared[:5])}) that its declared "
+                f"categories ({', '.join(map(str, dtype.categories[:5]))}) lack, so they would be coded as "
+                "missing; declare every category (.cat.set_categories) or call .categorize() on the data"
+            )
         return pd.Index([c for c in dtype.categories if c in seen])
     if isinstance(present.dtype, pd.CategoricalDtype):  # categories unknown to Dask: sort the values
         present = present.astype(object)
@@ -471,6 +478,10 @@ def _complete_rows(part: pd.DataFrame, plan: _Plan):
     """The partition's complete rows of the used columns, factors coded by the global levels,
     with their weights and offset columns (None when not given) and the mask of complete rows."""
     used = list(plan.used)
+    absent = [c for c in used if c not in part.columns]
+    if absent:
+        raise DataError(f"a partition of the data lacks the column(s) {', '.join(map(repr, absent))} that the "
+                        "model uses; every partition needs the same columns")
     w = optional_vector(plan.weights, part, "weights")
     o = optional_vector(plan.offset, part, "offset")
     complete = ~part[used].isna().any(axis=1).to_numpy()

@@ -8,6 +8,7 @@ The caller's data frame is only read, never modified.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 from collections.abc import Mapping
@@ -17,13 +18,19 @@ from functools import lru_cache
 import formulaic
 import numpy as np
 import pandas as pd
+from formulaic.parser.types import Factor
+from formulaic.utils.code import sanitize_variable_names
 
 from ..errors import DataError, DroppedRowsWarning, FormulaError, RankDeficiencyWarning, did_you_mean, type_name, warn
 from ..formula.parse import ParsedFormula, RandomTerm, with_dot_expanded
 from ..formula.rdialect import python_part, r_spelling
 from ..formula.safety import check_part
 from .reterm import ReTerm
+from .size import check_design_size
 from .transforms import FORMULA_CONTEXT
+
+MAX_THETA = 1_000  # covariance parameters of all random-effects terms
+WEIGHT_SCALE = 1e8  # weights whose geometric mean is beyond 1/WEIGHT_SCALE..WEIGHT_SCALE are refused
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,9 @@ def build_design(
         raise DataError("data has no rows")
     if not parsed.response:
         raise FormulaError("the formula has no response on the left of '~'", parsed.text, 0)
+    duplicated = sorted(set(map(str, data.columns[data.columns.duplicated()])))
+    if duplicated:
+        raise DataError(f"data has more than one column named {', '.join(map(repr, duplicated))}; rename them")
 
     parsed = with_dot_expanded(parsed, list(data.columns))
     used = used_columns(parsed, data)
@@ -79,6 +89,9 @@ def build_design(
     for vec in (w, o):
         if vec is not None:
             complete &= ~np.isnan(vec)
+    outside = {c: _outside(data[c], levels) for c, levels in restricted_levels(parsed) if c in data.columns}
+    for mask in outside.values():
+        complete &= ~mask
     n_dropped = int((~complete).sum())
     if not complete.any():
         raise DataError(
@@ -88,15 +101,20 @@ def build_design(
     if n_dropped:
         missing = [c for c in used if data[c].isna().any()] + [
             name for name, vec in (("weights", w), ("offset", o)) if vec is not None and np.isnan(vec).any()]
+        restricted = [f"{mask.sum()} with a value of {c!r} outside its C(levels=...), which R's factor(levels=) "
+                      "makes missing" for c, mask in outside.items() if mask.any()]
         warn(
-            f"{n_dropped} of {len(data)} rows have missing values (in {', '.join(map(repr, missing))}) and "
-            "were left out; the rows used are in m.rows_used",
+            f"{n_dropped} of {len(data)} rows have missing values (in {', '.join(map(repr, missing)) or 'none'}"
+            f"{'; ' if restricted else ''}{'; '.join(restricted)}) and were left out; the rows used are in "
+            "m.rows_used",
             DroppedRowsWarning,
         )
-    frame = _drop_unused_categories(data.loc[complete, used] if n_dropped else data[used])
+    frame = _model_frame(data.loc[complete, used] if n_dropped else data[used])
+    _check_factor_levels(parsed, frame)
 
     y, trials = response_values(parsed, frame, binomial)
     contrasts = check_contrasts(contrasts, frame)
+    check_design_size(python_part(parsed.fixed), parsed.text, frame)
     X, xnames, spec = _fixed_part(parsed, frame, contrasts)
     X, kept = _drop_aliased(X, xnames)
     dropped = tuple(n for j, n in enumerate(xnames) if j not in kept)
@@ -106,6 +124,13 @@ def build_design(
         w = w[complete]
         if np.any(w <= 0) or not np.all(np.isfinite(w)):
             raise DataError("weights must be finite and positive")
+        scale = float(np.exp(np.mean(np.log(w))))
+        if not 1 / WEIGHT_SCALE <= scale <= WEIGHT_SCALE:
+            raise DataError(
+                f"the weights are of the order of {scale:.3g}; the relative covariance θ scales with "
+                f"1/√weights, so the optimizer cannot reach it from its start; divide the weights by their mean "
+                "(θ̂ then changes by √mean and σ̂ by 1/√mean, as in lme4)"
+            )
     if trials is not None:
         w = trials if w is None else w * trials
     if o is not None:
@@ -133,13 +158,69 @@ def build_design(
     )
 
 
-def _drop_unused_categories(frame: pd.DataFrame) -> pd.DataFrame:
-    """R's model frames drop unused factor levels: no column, no aliasing, for an empty level."""
+def _model_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy coded as R's model frames: unused factor levels dropped (no column, no aliasing,
+    for an empty level) and pandas' "string" columns as plain strings (factors, as R)."""
     out = frame.copy()
     for c in out.columns:
         if isinstance(out[c].dtype, pd.CategoricalDtype):
             out[c] = out[c].cat.remove_unused_categories()
+        elif isinstance(out[c].dtype, pd.StringDtype):
+            out[c] = out[c].astype(object)
     return out
+
+
+def restricted_levels(parsed: ParsedFormula) -> list[tuple[str, list]]:
+    """(column, levels) of every ``C(column, levels=[...])`` in the fixed and random parts.
+
+    Read from formulaic's parse of each part (nothing is evaluated); the levels must be a
+    literal, as a checked formula requires.
+    """
+    found = []
+    for text in (parsed.fixed, *(t.expr for t in parsed.random)):
+        try:
+            factors = [f for term in formula_part(text) for f in term.factors]
+        except Exception:  # formulaic raises many kinds; evaluating the part reports them
+            continue
+        for factor in factors:
+            if factor.eval_method is not Factor.EvalMethod.PYTHON:
+                continue
+            aliases: dict[str, str] = {}
+            try:
+                tree = ast.parse(sanitize_variable_names(factor.expr, {}, aliases), mode="eval")
+            except (SyntaxError, ValueError, IndexError, RecursionError, MemoryError):
+                continue
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "C"
+                        and node.args and isinstance(node.args[0], ast.Name)):
+                    for keyword in node.keywords:
+                        if keyword.arg == "levels":
+                            try:
+                                levels = list(ast.literal_eval(keyword.value))
+                            except (ValueError, TypeError, SyntaxError, RecursionError):
+                                continue
+                            found.append((aliases.get(node.args[0].id, node.args[0].id), levels))
+    return found
+
+
+def _outside(column: pd.Series, levels: list) -> np.ndarray:
+    """Rows whose value is not one of ``levels`` (compared as values and as text, as R's factor())."""
+    inside = column.isin(levels) | column.astype(str).isin([str(level) for level in levels])
+    return (~inside & column.notna()).to_numpy()
+
+
+def _check_factor_levels(parsed: ParsedFormula, frame: pd.DataFrame) -> None:
+    """R stops on a fixed-effect or slope factor with one level; so do we, naming it."""
+    texts = " ".join([parsed.fixed, *(t.expr for t in parsed.random)])
+    for c in frame.columns:
+        column = frame[c]
+        factor = isinstance(column.dtype, pd.CategoricalDtype) or not (
+            pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype))
+        if factor and _mentions(texts, str(c)) and column.nunique() < 2:
+            raise DataError(
+                f"the factor {c!r} has a single level ({column.iloc[0]!r}) in the rows used: contrasts can be "
+                "applied only to factors with 2 or more levels (R's error); remove it from the formula"
+            )
 
 
 def used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
@@ -486,7 +567,16 @@ def _reterms(bar: RandomTerm, frame: pd.DataFrame, checked: bool) -> list[ReTerm
 
 
 def check_groups(design: Design, lmm: bool = True) -> None:
-    """Each grouping factor needs more than one level; an LMM's fewer effects than observations."""
+    """Each grouping factor needs more than one level; an LMM's fewer effects than observations;
+    at most MAX_THETA covariance parameters (the optimizer's memory grows with their square)."""
+    ntheta = sum(t.ntheta for t in design.reterms)
+    if ntheta > MAX_THETA:
+        widest = max(design.reterms, key=lambda t: t.ntheta)
+        raise DataError(
+            f"the random effects have {ntheta:,} covariance parameters, more than the {MAX_THETA:,} the optimizer "
+            f"can take; the term ({widest.expr} | {widest.group}) alone has {widest.p} columns and {widest.ntheta:,} "
+            "(is a factor with many levels in the left part of a bar? use (1 | f:g) or '||')"
+        )
     for t in design.reterms:
         if t.nlevels < 2:
             raise DataError(

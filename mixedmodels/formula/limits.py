@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from formulaic.errors import FormulaicError
 from formulaic.parser import DefaultFormulaParser
 from formulaic.parser.types import ASTNode, Token
 
@@ -57,7 +56,7 @@ def column_bound(part: str, formula: str, leaf_columns: Callable[[Token], int] =
     """
     try:
         tree = _PARSER.get_ast(part)
-    except (FormulaicError, RecursionError, MemoryError, SyntaxError, ValueError) as exc:
+    except (Exception, RecursionError, MemoryError) as exc:  # formulaic raises many kinds (IndexError, ...)
         raise FormulaError(f"cannot read the formula part {part!r}: {str(exc).splitlines()[0]}", formula) from None
     if tree is None:
         return 0

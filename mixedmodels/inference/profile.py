@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import optimize as sopt
 from scipy import stats
 
+from ..errors import FitError
 from .parameters import parameters, percent_label
 from ..engine.optimizer import minimize_bobyqa
 from ..linalg.covariance import sd_and_correlation
@@ -172,7 +173,7 @@ def _psd_cholesky(R: np.ndarray) -> np.ndarray | None:
 def profile_confint(fit, level: float = 0.95) -> pd.DataFrame:
     """Profile intervals for every parameter, in ``parameters()`` order."""
     if getattr(fit, "family", None) is not None:
-        raise ValueError("profile intervals are available for lmer fits; use method='boot' for glmer")
+        raise FitError("profile intervals are available for lmer fits; use method='boot' or 'wald' for glmer")
     prof = LmmProfile(fit)
     names = parameters(prof.fit).index
     # parameters() lists VarCorr rows (lme4's term order) then β; map to the profile's order
