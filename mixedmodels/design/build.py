@@ -104,9 +104,9 @@ def build_design(
         restricted = [f"{mask.sum()} with a value of {c!r} outside its C(levels=...), which R's factor(levels=) "
                       "makes missing" for c, mask in outside.items() if mask.any()]
         warn(
-            f"{n_dropped} of {len(data)} rows have missing values (in {', '.join(map(repr, missing)) or 'none'}"
-            f"{'; ' if restricted else ''}{'; '.join(restricted)}) and were left out; the rows used are in "
-            "m.rows_used",
+            f"{n_dropped} of {len(data)} rows have missing values ("
+            + "; ".join(([f"in {', '.join(map(repr, missing))}"] if missing else []) + restricted)
+            + ") and were left out; the rows used are in m.rows_used",
             DroppedRowsWarning,
         )
     frame = _model_frame(data.loc[complete, used] if n_dropped else data[used])

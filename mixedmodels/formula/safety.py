@@ -79,7 +79,7 @@ def check_formula(formula: str, allowed: frozenset[str] = DEFAULT_ALLOWED) -> Pa
     except formulaic.errors.FormulaicError as exc:
         problem, _, context = str(exc).partition("\n\n")
         marker = context.find("\u29db")  # formulaic marks the offending character in the formula's copy
-        position = marker if marker >= 0 else min(end + 1, len(python))
+        position = min(marker if marker >= 0 else end + 1, len(python))
         raise FormulaError(f"this formula cannot be checked: {problem}", python, position) from None
     return dataclasses.replace(parse_formula(formula), checked=True)  # one '~', bars, limits
 

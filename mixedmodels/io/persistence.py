@@ -33,9 +33,9 @@ import contextlib
 import dataclasses
 import json
 import os
+import secrets
+import threading
 import warnings
-import zipfile
-import zlib
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -48,6 +48,7 @@ from ..engine.families import FAMILIES, Family, NegativeBinomial, get_family
 from ..errors import MixedModelsError, MixedModelsWarning, ModelFileError
 from ..formula.parse import ParsedFormula, parse_formula
 from ..protocols import FittedGlmm, FittedModel
+from .validate import read_archive
 from ..version import __version__
 
 FORMAT = "mixedmodels-model"
@@ -59,8 +60,9 @@ VERSION = 1
 def save(fit: FittedModel, path: str | os.PathLike) -> None:
     """Write a fitted ``lmer``/``glmer``/``glmer_nb`` model to ``path`` (an ``.npz`` archive).
 
-    The file is written atomically (a failed save leaves no partial file), and only
-    after checking that the design rebuilds exactly from what is stored.
+    The file is written atomically under a temporary name unique to the call (a failed
+    save leaves no partial file; concurrent saves leave one whole model), and only after
+    checking that the design rebuilds exactly from what is stored.
     """
     if getattr(fit, "kind", None) not in ("lmer", "glmer"):
         raise TypeError(f"save() writes lmer and glmer fits, not {type(fit).__name__}")
@@ -70,7 +72,8 @@ def save(fit: FittedModel, path: str | os.PathLike) -> None:
     except ModelFileError as exc:
         raise ModelFileError(f"cannot save the model to {os.fspath(path)!r}: {exc}") from None
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"  # next to the target, so the rename is atomic
+    # next to the target, so the rename is atomic; unique per call, so threads and processes never share it
+    tmp = f"{os.fspath(path)}.{os.getpid()}.{threading.get_ident()}.{secrets.token_hex(8)}.tmp"
     try:
         with open(tmp, "xb") as f:
             np.savez_compressed(f, **cast(dict[str, Any], arrays))
@@ -83,43 +86,12 @@ def save(fit: FittedModel, path: str | os.PathLike) -> None:
 
 # ----- reading ---------------------------------------------------------------------------
 def read_model_file(name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The JSON document and the arrays of a model file, after checking format and version."""
-    def fail(problem: str) -> ModelFileError:
-        return ModelFileError(f"cannot load {name!r}: {problem}")
-
-    damaged = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, RuntimeError)
+    """The JSON document and the arrays of a model file, each field and array header checked
+    before anything is read (``io.validate``)."""
     try:
-        archive = np.load(name, allow_pickle=False)  # OSErrors (no such file, ...) pass through
-    except damaged as exc:  # numpy's own text would suggest allow_pickle, which we never use
-        raise fail(f"not a mixedmodels model file, or a truncated or corrupted one ({type(exc).__name__})") from exc
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise fail("not a mixedmodels model file (a single .npy array, not an .npz archive)")
-    try:
-        with archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (*damaged, OSError) as exc:  # a damaged header can claim encryption, or point anywhere
-        raise fail(f"the file is truncated or corrupted ({exc})") from exc
-    foreign = [key for key, value in arrays.items() if not isinstance(value, np.ndarray)]
-    if foreign:
-        raise fail(f"not a mixedmodels model file (the entry {foreign[0]!r} is not a numpy array)")
-    raw = arrays.pop("meta", None)
-    if raw is None:
-        raise fail("not a mixedmodels model file (the archive has no 'meta' entry)")
-    try:
-        if raw.dtype != np.uint8 or raw.ndim != 1:
-            raise ValueError(f"'meta' is a {raw.dtype} array of shape {raw.shape}")
-        meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise fail(f"the 'meta' entry is not a JSON document ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else None
-        raise fail(f"not a mixedmodels model file (format {found!r}, expected {FORMAT!r})")
-    if meta.get("version") != VERSION:
-        raise fail(
-            f"the file has format version {meta.get('version')!r}; this version of mixedmodels "
-            f"reads version {VERSION} (written by mixedmodels {meta.get('mixedmodels', '?')})"
-        )
-    return meta, arrays
+        return read_archive(name, (FORMAT, VERSION))
+    except ModelFileError as exc:
+        raise ModelFileError(f"cannot load {name!r}: {exc}") from None
 
 
 @contextlib.contextmanager
