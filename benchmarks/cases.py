@@ -33,7 +33,9 @@ class Case:
     build: Callable[[], pd.DataFrame]
     formula: str  # mixedmodels
     r_formula: str  # lme4
-    family: str = "gaussian"  # "gaussian" -> lmer (REML), "binomial" -> glmer (Laplace)
+    family: str = "gaussian"  # "gaussian" -> lmer, "binomial" -> glmer (Laplace)
+    REML: bool = True  # lmer's criterion (ML when False)
+    start: tuple[float, ...] | None = None  # lmer's start θ (lme4's order), for both tools
     reps: int = 3  # default number of timed fits
     statsmodels: StatsmodelsSpec | None = None
     description: str = ""
@@ -135,6 +137,89 @@ def sim_glmm_200k() -> pd.DataFrame:
     eta = -0.5 + x + u[g.codes]
     y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(np.int64)
     return pd.DataFrame({"y": y, "x": x, "g": g})
+
+
+MAXIMAL_FIXED = "y ~ 1 + S * T * U"
+MAXIMAL_RANDOM = "(1 + S * T * U | subj) + (1 + S * T * U | item)"
+MAXIMAL_RANDOM_4 = "(1 + S + T + U | subj) + (1 + S + T + U | item)"
+
+
+def _maximal_design() -> pd.DataFrame:
+    """56 subjects × 32 items, each subject sees each item once, in one of the 8 conditions of three
+    ±0.5-coded two-level factors S, T, U (a Latin square: condition (subject + item) mod 8); two rows
+    dropped at random, as a psycholinguistics experiment loses a few trials (1,790 rows).
+
+    y = 2 + effects + subject and item effects on all 8 columns (standard deviations 0.5 for the
+    intercept, 0.2 for the main effects, 0.1 for the interactions, correlation 0.3 between the
+    intercept and the main effects) + N(0, 1) noise; draws from numpy.random.default_rng(20261122)
+    in the order subject effects, item effects, noise, dropped rows.
+    """
+    subjects, items = 56, 32
+    rng = np.random.default_rng(SEED)
+    subj = np.repeat(np.arange(subjects), items)
+    item = np.tile(np.arange(items), subjects)
+    cond = (subj + item) % 8
+    S, T, U = (((cond >> k) & 1) - 0.5 for k in range(3))
+    X = np.column_stack([np.ones_like(S), S, T, U, S * T, S * U, T * U, S * T * U])
+    sd = np.array([0.5, 0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1])
+    corr = np.eye(8)
+    corr[0, 1:4] = corr[1:4, 0] = 0.3
+    cov = corr * np.outer(sd, sd)
+    b_subj = rng.multivariate_normal(np.zeros(8), cov, size=subjects)
+    b_item = rng.multivariate_normal(np.zeros(8), cov, size=items)
+    beta = np.array([2.0, 0.3, -0.2, 0.1, 0.05, 0.0, 0.0, 0.0])
+    y = X @ beta + (X * b_subj[subj]).sum(1) + (X * b_item[item]).sum(1) + rng.standard_normal(len(S))
+    keep = np.sort(rng.permutation(len(S))[2:])
+    frame = pd.DataFrame({
+        "y": y, "S": S, "T": T, "U": U,
+        "subj": pd.Categorical.from_codes(subj, [f"s{i:02d}" for i in range(1, subjects + 1)]),
+        "item": pd.Categorical.from_codes(item, [f"i{i:02d}" for i in range(1, items + 1)]),
+    })
+    return frame.iloc[keep].reset_index(drop=True)
+
+
+@case("maximal_8x8", f"{MAXIMAL_FIXED} + {MAXIMAL_RANDOM}", REML=False, reps=1)
+def maximal_8x8() -> pd.DataFrame:
+    """Simulated maximal model, ML: 56 subjects × 32 items, 1,790 rows, 8 × 8 correlated effects per factor."""
+    return _maximal_design()
+
+
+@case("maximal_4x4", f"{MAXIMAL_FIXED} + {MAXIMAL_RANDOM_4}", REML=False)
+def maximal_4x4() -> pd.DataFrame:
+    """The maximal design with 4 × 4 correlated effects per factor (intercept and main effects), ML."""
+    return _maximal_design()
+
+
+ELEVEN_TERMS = "Reaction ~ Days + (1 + d0 + d1 + d2 + d3 + d4 + d5 + d6 + d7 + d8 + d9 || Subject)"
+#: lme4 1.1-31's θ for it (REML 1763.240118, with a warning: degenerate Hessian), the misscaled starts' base
+ELEVEN_TERMS_LME4_THETA = (2.554728, 2.105634, 1.429543, 1.198310, 0.029833, 0.498086, 1.931001, 3.040473,
+                           2.229134, 2.803399, 3.348508)
+
+
+def _sleepstudy_days() -> pd.DataFrame:
+    """sleepstudy with day indicators d0 … d9 (dk = 1 on day k)."""
+    data = _load("sleepstudy")
+    for k in range(10):
+        data[f"d{k}"] = (data["Days"] == k).astype(float)
+    return data
+
+
+@case("sleepstudy_11", ELEVEN_TERMS)
+def sleepstudy_11() -> pd.DataFrame:
+    """sleepstudy (180 rows) with 11 uncorrelated terms: an intercept and one per day."""
+    return _sleepstudy_days()
+
+
+@case("sleepstudy_11_1e6", ELEVEN_TERMS, start=tuple(t * 1e6 for t in ELEVEN_TERMS_LME4_THETA))
+def sleepstudy_11_1e6() -> pd.DataFrame:
+    """The 11-term sleepstudy model started from lme4's optimum θ × 1e6 (misscaled start)."""
+    return _sleepstudy_days()
+
+
+@case("sleepstudy_11_1e8", ELEVEN_TERMS, start=tuple(t * 1e8 for t in ELEVEN_TERMS_LME4_THETA))
+def sleepstudy_11_1e8() -> pd.DataFrame:
+    """The 11-term sleepstudy model started from lme4's optimum θ × 1e8 (misscaled start)."""
+    return _sleepstudy_days()
 
 
 QUICK = ["sleepstudy", "insteval"]

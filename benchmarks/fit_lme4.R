@@ -1,6 +1,6 @@
 # Fit one benchmark case with lme4; run by run.py, not by hand.
 #
-#   Rscript fit_lme4.R DATADIR FORMULA FAMILY REPS WARMUP_THRESHOLD BASELINE OUT
+#   Rscript fit_lme4.R DATADIR FORMULA FAMILY REPS WARMUP_THRESHOLD BASELINE OUT [REML [START]]
 #
 # DATADIR holds data.csv, schema.tsv (column<TAB>numeric|integer|factor) and
 # levels_<column>.txt (one level per line, in the pandas/R level order) for every
@@ -9,7 +9,8 @@
 # first fit is a warm-up when it takes less than WARMUP_THRESHOLD seconds,
 # otherwise it counts as the first timed fit.  BASELINE=1 stops after loading
 # lme4 and the data (run.py subtracts that process's peak RSS).  Results go to
-# OUT as key<TAB>value lines.
+# OUT as key<TAB>value lines.  REML (TRUE, the default, or FALSE) is lmer's criterion;
+# START, comma-separated, is lmer's start θ.
 
 args <- commandArgs(trailingOnly = TRUE)
 datadir <- args[1]
@@ -19,6 +20,8 @@ reps <- as.integer(args[4])
 warmup_threshold <- as.numeric(args[5])
 baseline <- args[6] == "1"
 out <- args[7]
+reml <- length(args) < 8 || args[8] == "TRUE"
+start <- if (length(args) >= 9 && nzchar(args[9])) as.numeric(strsplit(args[9], ",")[[1]]) else NULL
 
 suppressPackageStartupMessages(library(lme4))
 
@@ -41,7 +44,7 @@ res <- c(R = paste(R.version$major, R.version$minor, sep = "."),
 
 fit <- function() {
   if (family == "gaussian") {
-    lmer(form, data = d, REML = TRUE)
+    lmer(form, data = d, REML = reml, start = start)
   } else {
     glmer(form, data = d, family = get(family, mode = "function")())
   }

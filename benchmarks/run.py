@@ -126,7 +126,8 @@ def r_tool(case, data_dir: str, workdir: str, reps: int, args) -> dict:
     for baseline in (True, False):
         out = os.path.join(workdir, f"lme4{'-baseline' if baseline else ''}.tsv")
         cmd = ["Rscript", "--vanilla", script, data_dir, case.r_formula, case.family, str(reps),
-               str(args.warmup_threshold), "1" if baseline else "0", out]
+               str(args.warmup_threshold), "1" if baseline else "0", out, str(case.REML).upper(),
+               ",".join(repr(t) for t in case.start or ())]
         run = run_measured(cmd, workdir, os.path.basename(out), args.timeout if not baseline else None)
         if run["returncode"] != 0 or not os.path.exists(out):
             return {"status": _fail_message(run)}
@@ -344,8 +345,11 @@ def details(rows: list[dict]) -> str:
                 notes.append("objective = -2 × REML log-likelihood")
             if r.get("converged") is False:
                 notes.append("not converged")
+            evaluations = str(r.get("nfev") or "—")
+            if r.get("evaluations"):
+                evaluations += f" ({r['evaluations']} in all)"
             lines.append(
-                f"| {row['case']} | {tool} | {times} | {warm} | {r.get('nfev', '—') or '—'} "
+                f"| {row['case']} | {tool} | {times} | {warm} | {evaluations} "
                 f"| {r.get('baseline_mb', float('nan')):.0f} | {'; '.join(notes)} |"
             )
     return "\n".join(lines)
@@ -390,8 +394,10 @@ from); in brackets, its excess over a baseline process that
 only imports the tool and loads the same data.  R's own heap peak from `gc()`
 ("max used") is in the details table; it misses CHOLMOD's and BLAS's
 allocations.  The mixedmodels objective reaches lme4's when it is at most
-lme4's × (1 + 1e-6).  Evaluations: objective evaluations (mixedmodels:
-BOBYQA plus the convergence check; lme4: `optinfo$feval`)."""
+lme4's × (1 + 1e-6).  Evaluations: the optimizer's objective evaluations
+(mixedmodels: BOBYQA's, or L-BFGS-B's, each with its gradient; in brackets every
+factorisation of an LMM fit: optimizer, convergence check, Newton step and result;
+lme4: `optinfo$feval`)."""
 
 
 def main(argv=None) -> int:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import FitError, did_you_mean
-from .optimizer import MINIMIZERS
+from .optimizer import OPTIMIZERS
 
 
 LAPLACE = ("exact", "lme4")  # the values of Control.laplace
@@ -26,8 +26,9 @@ class Control:
     ``mm.lmer(formula, data, control=mm.Control(maxeval=2000, check_singular_tol=1e-5))``.
     """
 
-    #: the minimiser of the profiled deviance (a key of ``engine.optimizer.MINIMIZERS``)
-    optimizer: str = "bobyqa"
+    #: the minimiser of the profiled deviance (one of ``engine.optimizer.OPTIMIZERS``): "auto" (L-BFGS-B
+    #: with the analytic gradient for LMMs whose gradient is cheap, else BOBYQA), "lbfgsb" or "bobyqa"
+    optimizer: str = "auto"
     #: most evaluations of the objective per optimisation (lme4's optCtrl maxfun)
     maxeval: int = 100_000
     #: stop when an optimizer step changes the objective by less than this, relative to it
@@ -36,6 +37,17 @@ class Control:
     ftol_abs: float = 1e-11
     #: ... or moves every parameter by less than this
     xtol_abs: float = 1e-10
+    #: L-BFGS-B stops when a step lowers the objective by less than this, relative to it ...
+    lbfgsb_ftol: float = 1e-15
+    #: ... or when no element of the projected gradient exceeds this
+    lbfgsb_gtol: float = 1e-7
+    #: corrections L-BFGS-B keeps for its Hessian approximation
+    lbfgsb_memory: int = 20
+    #: "auto" takes L-BFGS-B while the gradient's dense blocks (the terms after the largest, and X,
+    #: by all random effects) hold at most this many numbers
+    gradient_max_entries: int = 4_000_000
+    #: most L-BFGS-B restarts after the first, while the check fails or a fake optimum on a bound is left
+    gradient_restarts: int = 5
     #: the optimizer's first step for the bounded (diagonal) elements of θ
     initial_step: float = 0.75
     #: converged when a Newton step could lower the objective by less than this, relative to it ...
@@ -83,8 +95,8 @@ class Control:
     def __post_init__(self) -> None:
         if self.laplace not in LAPLACE:
             raise FitError(f"laplace must be one of {', '.join(map(repr, LAPLACE))}, not {self.laplace!r}")
-        if self.optimizer not in MINIMIZERS:
-            raise FitError(f"optimizer must be one of {', '.join(map(repr, MINIMIZERS))}, not {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise FitError(f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}, not {self.optimizer!r}")
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type == "bool" and not isinstance(value, bool):

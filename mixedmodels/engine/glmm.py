@@ -25,7 +25,7 @@ from ..design.build import Design
 from ..errors import FamilyError, FitError
 from .control import DEFAULT_CONTROL, Control
 from .families import Family
-from .optimizer import MINIMIZERS, OptimumReport, optimize
+from .optimizer import OptimumReport, derivative_free_minimizer, optimize
 from ..design.reterm import TermSet
 from .rows import InMemoryRows, fit_glm
 from .starting import MIN_STEP, STEP_FRACTION
@@ -320,7 +320,7 @@ class GeneralizedLinearMixedModel(TermSet):
 
         if final:
             return optimize(objective, self.theta_start, self.theta_lower, ctl, noise=ctl.pirls_tol)
-        x, fun, nfev, reason = MINIMIZERS[ctl.optimizer](objective, self.theta_start, self.theta_lower, ctl,
+        x, fun, nfev, reason = derivative_free_minimizer(ctl)(objective, self.theta_start, self.theta_lower, ctl,
                                                          ftol_rel=ctl.stage1_ftol_rel)
         return OptimumReport(x=x, fun=fun, nfev=nfev, converged=True, gradient=np.full(len(x), np.nan),
                              message=f"start for stage 2 ({reason})")

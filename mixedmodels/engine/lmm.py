@@ -8,6 +8,7 @@ The terms' engine order and θ's layout come from ``TermSet``.
 from __future__ import annotations
 
 import copy
+from functools import cached_property
 from dataclasses import replace
 
 import numpy as np
@@ -16,9 +17,10 @@ from ..linalg.blockchol import BlockedCholesky, factorize
 from ..linalg.crossprod import CrossproductBuilder, Crossproducts
 from ..design.build import Design
 from .control import DEFAULT_CONTROL, Control
+from .gradient import GradientPlan, deviance_gradient, reflect_bound_columns
 from .optimizer import OptimumReport, optimize
 from ..design.reterm import TermSet
-from .starting import moment_start
+from .starting import moment_start, reliable_theta_limit, rescaled_start
 
 _LOG_2PI = np.log(2 * np.pi)
 
@@ -65,14 +67,47 @@ class LinearMixedModel(TermSet):
         return other
 
     def fit(self, theta0: np.ndarray | None = None) -> OptimumReport:
-        """Minimise the objective over θ, θ's diagonal bounded below by 0, as ``self.control`` says.
+        """Minimise the objective over θ, θ's diagonal bounded below by 0, as ``self.control`` says
+        (L-BFGS-B with the analytic gradient where ``uses_gradient``, else BOBYQA).
 
-        Without ``theta0`` the start is the method-of-moments θ of ``mixedmodels.engine.starting``.
+        Without ``theta0`` the start is the method-of-moments θ of ``mixedmodels.engine.starting``;
+        a given ``theta0`` is first rescaled when a multiple of it is far better (``rescaled_start``).
         """
         if theta0 is None:
             start, step = moment_start(self.crossprod, self, self.n, self.p, self.control.initial_step)
+        else:
+            start, step = rescaled_start(self.objective, np.asarray(theta0, dtype=float),
+                                         reliable_theta_limit(self.crossprod)), None
+        if not self.uses_gradient():
             return optimize(self.objective, start, self.theta_lower, self.control, initial_step=step)
-        return optimize(self.objective, np.asarray(theta0, dtype=float), self.theta_lower, self.control)
+        return optimize(self.objective, start, self.theta_lower, self.control, initial_step=step,
+                        gradient=self.objective_and_gradient,
+                        reflect=lambda theta, grad: reflect_bound_columns(self, theta, grad))
+
+    def uses_gradient(self) -> bool:
+        """Whether the fit takes L-BFGS-B with the gradient: always for ``optimizer="lbfgsb"``; for
+        "auto" while the gradient's dense blocks hold at most ``control.gradient_max_entries`` numbers."""
+        if self.control.optimizer != "auto":
+            return self.control.optimizer == "lbfgsb"
+        q = [t.q for t in self.terms]
+        rest = sum(q[1:]) + self.p
+        return rest * (rest + q[0]) <= self.control.gradient_max_entries
+
+    def objective_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The objective and its analytic gradient in θ (engine/gradient.py); (inf, NaN) where it has none."""
+        theta = np.asarray(theta, dtype=float)
+        try:
+            L = self.factor(theta)
+            value = deviance_from_factor(L, self.n, self.REML) - self._log_weights
+            if not np.isfinite(value):
+                raise np.linalg.LinAlgError
+            return value, deviance_gradient(L, self.gradient_plan, self, self.n, self.REML)
+        except np.linalg.LinAlgError:
+            return np.inf, np.full(len(theta), np.nan)
+
+    @cached_property
+    def gradient_plan(self) -> GradientPlan:
+        return GradientPlan.from_crossproducts(self.crossprod)
 
 
 def _least_squares(X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> np.ndarray:

@@ -1,6 +1,8 @@
-"""Bound-constrained derivative-free minimisation of a profiled deviance, and its check.
+"""Bound-constrained minimisation of a profiled deviance, and its check.
 
-BOBYQA (through NLopt, the optimizer lme4 uses by default) minimises over θ.
+BOBYQA (through NLopt, the optimizer lme4 uses by default) minimises over θ
+without derivatives; where the objective comes with its analytic gradient,
+L-BFGS-B (scipy) uses it, and the check differentiates the gradient.
 Convergence is then judged by what matters to a user: the decrease in the
 objective that a Newton step from the optimum could still achieve.  A fit whose
 remaining possible improvement is far below a deviance unit is converged, however
@@ -15,14 +17,22 @@ from typing import TYPE_CHECKING, Callable
 
 import nlopt
 import numpy as np
+from scipy.optimize import Bounds, minimize
 
-from ..linalg.derivatives import finite_difference_hessian, shifted
+from ..errors import FitError
+from ..linalg.derivatives import finite_difference_hessian, forward_difference_jacobian, shifted
 from ..runtime.threads import fitting_threads
 
 if TYPE_CHECKING:
     from .control import Control
 
+#: f(x) with its gradient; (inf, anything) where f cannot be evaluated
+ValueAndGradient = Callable[[np.ndarray], "tuple[float, np.ndarray]"]
+#: (x, gradient at x) -> a point of the same f from which f falls inward, or None
+Reflection = Callable[[np.ndarray, np.ndarray], "np.ndarray | None"]
+
 _HUGE = 1e100  # returned for θ where the objective cannot be evaluated
+ESCAPE_STEPS = 10.0 ** -np.arange(5)  # steps (× the parameter's scale) tried off a bound f falls from
 
 
 @dataclass(frozen=True)
@@ -98,8 +108,60 @@ _NLOPT_RESULTS = {
 }
 MAXEVAL_REACHED = _NLOPT_RESULTS[nlopt.MAXEVAL_REACHED]
 
-#: the minimisers ``Control.optimizer`` names; each is called as ``minimize_bobyqa``
+#: the derivative-free minimisers ``Control.optimizer`` names; each is called as ``minimize_bobyqa``
 MINIMIZERS: dict[str, Callable[..., tuple[np.ndarray, float, int, str]]] = {"bobyqa": minimize_bobyqa}
+#: every value of ``Control.optimizer``: "lbfgsb" (L-BFGS-B with the analytic gradient, LMMs only),
+#: "auto" (L-BFGS-B where the LMM's gradient is cheap, ``Control.gradient_max_entries``; else BOBYQA)
+OPTIMIZERS = ("auto", "lbfgsb", *MINIMIZERS)
+
+
+def derivative_free_minimizer(control: Control) -> Callable[..., tuple[np.ndarray, float, int, str]]:
+    """The minimiser ``control.optimizer`` names for an objective without a gradient ("auto": BOBYQA)."""
+    if control.optimizer == "lbfgsb":
+        raise FitError("optimizer 'lbfgsb' needs the objective's analytic gradient, which only lmer "
+                       "fits have: use Control(optimizer='auto') or 'bobyqa'")
+    return MINIMIZERS["bobyqa" if control.optimizer == "auto" else control.optimizer]
+
+
+def minimize_lbfgsb(
+    fg: ValueAndGradient,
+    x0: np.ndarray,
+    lower: np.ndarray,
+    control: Control,
+    maxeval: int | None = None,
+) -> tuple[np.ndarray, float, int, str]:
+    """Minimise f over lower ≤ x by L-BFGS-B with f's analytic gradient; returns (x, f(x), evaluations,
+    stop reason), an evaluation being one value with its gradient.  Tolerances from ``control``;
+    ``maxeval`` overrides its budget."""
+    count = [0]
+    budget = control.maxeval if maxeval is None else maxeval
+    best: dict[str, tuple[float, np.ndarray]] = {}
+
+    def value_and_gradient(x: np.ndarray) -> tuple[float, np.ndarray]:
+        if count[0] >= budget:
+            raise _BudgetSpent
+        count[0] += 1
+        value, grad = fg(x)
+        if np.isfinite(value) and ("x" not in best or value < best["x"][0]):
+            best["x"] = (float(value), x.copy())
+        return (value, grad) if np.isfinite(value) else (_HUGE, np.zeros(len(x)))
+
+    x0 = np.maximum(np.asarray(x0, dtype=float), lower)
+    try:
+        res = minimize(value_and_gradient, x0, jac=True, method="L-BFGS-B", bounds=Bounds(lower, np.inf),
+                       options={"maxfun": budget, "ftol": control.lbfgsb_ftol, "gtol": control.lbfgsb_gtol,
+                                "maxcor": control.lbfgsb_memory})
+        reason = str(res.message).lower()
+    except _BudgetSpent:
+        reason = MAXEVAL_REACHED
+    if "x" not in best:
+        return x0, float(fg(x0)[0]), count[0], reason
+    fun, x = best["x"]
+    return x, fun, count[0], MAXEVAL_REACHED if count[0] >= budget else reason
+
+
+class _BudgetSpent(Exception):
+    """L-BFGS-B asked for an evaluation beyond its budget (scipy's maxfun is checked only between steps)."""
 
 
 def optimize(
@@ -109,30 +171,38 @@ def optimize(
     control: Control,
     initial_step: np.ndarray | None = None,
     noise: float | None = None,
+    gradient: ValueAndGradient | None = None,
+    reflect: Reflection | None = None,
 ) -> OptimumReport:
-    """The minimiser ``control.optimizer``, a check of the optimum (one restart from it when the
-    check fails, if ``control.restart``), a Newton polish and parameters within
-    ``control.boundary_tol`` of their bound put on it.
+    """The minimiser ``control.optimizer`` (L-BFGS-B when f's ``gradient`` is given), a check of the
+    optimum (restarts from it when the check fails, if ``control.restart``), a Newton polish and
+    parameters within ``control.boundary_tol`` of their bound put on it.
 
     ``noise`` is the relative rounding noise of f (default ``control.deviance_noise``): the
     polish and the snap to a bound accept a rise of f within ten times it.
     """
     with fitting_threads():
-        return _optimize(f, x0, lower, control, initial_step, control.deviance_noise if noise is None else noise)
+        return _optimize(f, x0, lower, control, initial_step, control.deviance_noise if noise is None else noise,
+                         gradient, reflect)
 
 
 def _optimize(f: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray, control: Control,
-              initial_step: np.ndarray | None, noise: float) -> OptimumReport:
-    minimize = MINIMIZERS[control.optimizer]
-    x, fun, nfev, reason = minimize(f, x0, lower, control, initial_step=initial_step)
-    scale = np.ones(len(x)) if initial_step is None else np.asarray(initial_step, dtype=float)
-    ok, grad, gain, H = check_optimum(f, x, lower, fun, control, scale=scale)
-    if not ok and control.restart and reason != MAXEVAL_REACHED:
-        x2, fun2, nfev2, reason = minimize(f, x, lower, control, initial_step=initial_step)
-        nfev += nfev2
-        if fun2 <= fun:
-            x, fun = x2, fun2
+              initial_step: np.ndarray | None, noise: float, gradient: ValueAndGradient | None,
+              reflect: Reflection | None) -> OptimumReport:
+    scale = np.ones(len(x0)) if initial_step is None else np.asarray(initial_step, dtype=float)
+    if gradient is not None:
+        x, fun, nfev, reason, (ok, grad, gain, H) = _minimize_by_gradient(gradient, x0, lower, control, scale,
+                                                                             reflect)
+    else:
+        minimize = derivative_free_minimizer(control)
+        x, fun, nfev, reason = minimize(f, x0, lower, control, initial_step=initial_step)
         ok, grad, gain, H = check_optimum(f, x, lower, fun, control, scale=scale)
+        if not ok and control.restart and reason != MAXEVAL_REACHED:
+            x2, fun2, nfev2, reason = minimize(f, x, lower, control, initial_step=initial_step)
+            nfev += nfev2
+            if fun2 <= fun:
+                x, fun = x2, fun2
+            ok, grad, gain, H = check_optimum(f, x, lower, fun, control, scale=scale)
     slack = 10 * noise * abs(fun)
     x, fun = newton_polish(f, x, fun, lower, H, grad, slack=slack)
     x, fun = snap_to_bounds(f, x, fun, lower, slack, control.boundary_tol)
@@ -144,6 +214,50 @@ def _optimize(f: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarra
             f"objective by about {gain:.2g}"
         )
     return OptimumReport(x=x, fun=fun, nfev=nfev, converged=ok, gradient=grad, message=message, hessian=H)
+
+
+def _minimize_by_gradient(fg: ValueAndGradient, x0: np.ndarray, lower: np.ndarray, control: Control,
+                          scale: np.ndarray, reflect: Reflection | None
+                          ) -> tuple[np.ndarray, float, int, str, tuple[bool, np.ndarray, float, np.ndarray]]:
+    """L-BFGS-B and its check, restarted (at most ``control.gradient_restarts`` times, if
+    ``control.restart``) while the check fails or ``reflect`` offers a point of equal f from which
+    f falls.
+
+    A diagonal element of Tᵢ at its bound 0 has a zero gradient (the deviance is even in it
+    for a scalar term), so a gradient method stops there even where f falls inward; the check
+    finds such parameters and the restart moves them inside (``_step_off_bounds``).
+    """
+    x, fun, nfev, reason = minimize_lbfgsb(fg, x0, lower, control)
+    ok, grad, gain, H, escape = check_optimum_by_gradient(fg, x, lower, fun, control, scale=scale)
+    for _ in range(control.gradient_restarts if control.restart else 0):
+        if nfev >= control.maxeval:
+            break
+        if ok:
+            restart = None if reflect is None else reflect(x, grad)
+            if restart is None:
+                break
+        else:
+            restart, tried = _step_off_bounds(fg, x, lower, escape, scale)
+            nfev += tried
+        x2, fun2, nfev2, reason = minimize_lbfgsb(fg, restart, lower, control, control.maxeval - nfev)
+        nfev += nfev2
+        if not fun2 < fun:
+            if ok:
+                break
+            continue
+        x, fun = x2, fun2
+        ok, grad, gain, H, escape = check_optimum_by_gradient(fg, x, lower, fun, control, scale=scale)
+    return x, fun, nfev, reason, (ok, grad, gain, H)
+
+
+def _step_off_bounds(fg: ValueAndGradient, x: np.ndarray, lower: np.ndarray, escape: np.ndarray,
+                     scale: np.ndarray) -> tuple[np.ndarray, int]:
+    """x with the ``escape`` parameters moved off their bound by the best of ``ESCAPE_STEPS`` × their
+    scale; and the number of evaluations spent.  The deviance falls only a short way in from the
+    bound where the optimum is near it, and far where it is not."""
+    trials = [np.where(escape, lower + step * scale, x) for step in ESCAPE_STEPS]
+    values = [fg(t)[0] for t in trials]
+    return trials[int(np.argmin(values))], len(trials)
 
 
 def newton_polish(
@@ -231,11 +345,51 @@ def check_optimum(
     g = grad[free]
     H = finite_difference_hessian(f, x, fx, h, idx, f_plus, f_minus)
     full[np.ix_(idx, idx)] = H
+    gain = newton_gain(H, g, h)
+    return gain < min(control.check_conv_tol * max(1.0, abs(fx)), control.check_conv_abs_tol), grad, gain, full
+
+
+def newton_gain(H: np.ndarray, g: np.ndarray, h: np.ndarray) -> float:
+    """The decrease ½ gᵀH⁻¹g a Newton step would make; where H is not positive definite, the
+    gradient's largest element times the largest difference step."""
     try:
         step = np.linalg.solve(H, g)
-        gain = 0.5 * float(g @ step)
         if not np.all(np.linalg.eigvalsh(H) > 0):
             raise np.linalg.LinAlgError
+        return 0.5 * float(g @ step)
     except np.linalg.LinAlgError:
-        gain = float(np.abs(g).max()) * float(h.max())
-    return gain < min(control.check_conv_tol * max(1.0, abs(fx)), control.check_conv_abs_tol), grad, gain, full
+        return float(np.abs(g).max()) * float(h.max())
+
+
+def check_optimum_by_gradient(
+    fg: ValueAndGradient,
+    x: np.ndarray,
+    lower: np.ndarray,
+    fx: float,
+    control: Control,
+    scale: np.ndarray | None = None,
+) -> tuple[bool, np.ndarray, float, np.ndarray, np.ndarray]:
+    """``check_optimum`` with f's analytic gradient, and its Hessian from forward differences of it
+    (k gradients instead of k(k + 1) values; their O(h) error is smooth in x, as the polish needs).
+
+    Also returns which parameters held at their bound should leave it: those whose
+    derivative turns negative a step inside (f falls inward although its gradient on the
+    bound is zero); any such parameter fails the check.
+    """
+    n = len(x)
+    h = 1e-4 * np.maximum(np.abs(x), 1.0 if scale is None else np.minimum(scale, 1.0))
+    _, grad = fg(x)
+    at_bound = (x - lower) <= h
+    columns = forward_difference_jacobian(lambda z: fg(z)[1], x, grad, h)
+    escape = at_bound & (grad + h * np.diag(columns) < 0)  # the derivative a step inside the bound
+    free = ~(at_bound & (grad >= 0)) | escape
+    full = np.full((n, n), np.nan)
+    if not free.any():
+        return True, grad, 0.0, full, escape
+    idx = np.flatnonzero(free)
+    H = columns[np.ix_(idx, idx)]
+    H = (H + H.T) / 2
+    full[np.ix_(idx, idx)] = H
+    gain = newton_gain(H, grad[free], h)
+    ok = gain < min(control.check_conv_tol * max(1.0, abs(fx)), control.check_conv_abs_tol) and not escape.any()
+    return ok, grad, gain, full, escape

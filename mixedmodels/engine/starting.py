@@ -18,9 +18,11 @@ the blocks of A = [Z X y]ᵀW[Z X y], so Dask fits get the same start.
 from __future__ import annotations
 
 import numpy as np
+from typing import Callable
 
-from ..linalg.crossprod import Crossproducts
 from ..design.reterm import TermSet
+from ..errors import FitError
+from ..linalg.crossprod import Crossproducts
 
 THETA_FLOOR = 0.1  # a start on the boundary would hide the interior from BOBYQA
 THETA_CEILING = 10.0
@@ -54,3 +56,38 @@ def moment_start(A: Crossproducts, terms: TermSet, n: int, p: int,
         theta[slices[j]] = theta_j
         step[slices[j]] = max(STEP_FRACTION * theta_j, MIN_STEP)
     return theta, step
+
+
+#: powers of ten tried as multiples of a start that is badly scaled or where f is infinite
+RESCALE_POWERS = np.arange(-12.0, 1.0)
+#: the largest condition number 1 + θ² max(diag ZᵀWZ) of the penalised system at which f keeps
+#: about six digits; beyond it a finite f may be rounding noise, even far below the optimum
+RELIABLE_CONDITION = 1e10
+
+
+def reliable_theta_limit(A: Crossproducts) -> float:
+    """The largest |θ| element at which the profiled deviance is still computed to about six digits."""
+    largest = max((float(np.diagonal(D, axis1=1, axis2=2).max()) for D in A.diag if D.size), default=1.0)
+    return float(np.sqrt(RELIABLE_CONDITION / max(largest, np.finfo(float).tiny)))
+
+
+def rescaled_start(f: Callable[[np.ndarray], float], theta0: np.ndarray, limit: float) -> np.ndarray:
+    """A given start, or the best of its multiples 10ᵏ θ₀ (k in ``RESCALE_POWERS``, largest element at
+    most ``limit``) when f is not finite at θ₀, θ₀ exceeds the limit, or f falls as θ₀ shrinks a hundredfold.
+
+    A start scaled far off the optimum (θ × 1e6) leaves an optimizer where f is flat and its
+    factorisation has lost every digit, or (θ × 1e8) where it cannot be evaluated; the
+    deviance along θ's ray is cheap to scan (13 evaluations at most), as MixedModels.jl's
+    "misscaling" test demands.  A sensible start costs two evaluations.
+    """
+    size = float(np.abs(theta0).max()) if theta0.size else 0.0
+    f0 = f(theta0) if size <= limit else np.inf
+    if np.isfinite(f0) and not f(theta0 * 1e-2) < f0:
+        return theta0
+    scales = [10.0**k for k in RESCALE_POWERS if size * 10.0**k <= limit]
+    values = np.array([f(theta0 * s) for s in scales])
+    if not np.isfinite(values).any():
+        raise FitError("the objective cannot be evaluated at the given start θ nor at any multiple "
+                       "10^k θ (k from -12 to 0): give another start, or none")
+    best = int(np.argmin(np.where(np.isfinite(values), values, np.inf)))
+    return theta0 * scales[best] if not f0 <= values[best] else theta0

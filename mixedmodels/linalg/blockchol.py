@@ -31,9 +31,11 @@ from .crossprod import Crossproducts
 #: Stacks of at most this many levels use numpy's batched LAPACK/matmul calls, whose fixed
 #: overhead is smaller than the column-by-column loops' (measured: 18 levels 61 -> 16 us).
 SMALL_STACK = 128
-#: Systems of order q + p + 1 up to this are factorised as one dense matrix (one LAPACK
-#: call instead of dozens of numpy calls on small blocks; measured crossover about 120:
-#: sleepstudy 216 -> 141 us per evaluation, order 203 264 -> 635 us).
+#: Systems of order q + p + 1 up to this many times the number of terms are factorised as
+#: one dense matrix (one LAPACK call instead of numpy calls on small blocks, whose number
+#: grows with the square of the number of terms; measured crossover for one term about 120:
+#: sleepstudy 216 -> 141 us per evaluation, order 203 264 -> 635 us; sleepstudy with 11
+#: terms, order 201: 10 ms -> 0.4 ms).
 DENSE_ORDER = 100
 
 
@@ -148,7 +150,7 @@ def factorize(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> BlockedCho
     block minus the Gram matrix of the blocks to its left, and all blocks below
     it are found by one triangular solve against it.
     """
-    if _order(A) <= DENSE_ORDER:
+    if _order(A) <= DENSE_ORDER * len(lambdas):
         return _factorize_dense(A, lambdas, p)
     K = len(lambdas)
     T = [*lambdas, None]  # None: the [X y] row, on which Λ does not act

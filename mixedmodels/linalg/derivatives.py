@@ -1,6 +1,6 @@
 """Numerical derivatives by finite differences: the one place for them.
 
-Two flavours, each used where its trade-off fits:
+Three flavours, each used where its trade-off fits:
 
 - ``finite_difference_hessian``: central differences with steps h (one evaluation
   pair per coordinate and per pair of coordinates), reusing f(x ± hᵢeᵢ) when the
@@ -9,6 +9,8 @@ Two flavours, each used where its trade-off fits:
 - ``richardson_jacobian`` / ``richardson_hessian``: numDeriv's Richardson
   extrapolation of central differences over steps h, h/2, h/4, h/8 with numDeriv's
   default steps, so that Satterthwaite's df agree with lmerTest's to many digits.
+- ``forward_difference_jacobian``: forward differences of an analytic gradient, the
+  Hessian for the optimizer's check of an LMM fit with its gradient (k evaluations).
 """
 
 from __future__ import annotations
@@ -101,6 +103,13 @@ def richardson_hessian(f: Callable[[np.ndarray], float], x: np.ndarray, d: float
         for j in range(i):
             H[i, j] = H[j, i] = second(i, j)
     return H
+
+
+def forward_difference_jacobian(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, gx: np.ndarray,
+                                h: np.ndarray) -> np.ndarray:
+    """(g(x + hᵢeᵢ) − g(x)) / hᵢ stacked along the first axis: the Hessian of f from its analytic
+    gradient g in k evaluations (the optimizer's check with a gradient)."""
+    return np.array([(g(shifted(x, i, h[i])) - gx) / h[i] for i in range(len(x))])
 
 
 def shifted(x: np.ndarray, i: int, delta: float) -> np.ndarray:
