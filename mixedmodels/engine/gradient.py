@@ -27,6 +27,7 @@ the cost of one factorisation, whatever the number of parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import scipy.sparse as sp
@@ -114,7 +115,7 @@ def deviance_gradient(L: BlockedCholesky, plan: GradientPlan, terms: TermSet, n:
             rows = slice(plan.ends[i - 1], plan.ends[i])
             D = level_trace(SR0[rows], CR0[rows], pi) + level_trace(SRR[rows], CRR[rows], pi)
         D += vv * u[cols].reshape(-1, pi).T @ g[cols].reshape(-1, pi)
-        c, r = np.triu_indices(pi)  # θ lists Tᵢ's lower triangle (r, c) column by column
+        c, r = _lower_triangle(pi)
         grad[s] = 2.0 * D[c, r]
     return grad
 
@@ -140,6 +141,12 @@ def reflect_bound_columns(terms: TermSet, theta: np.ndarray, grad: np.ndarray) -
                 t[below] = -t[below]
         out[s] = t
     return None if np.array_equal(out, theta) else out
+
+
+@lru_cache(maxsize=None)
+def _lower_triangle(p: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns and rows of a p×p lower triangle, column by column (θ's order within Tᵢ)."""
+    return np.triu_indices(p)
 
 
 def level_trace(P: np.ndarray, Q: np.ndarray, p: int) -> np.ndarray:

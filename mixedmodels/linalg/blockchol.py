@@ -204,7 +204,7 @@ def _factorize_dense(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> Blo
         block.reshape(nl, pk * pk)[:, ::pk + 1] += 1.0  # + I
         M[cols, cols][_block_diag_index(nl, pk)] = block
         for j in range(k + 1, K):
-            M[ends[j]:ends[j + 1], cols] = _as_dense(_lam_t_left(lambdas[j], _lam_right(A.off[j][k], T)))
+            M[ends[j]:ends[j + 1], cols] = _as_dense(_lam_t_left(lambdas[j], _lam_right(_as_dense(A.off[j][k]), T)))
         M[q:, cols] = _lam_right(A.xz[k], T)
     M[q:, q:] = A.xx
     F = _cholesky_lower(M)
