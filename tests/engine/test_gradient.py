@@ -156,7 +156,7 @@ def sleepstudy_days() -> pd.DataFrame:
 
 
 ELEVEN_TERMS = "Reaction ~ Days + (1 + d0 + d1 + d2 + d3 + d4 + d5 + d6 + d7 + d8 + d9 || Subject)"
-#: the optimum, below lme4 1.1-31's 1763.240118 (which warns: degenerate Hessian), see docs/performance.md
+#: the optimum; lme4 1.1-31 stops at 1755.589122 or 1763.240118 (warning: degenerate Hessian), docs/performance.md
 ELEVEN_TERMS_OPTIMUM = 1755.5891208595
 
 
