@@ -208,4 +208,4 @@ def _block_diagonal(D: np.ndarray) -> np.ndarray:
 
 
 def _dense(B: np.ndarray | sp.spmatrix) -> np.ndarray:
-    return B.toarray() if sp.issparse(B) else np.asarray(B)
+    return sp.csr_matrix(B).toarray() if sp.issparse(B) else np.asarray(B)
