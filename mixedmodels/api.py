@@ -35,6 +35,7 @@ def lmer(
     safe: bool = False,
     control: Control | None = None,
     contrasts: dict[str, str] | None = None,
+    na_action: str = "omit",
 ) -> LmerResult | DaskLmerResult:
     """Fit a linear mixed model from an lme4 formula, by REML (default) or ML.
 
@@ -48,6 +49,8 @@ def lmer(
     checks, as lme4's lmerControl; ``maxeval=`` is a shortcut for ``Control(maxeval=...)``.
     ``contrasts`` codes factors of the fixed part as R's ``contrasts=``: a dict such as
     ``{"f": "contr.sum"}`` (contr.treatment, contr.sum, contr.helmert, contr.SAS, contr.poly).
+    ``na_action="exclude"`` (R's na.exclude) pads fitted values, residuals and predict()
+    without newdata with NaN to all the data's rows; "omit" (default) gives the rows used.
     """
     ctl = resolve_control(control, maxeval)
     if is_dask_dataframe(data):
@@ -55,7 +58,8 @@ def lmer(
             raise DataError("start is not supported for Dask data")
         _no_dask_contrasts(contrasts)
         return lmer_dask(formula, data, REML=REML, weights=weights, offset=offset, safe=safe, control=ctl)
-    parsed, design = _mixed_design("lmer", formula, data, safe, weights, offset, contrasts=contrasts)
+    parsed, design = _mixed_design("lmer", formula, data, safe, weights, offset, contrasts=contrasts,
+                                   na_action=na_action)
     model = LinearMixedModel(design, REML=REML, control=ctl)
     report = model.fit(theta0=_engine_start(model, start))
     fit = LmerResult(parsed, model, report, data_name=data.attrs.get("name"))
@@ -82,7 +86,8 @@ def _no_dask_contrasts(contrasts: dict[str, str] | None) -> None:
 
 
 def _mixed_design(kind: str, formula: str, data: pd.DataFrame, safe: bool, weights: object,
-                  offset: object, binomial: bool = False, contrasts: dict[str, str] | None = None):
+                  offset: object, binomial: bool = False, contrasts: dict[str, str] | None = None,
+                  na_action: str = "omit"):
     """The parsed formula and the design of a mixed model, after the checks every fit shares."""
     parsed = check_formula(formula) if safe else parse_formula(formula)
     if not parsed.random:
@@ -91,7 +96,8 @@ def _mixed_design(kind: str, formula: str, data: pd.DataFrame, safe: bool, weigh
             "for a model without random effects use mixedmodels.lm",
             formula,
         )
-    design = build_design(parsed, data, weights=weights, offset=offset, binomial=binomial, contrasts=contrasts)
+    design = build_design(parsed, data, weights=weights, offset=offset, binomial=binomial, contrasts=contrasts,
+                          na_action=na_action)
     check_groups(design, lmm=kind == "lmer")
     if kind == "lmer" and design.X.shape[1] >= design.n:
         raise DataError(
@@ -130,6 +136,7 @@ def glmer(
     safe: bool = False,
     control: Control | None = None,
     contrasts: dict[str, str] | None = None,
+    na_action: str = "omit",
 ) -> GlmerResult | LmerResult | DaskGlmerResult | DaskLmerResult:
     """Fit a generalized linear mixed model from an lme4 formula by maximum likelihood.
 
@@ -140,7 +147,8 @@ def glmer(
     estimated inside PIRLS.  Binomial responses may be 0/1, booleans, two-level
     factors (second level = success), proportions with ``weights=`` trials, or
     ``cbind(successes, failures)``.  ``safe=True`` checks the formula first, ``control``
-    (or its ``maxeval=`` shortcut) sets how the fit runs, and ``contrasts`` codes factors, as in lmer.
+    (or its ``maxeval=`` shortcut) sets how the fit runs, ``contrasts`` codes factors and
+    ``na_action`` pads per-row results, as in lmer.
     A Dask DataFrame is fitted by PIRLS over its persisted partitions, one pass per
     iteration (see ``mixedmodels.dask.glmm``; nAGQ > 1 is not supported there).
     ``family="gaussian"`` with the identity link is lme4's shortcut: the lmer (REML) fit,
@@ -151,13 +159,14 @@ def glmer(
     if fam.name == "gaussian" and fam.link.name == "identity":  # lme4 fits lmer (REML), with this warning
         warn("calling glmer() with family=gaussian (identity link) as a shortcut to lmer() is deprecated; "
              "please call lmer() directly", MixedModelsWarning)
-        return lmer(formula, data, weights=weights, offset=offset, safe=safe, control=ctl, contrasts=contrasts)
+        return lmer(formula, data, weights=weights, offset=offset, safe=safe, control=ctl, contrasts=contrasts,
+                    na_action=na_action)
     if is_dask_dataframe(data):
         _no_dask_contrasts(contrasts)
         return glmer_dask(formula, data, family=fam, nAGQ=nAGQ, weights=weights, offset=offset, safe=safe,
                           control=ctl)
     parsed, design = _mixed_design("glmer", formula, data, safe, weights, offset, binomial=fam.name == "binomial",
-                                   contrasts=contrasts)
+                                   contrasts=contrasts, na_action=na_action)
     model = GeneralizedLinearMixedModel(design, fam, nAGQ=nAGQ, control=ctl)
     try:
         stage1, stage2 = model.fit()

@@ -51,6 +51,18 @@ class Design:
     kept_columns: tuple[int, ...] = ()  # columns of model_spec's matrix that X keeps
     frame: pd.DataFrame | None = field(default=None, repr=False)  # the complete rows of the used columns
     contrasts: Mapping[str, str] = field(default_factory=dict)  # factor → R's coding given by the caller
+    na_action: str = "omit"  # "exclude": per-row results are padded with NaN to the data's rows (R's na.exclude)
+    data_index: pd.Index | None = field(default=None, repr=False)  # the data's row labels, for "exclude"
+    data_positions: np.ndarray | None = field(default=None, repr=False)  # positions of the rows used in data
+
+    def per_data_row(self, values: np.ndarray, name: str) -> pd.Series:
+        """Values of the rows used as a Series: over those rows, or, for na_action "exclude", over all
+        the data's rows with NaN where a row was left out."""
+        if self.na_action != "exclude" or self.data_index is None or self.data_positions is None:
+            return pd.Series(values, index=self.rows, name=name)
+        full = np.full(len(self.data_index), np.nan)
+        full[self.data_positions] = values
+        return pd.Series(full, index=self.data_index, name=name)
 
     @property
     def n(self) -> int:
@@ -64,13 +76,18 @@ def build_design(
     offset: object = None,
     binomial: bool = False,
     contrasts: Mapping[str, str] | None = None,
+    na_action: str = "omit",
 ) -> Design:
     """Evaluate every part of the model on the complete cases of ``data``.
 
     ``binomial`` admits the response forms of binomial GLMMs (cbind, factors,
     booleans); their trials multiply the prior weights.  ``contrasts`` codes factors
-    of the fixed part as R's ``contrasts=`` argument does ({"f": "contr.sum"}).
+    of the fixed part as R's ``contrasts=`` argument does ({"f": "contr.sum"}).  Rows
+    with missing values are left out either way; ``na_action="exclude"`` (R's
+    na.exclude) makes per-row results cover all the data's rows, NaN where left out.
     """
+    if na_action not in ("omit", "exclude"):
+        raise DataError(f"na_action must be 'omit' or 'exclude' (R's na.omit, na.exclude), not {na_action!r}")
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type_name(data)}")
     if len(data) == 0:
@@ -155,6 +172,9 @@ def build_design(
         kept_columns=tuple(kept),
         frame=frame,
         contrasts=contrasts,
+        na_action=na_action,
+        data_index=data.index if na_action == "exclude" else None,
+        data_positions=np.flatnonzero(complete) if na_action == "exclude" else None,
     )
 
 

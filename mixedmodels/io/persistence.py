@@ -157,6 +157,9 @@ def _encode(fit: FittedModel) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     design = fit.design
     if design.frame is None:
         raise ModelFileError("the fit keeps no data frame to rebuild it from")
+    if design.na_action == "exclude":
+        raise ModelFileError("a fit with na_action='exclude' cannot be stored yet (the file keeps only the "
+                             "rows used); refit with na_action='omit' to save it")
     frame_meta, arrays = _encode_frame(design.frame)
     arrays["y"] = np.asarray(design.y, dtype=float)
     for key in ("weights", "offset"):

@@ -317,11 +317,11 @@ def residual_diagnostics(fit, ax=None, fig=None):
     re_panels = [(g, c) for g, frame in fit.ranef.items() for c in frame.columns]
     n = 2 + len(re_panels)
     fig, axes = _panels(n, ax, fig, ncols=2 if n <= 4 else 3, panel_size=(4.0, 3.4))
-    scaled = fit.scaled_residuals("pearson").to_numpy()
+    scaled = fit.scaled_residuals("pearson").loc[fit.rows_used].to_numpy()
     pearson = scaled * fit.sigma
     a = axes[0]
     a.axhline(0.0, color="0.5", linestyle=":", linewidth=1)
-    a.plot(fit.fitted.to_numpy(), pearson, linestyle="none", marker="o", markersize=3, alpha=0.6, gid="residuals")
+    a.plot(fit.fitted.loc[fit.rows_used].to_numpy(), pearson, linestyle="none", marker="o", markersize=3, alpha=0.6, gid="residuals")
     a.set_xlabel("fitted values")
     a.set_ylabel("Pearson residuals")
     a.set_title("Residuals vs fitted")
@@ -368,7 +368,7 @@ def spaghetti(fit, x: str, group: str | None = None, n: int | None = None, level
     else:
         shown = list(range(len(all_levels) if n is None else min(int(n), len(all_levels))))
     y = fit.design.y
-    fitted = fit.fitted.to_numpy()
+    fitted = fit.fitted.loc[fit.rows_used].to_numpy()
     if ax is None:
         fig = _new_figure((6.4, 4.6))
         ax = fig.subplots()

@@ -42,7 +42,7 @@ class Summary:
         sections = [
             self._title(),
             self._fit_criterion(),
-            scaled_residuals_block(self.fit.scaled_residuals("pearson").to_numpy()),
+            scaled_residuals_block(self.fit.scaled_residuals("pearson").loc[self.fit.rows_used].to_numpy()),
             random_effects_block(self.fit) + "\n" + observations_line(self.fit),
             fixed_effects_block(self.coefficients),
             fixed_correlation_block(self.fit.vcov),

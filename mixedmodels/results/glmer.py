@@ -114,12 +114,12 @@ class GlmerResult(MixedModelResult):
     # ----- fitted values and residuals ---------------------------------------------------
     @property
     def linear_predictor(self) -> pd.Series:
-        return pd.Series(self._state.eta, index=self.rows_used, name="eta")
+        return self.design.per_data_row(self._state.eta, "eta")
 
     @cached_property
     def fitted(self) -> pd.Series:
         """Fitted means μ̂ on the response scale."""
-        return pd.Series(self._state.mu, index=self.rows_used, name="fitted")
+        return self.design.per_data_row(self._state.mu, "fitted")
 
     def inverse_link(self, eta: np.ndarray) -> np.ndarray:
         return self.family.link.inverse(eta)
@@ -143,7 +143,7 @@ class GlmerResult(MixedModelResult):
     def residuals_of(self, type: str = "deviance") -> pd.Series:
         """Residuals of type 'deviance' (default, as R), 'pearson', 'response' or 'working'."""
         r = glmm_residuals(type, self.family, self.design.y, self._state.rows_eta, self.model.prior_weights)
-        return pd.Series(r, index=self.rows_used, name=f"{type} residuals")
+        return self.design.per_data_row(r, f"{type} residuals")
 
     @property
     def residuals(self) -> pd.Series:

@@ -391,11 +391,11 @@ class MixedModelResult(InformationCriteria):
                                  f"only; pass re_form='~0' (got re_form={re_form!r})")
             return population_prediction(self, newdata, type, interval, level, offset)
         if newdata is None:
-            eta, index = fitted_linear_predictor(self, re_form), self.rows_used
-        else:
-            eta, index = linear_predictor(self, newdata, re_form, allow_new_levels, offset), newdata.index
+            eta = fitted_linear_predictor(self, re_form)
+            return self.design.per_data_row(self.inverse_link(eta) if type == "response" else eta, "prediction")
+        eta = linear_predictor(self, newdata, re_form, allow_new_levels, offset)
         values = self.inverse_link(eta) if type == "response" else eta
-        return pd.Series(values, index=index, name="prediction")
+        return pd.Series(values, index=newdata.index, name="prediction")
 
     def inverse_link(self, eta: np.ndarray) -> np.ndarray:
         """The mean from the linear predictor: the identity for LMMs."""
@@ -500,27 +500,33 @@ class LmerResult(MixedModelResult):
 
     # ----- fitted values -----------------------------------------------------------------
     @cached_property
-    def fitted(self) -> pd.Series:
-        """Xβ̂ + Zb̂ (+ offset) for the rows used."""
+    def _fitted_values(self) -> np.ndarray:
+        """Xβ̂ + Zb̂ (+ offset) on the rows used."""
         eta = self.design.X @ self.fixef.to_numpy() + z_times_b(self.model.terms, self._b, self.nobs)
         if self.design.offset is not None:
             eta = eta + self.design.offset
-        return pd.Series(eta, index=self.rows_used, name="fitted")
+        return eta
+
+    @cached_property
+    def fitted(self) -> pd.Series:
+        """Xβ̂ + Zb̂ (+ offset) for the rows used (all the data's rows, NaN where left out, for
+        na_action="exclude")."""
+        return self.design.per_data_row(self._fitted_values, "fitted")
 
     @cached_property
     def residuals(self) -> pd.Series:
         """Response residuals y − fitted."""
-        return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.rows_used, name="residuals")
+        return self.design.per_data_row(self.design.y - self._fitted_values, "residuals")
 
     def scaled_residuals(self, type: str = "pearson") -> pd.Series:
         """Residuals divided by σ̂: 'pearson' (default; √w (y − ŷ), what lme4's summary
         tabulates) or 'response' (y − ŷ; lme4's ``residuals(m, scaled = TRUE)``); the same
         without weights."""
         type = match_arg(type, ("pearson", "response"), "type")
-        r = self.residuals.to_numpy()
+        r = self.design.y - self._fitted_values
         if self.design.weights is not None and type == "pearson":
             r = r * np.sqrt(self.design.weights)
-        return pd.Series(r / self.sigma, index=self.rows_used, name="scaled residuals")
+        return self.design.per_data_row(r / self.sigma, "scaled residuals")
 
     @with_fitting_threads
     def satterthwaite(self, L: np.ndarray | None = None) -> pd.DataFrame:
