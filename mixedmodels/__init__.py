@@ -3,6 +3,7 @@
 from .io import datasets
 from .engine import families
 from .inference.anova import AnovaTable, anova, drop1, ranova
+from .inference.simulate import simulate_formula as simulate
 from .api import glmer, glmer_nb, lmer
 from .engine.control import Control
 from .dask.lmm import DaskLmerResult, lmer_dask
@@ -54,6 +55,7 @@ __all__ = [
     "anova",
     "ranova",
     "drop1",
+    "simulate",
     "AnovaTable",
     "save",
     "load",

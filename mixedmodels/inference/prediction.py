@@ -174,12 +174,19 @@ def _wanted_columns(fit, re_form: str | None) -> dict[str, set[str]] | None:
     return wanted
 
 
-def _random_part(t: ReTerm, b: np.ndarray, newdata: pd.DataFrame, allow_new_levels: bool) -> np.ndarray:
-    """Zᵢ b for new rows: their raw matrix times the modes of their levels (0 for new levels)."""
+def random_term_rows(t: ReTerm, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """A term's raw model-matrix rows for newdata (its stored spec replayed) and the grouping
+    labels of those rows ('a:b' for interactions, None where a grouping value is missing)."""
     missing = [c for c in t.group_columns if c not in newdata.columns]
     if missing:
         raise DataError(f"newdata lacks the grouping column(s) {', '.join(map(repr, missing))}")
-    labels = _group_labels(newdata, t.group_columns)
+    Xi = _replay(t.spec, newdata, f"random-effects ({t.expr} | {t.group})")[:, list(t.column_index)]
+    return Xi, _group_labels(newdata, t.group_columns)
+
+
+def _random_part(t: ReTerm, b: np.ndarray, newdata: pd.DataFrame, allow_new_levels: bool) -> np.ndarray:
+    """Zᵢ b for new rows: their raw matrix times the modes of their levels (0 for new levels)."""
+    Xi, labels = random_term_rows(t, newdata)
     codes = pd.Index(t.levels.astype(str)).get_indexer(labels)
     if not allow_new_levels:
         absent = pd.isna(labels)
@@ -194,7 +201,6 @@ def _random_part(t: ReTerm, b: np.ndarray, newdata: pd.DataFrame, allow_new_leve
                 f"newdata has level(s) of {t.group!r} not seen when fitting: {shown}; pass "
                 "allow_new_levels=True to predict them with zero random effects (the population mean)"
             )
-    Xi = _replay(t.spec, newdata, f"random-effects ({t.expr} | {t.group})")[:, list(t.column_index)]
     modes = np.vstack([b, np.zeros((1, b.shape[1]))])[np.where(codes < 0, len(b), codes)]
     return np.einsum("ij,ij->i", Xi, modes)
 

@@ -406,12 +406,16 @@ class MixedModelResult(InformationCriteria):
         return np.ones_like(eta)
 
     def simulate(self, nsim: int = 1, seed: int | np.random.Generator | None = None,
-                 re_form: str | None = "~0") -> pd.DataFrame:
+                 re_form: str | None = "~0", newdata: pd.DataFrame | None = None,
+                 allow_new_levels: bool = False, weights: object = None) -> pd.DataFrame:
         """Simulated responses (lme4's simulate): one column per replicate, reproducible by seed.
 
         ``re_form="~0"`` draws new random effects; ``None`` keeps the fitted modes.
+        ``newdata`` simulates its rows instead of the fitted ones: new random effects for
+        each of its levels, or with ``re_form=None`` the fitted modes (new levels at zero
+        with ``allow_new_levels``); ``weights`` are its prior weights (binomial trials).
         """
-        return simulate(self, nsim, seed, re_form)
+        return simulate(self, nsim, seed, re_form, newdata, allow_new_levels, weights)
 
     # ----- tables --------------------------------------------------------------------------
     def equations(self, estimates: bool = False, digits: int = 2) -> Equations:
