@@ -3,6 +3,7 @@
 from .io import datasets
 from .engine import families
 from .inference.anova import AnovaTable, anova, drop1, ranova
+from .inference.emmeans import EmmContrasts, EmmGrid, difflsmeans, emmeans, ls_means
 from .inference.simulate import simulate_formula as simulate
 from .api import glmer, glmer_nb, lmer
 from .engine.control import Control
@@ -55,6 +56,11 @@ __all__ = [
     "anova",
     "ranova",
     "drop1",
+    "emmeans",
+    "ls_means",
+    "difflsmeans",
+    "EmmGrid",
+    "EmmContrasts",
     "simulate",
     "AnovaTable",
     "save",

@@ -1,0 +1,317 @@
+"""Estimated marginal means and their pairwise contrasts: emmeans' ``emmeans(m, pairwise ~ f | g)``
+and lmerTest's ``ls_means`` / ``difflsmeans``.
+
+The reference grid crosses the levels of every factor of the fixed part, with
+numeric covariates at their means (or at the values of ``at``).  The marginal
+mean of a level is the average, with equal weights, of the grid's predictions
+over the levels of the other factors: a row l of L = mean of the grid's rows of
+X, estimate lᵀβ̂, standard error √(lᵀVl).  Degrees of freedom are Satterthwaite's
+or Kenward–Roger's for the row (and then KR's adjusted V), or infinite (z) for
+GLMMs, as emmeans' ``lmer.df`` options.  Contrasts are differences of rows of L.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..design.build import factor_codes
+from ..errors import DataError
+from ..report.rformat import format_vector, render_table
+from .fixed_tests import fixed_terms_of, term_label
+from .kenward_roger import check_applicable, kenward_roger
+from .prediction import fixed_effects_rows
+from .satterthwaite import satterthwaite
+
+ADJUSTMENTS = ("tukey", "holm", "bonferroni", "none")
+_RESPONSE_NAMES = {"binomial": "prob", "poisson": "rate"}
+
+
+@dataclass(frozen=True)
+class EmmGrid:
+    """Marginal means: ``table`` (one row per level, the factor columns then estimate, SE, df
+    and confidence limits), with the rows L over the coefficients that give them."""
+
+    fit: Any = field(repr=False)
+    specs: tuple[str, ...]
+    by: tuple[str, ...]
+    labels: pd.DataFrame  # the levels of specs and by, one row per mean
+    L: np.ndarray
+    ddf: str
+    level: float
+    type: str
+    averaged: tuple[str, ...]
+    table: pd.DataFrame = field(repr=False)
+
+    def pairs(self, adjust: str = "tukey") -> EmmContrasts:
+        """All pairwise differences within each ``by`` group (emmeans' ``pairs``), p-values adjusted
+        for the family of the group's comparisons: 'tukey' (default), 'holm', 'bonferroni' or 'none'.
+        For GLMMs the differences are on the link scale (log odds ratios for logit)."""
+        if adjust not in ADJUSTMENTS:
+            raise ValueError(f"adjust must be one of {', '.join(map(repr, ADJUSTMENTS))}, not {adjust!r}")
+        rows, names, groups, family_sizes = [], [], [], []
+        keys = _group_keys(self.labels, self.by)
+        for key in dict.fromkeys(keys):
+            members = np.array([i for i, k in enumerate(keys) if k == key])
+            names_in = [" ".join(_level_label(f, v, self.labels[f]) for f, v in zip(self.specs, self.labels.iloc[i][
+                list(self.specs)])) for i in members]
+            for a, b in itertools.combinations(range(len(members)), 2):
+                rows.append(self.L[members[a]] - self.L[members[b]])
+                names.append(f"{names_in[a]} - {names_in[b]}")
+                groups.append(key)
+                family_sizes.append(len(members))
+        L = np.array(rows).reshape(-1, self.L.shape[1])
+        estimate, se, df = row_inference(self.fit, L, self.ddf)
+        stat = estimate / se
+        p = 2 * stats.t.sf(np.abs(stat), df)
+        p = _adjust(p, np.abs(stat), df, groups, family_sizes, adjust)
+        out = pd.DataFrame({"contrast": names})
+        for j, name in enumerate(self.by):
+            out[name] = [g[j] for g in groups]
+        out["estimate"], out["SE"], out["df"] = estimate, se, df
+        out["z.ratio" if np.all(np.isinf(df)) else "t.ratio"] = stat
+        out["p.value"] = p
+        notes = [n for n in _notes(self) if not n.startswith("Confidence level")]
+        if adjust != "none" and len(names):
+            sizes = sorted(set(family_sizes))
+            tests = max(groups.count(g) for g in set(groups))
+            notes.append(f"P value adjustment: tukey method for comparing a family of "
+                         f"{' or '.join(map(str, sizes))} estimates" if adjust == "tukey" else
+                         f"P value adjustment: {adjust} method for {tests} tests")
+        return EmmContrasts(out, tuple(self.by), notes)
+
+    def __str__(self) -> str:
+        return _render(self.table, self.by, _notes(self))
+
+    __repr__ = __str__
+
+
+@dataclass(frozen=True)
+class EmmContrasts:
+    """Contrasts of marginal means: ``table`` with contrast, estimate, SE, df, t (or z) ratio, p-value."""
+
+    table: pd.DataFrame
+    by: tuple[str, ...]
+    notes: list[str]
+
+    def __str__(self) -> str:
+        return _render(self.table, self.by, self.notes)
+
+    __repr__ = __str__
+
+
+def emmeans(fit: Any, specs: str | Sequence[str], by: str | Sequence[str] | None = None,
+            at: dict[str, Any] | None = None, ddf: str | None = None, type: str = "link",
+            level: float = 0.95) -> EmmGrid:
+    """Estimated marginal means of the levels of ``specs`` (within each level of ``by``), as
+    emmeans' ``emmeans(m, ~ specs | by)``; ``.pairs(adjust=...)`` compares them.
+
+    ``ddf`` is "Satterthwaite" (default for lmer fits), "Kenward-Roger" or "asymptotic"
+    (z; the only one for glmer fits).  ``type="response"`` back-transforms GLMM means
+    (SE by the delta method, limits through the inverse link).  ``at`` fixes covariates
+    (``{"x": 2.0}``) or restricts factor levels (``{"f": ["a", "b"]}``).
+    """
+    specs_t = (specs,) if isinstance(specs, str) else tuple(specs)
+    by_t = () if by is None else (by,) if isinstance(by, str) else tuple(by)
+    ddf = _check_ddf(fit, ddf)
+    if type not in ("link", "response"):
+        raise ValueError(f"type must be 'link' or 'response', not {type!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, not {level!r}")
+    grid, factors = reference_grid(fit, at)
+    wanted = specs_t + by_t
+    unknown = [f for f in wanted if f not in factors]
+    if unknown:
+        raise DataError(f"{', '.join(map(repr, unknown))} is not a factor of the fixed effects; factors: "
+                        + (", ".join(map(repr, factors)) or "none"))
+    X = fixed_effects_rows(fit, grid)
+    levels = [list(dict.fromkeys(grid[f])) for f in wanted]
+    combos = [tuple(reversed(c)) for c in itertools.product(*reversed(levels))]  # first factor fastest
+    key = grid[list(wanted)].apply(tuple, axis=1).to_numpy()
+    L = np.array([X[np.array([k == c for k in key])].mean(axis=0) for c in combos])
+    labels = pd.DataFrame(combos, columns=list(wanted))
+    estimate, se, df = row_inference(fit, L, ddf)
+    table = labels.copy()
+    q = stats.t.ppf((1 + level) / 2, df)
+    lower, upper = estimate - q * se, estimate + q * se
+    if type == "response" and hasattr(fit, "family"):
+        name = _RESPONSE_NAMES.get(fit.family.name, "response")
+        table[name] = fit.inverse_link(estimate)
+        table["SE"] = se * np.abs(fit.link_derivative(estimate))
+        lower, upper = fit.inverse_link(lower), fit.inverse_link(upper)
+        lower, upper = np.minimum(lower, upper), np.maximum(lower, upper)
+    else:
+        table["emmean"], table["SE"] = estimate, se
+    table["df"] = df
+    asymptotic = np.all(np.isinf(df))
+    table["asymp.LCL" if asymptotic else "lower.CL"] = lower
+    table["asymp.UCL" if asymptotic else "upper.CL"] = upper
+    averaged = tuple(f for f in factors if f not in wanted)
+    return EmmGrid(fit, specs_t, by_t, labels, L, ddf, level, type, averaged, table)
+
+
+def ls_means(fit: Any, which: str, ddf: str | None = None, level: float = 0.95) -> pd.DataFrame:
+    """lmerTest's ``ls_means(m, which = "f")``: rows 'fa', 'fb', ... with Estimate, Std. Error, df,
+    t value, lower, upper, Pr(>|t|) (the same means as emmeans)."""
+    grid = emmeans(fit, which, ddf=ddf, level=level)
+    t = grid.table
+    value = t["emmean"].to_numpy() / t["SE"].to_numpy()
+    return pd.DataFrame({
+        "Estimate": t["emmean"].to_numpy(), "Std. Error": t["SE"].to_numpy(), "df": t["df"].to_numpy(),
+        "t value": value, "lower": t.iloc[:, -2].to_numpy(), "upper": t.iloc[:, -1].to_numpy(),
+        "Pr(>|t|)": 2 * stats.t.sf(np.abs(value), t["df"].to_numpy()),
+    }, index=[f"{which}{v}" for v in t[which]])
+
+
+def difflsmeans(fit: Any, which: str, ddf: str | None = None, level: float = 0.95) -> pd.DataFrame:
+    """lmerTest's ``difflsmeans(m, which = "f")``: every pairwise difference 'fa - fb', without
+    multiplicity adjustment, with Estimate, Std. Error, df, t value, lower, upper, Pr(>|t|)."""
+    grid = emmeans(fit, which, ddf=ddf, level=level)
+    t = grid.pairs(adjust="none").table
+    est, se, df = t["estimate"].to_numpy(), t["SE"].to_numpy(), t["df"].to_numpy()
+    q = stats.t.ppf((1 + level) / 2, df)
+    names = [" - ".join(f"{which}{side}" for side in c.split(" - ")) for c in t["contrast"]]
+    return pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": est / se,
+                         "lower": est - q * se, "upper": est + q * se, "Pr(>|t|)": t["p.value"].to_numpy()},
+                        index=names)
+
+
+def reference_grid(fit: Any, at: dict[str, Any] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Every combination of the fixed-effect factors' levels, numeric columns at their means
+    (or at ``at``'s values), other columns at their first value; and the factor names."""
+    frame = fit.design.frame
+    at = dict(at or {})
+    factors = list(dict.fromkeys(
+        term_label(v) for t in fixed_terms_of(fit) for v in t.variables if v not in t.numerics))
+    unknown = [k for k in at if k not in frame.columns]
+    if unknown:
+        raise DataError(f"at= names {', '.join(map(repr, unknown))}, not columns the model uses")
+    axes: dict[str, list[Any]] = {}
+    for c in frame.columns:
+        if c in factors:
+            levels = list(factor_codes(frame[c])[1])
+            chosen = at.get(c, levels)
+            chosen = [chosen] if isinstance(chosen, (str, int, float)) else list(chosen)
+            bad = [v for v in chosen if v not in levels]
+            if bad:
+                raise DataError(f"at[{c!r}] has level(s) {bad} that {c!r} does not have; levels: {levels}")
+            axes[c] = chosen
+        elif c in at:
+            axes[c] = list(np.atleast_1d(at[c]))
+        elif pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
+            axes[c] = [float(frame[c].mean())]
+        else:
+            axes[c] = [frame[c].iloc[0]]
+    grid = pd.DataFrame(list(itertools.product(*axes.values())), columns=list(axes))
+    for c in frame.columns:
+        if isinstance(frame[c].dtype, pd.CategoricalDtype):
+            grid[c] = pd.Categorical(grid[c], categories=frame[c].cat.categories, ordered=frame[c].cat.ordered)
+    return grid, factors
+
+
+def row_inference(fit: Any, L: np.ndarray, ddf: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Estimate, standard error and df of each row of L by the ``ddf`` method."""
+    if len(L) == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    if ddf == "Satterthwaite":
+        t = satterthwaite(fit, L)
+    elif ddf == "Kenward-Roger":
+        t = kenward_roger(fit, L)
+    else:
+        beta = fit.fixef.to_numpy()
+        V = fit.vcov.to_numpy()
+        return L @ beta, np.sqrt(np.einsum("ip,pq,iq->i", L, V, L)), np.full(len(L), np.inf)
+    return t["Estimate"].to_numpy(), t["Std. Error"].to_numpy(), t["df"].to_numpy()
+
+
+def _check_ddf(fit: Any, ddf: str | None) -> str:
+    linear = getattr(fit, "kind", "") == "lmer"
+    ddf = ("Satterthwaite" if linear else "asymptotic") if ddf is None else ddf
+    if ddf not in ("Satterthwaite", "Kenward-Roger", "asymptotic"):
+        raise ValueError(f"ddf must be 'Satterthwaite', 'Kenward-Roger' or 'asymptotic', not {ddf!r}")
+    if not linear and ddf != "asymptotic":
+        raise ValueError(f"ddf={ddf!r} needs an lmer fit; GLMM means use ddf='asymptotic' (z)")
+    if ddf == "Kenward-Roger":
+        check_applicable(fit)
+    return ddf
+
+
+def _adjust(p: np.ndarray, t: np.ndarray, df: np.ndarray, groups: list, sizes: list[int], adjust: str) -> np.ndarray:
+    """p-values adjusted within each family (the comparisons of one by-group)."""
+    out = p.copy()
+    if adjust == "tukey":
+        return stats.studentized_range.sf(np.sqrt(2) * t, np.array(sizes), df)
+    for key in dict.fromkeys(groups):
+        idx = np.array([i for i, g in enumerate(groups) if g == key])
+        m = len(idx)
+        if adjust == "bonferroni":
+            out[idx] = np.minimum(1.0, m * p[idx])
+        elif adjust == "holm":
+            order = np.argsort(p[idx])
+            stepped = np.maximum.accumulate((m - np.arange(m)) * p[idx][order])
+            out[idx[order]] = np.minimum(1.0, stepped)
+    return out
+
+
+def _level_label(factor: str, value: object, levels: pd.Series) -> str:
+    """A level as emmeans names it in contrasts: prefixed by the factor when levels look like numbers."""
+    numeric = pd.to_numeric(levels.astype(str), errors="coerce").notna().all()
+    return f"{factor}{value}" if numeric else str(value)
+
+
+def _group_keys(table: pd.DataFrame, by: tuple[str, ...]) -> list[tuple]:
+    """The by-group of each row, as a tuple of its levels (() without by)."""
+    return [tuple(row) for row in table[list(by)].itertuples(index=False)] if by else [()] * len(table)
+
+
+def _notes(grid: EmmGrid) -> list[str]:
+    notes = []
+    if grid.averaged:
+        notes.append(f"Results are averaged over the levels of: {', '.join(grid.averaged)}")
+    method = {"Satterthwaite": "satterthwaite", "Kenward-Roger": "kenward-roger", "asymptotic": "asymptotic"}
+    notes.append(f"Degrees-of-freedom method: {method[grid.ddf]}")
+    if grid.type == "response" and hasattr(grid.fit, "family"):
+        notes.append(f"Intervals are back-transformed from the {grid.fit.family.link.name} scale")
+    elif hasattr(grid.fit, "family"):
+        notes.append(f"Results are given on the {grid.fit.family.link.name} (not the response) scale.")
+    notes.append(f"Confidence level used: {grid.level:g}")
+    return notes
+
+
+def _render(table: pd.DataFrame, by: tuple[str, ...], notes: list[str]) -> str:
+    """As emmeans prints a summary: factor columns left-aligned, numbers to 3 significant digits,
+    t ratios to 3 decimals, p-values to 4; one block per by-group; the notes below."""
+    blocks = []
+    keys = _group_keys(table, by)
+    for key in dict.fromkeys(keys):
+        part = table[[k == key for k in keys]]
+        columns = [c for c in part.columns if c not in by]
+        header, cells, align = [], [], []
+        for c in columns:
+            x = part[c]
+            if not pd.api.types.is_numeric_dtype(x):
+                cells.append([str(v) for v in x])
+                align.append("l")
+            elif c.endswith(".ratio"):
+                cells.append([f"{v:.3f}" for v in x])
+                align.append("r")
+            elif c == "p.value":
+                cells.append(["<.0001" if v < 1e-4 else f"{v:.4f}" for v in x])
+                align.append("r")
+            elif c == "df":
+                cells.append(["Inf" if np.isinf(v) else s for v, s in zip(x, format_vector(x.to_numpy(), 3))])
+                align.append("r")
+            else:
+                cells.append(format_vector(x.to_numpy(), 3))
+                align.append("r")
+            header.append(c)
+        rows = [[col[i] for col in cells] for i in range(len(part))]
+        title = ", ".join(f"{name} = {value}" for name, value in zip(by, key))
+        blocks.append((f"{title}:\n" if title else "") + render_table(header, rows, align, indent=" "))
+    return "\n\n".join(blocks) + "\n\n" + "\n".join(notes) + "\n"
