@@ -60,7 +60,7 @@ def test_every_example_is_collected():
         "quickstart.py", "schools_random_intercept.py", "school_varying_slopes.py",
         "cross_level_interaction.py", "growth_curves.py", "three_level.py",
         "hospital_binary_glmer.py", "crossed_random_effects.py", "power_analysis.py",
-        "plots_gallery.py", "centering_contextual.py",
+        "plots_gallery.py", "centering_contextual.py", "after_the_fit.py",
     }
     assert expected <= set(SCRIPTS)
 
@@ -196,3 +196,14 @@ def test_centering_contextual_numbers(runs):
     assert contextual == pytest.approx(between - within, abs=2e-3)  # the same model, reparameterised
     assert value(rf"between - within from model 3: {NUMBER}", out) == pytest.approx(contextual, abs=2e-3)
     assert 2 < value(rf"slope of raw ses: {NUMBER}", out) < 5  # a blend of the two
+
+
+def test_after_the_fit_numbers(runs):
+    out = runs["after_the_fit.py"].stdout
+    assert "Type I Analysis of Variance Table with Satterthwaite's method" in out
+    early_late = re.search(r"early - late\s+" + NUMBER + r"\s+" + NUMBER, out)
+    assert early_late and float(early_late.group(1)) == pytest.approx(-43.2, abs=0.1)  # mean days 2-5 minus 6-9
+    assert "P value adjustment: tukey method for comparing a family of 3 estimates" in out
+    risk = re.search(r"infection risk by period: \[" + NUMBER, out)
+    assert risk and float(risk.group(1)) == pytest.approx(0.198, abs=0.001)  # lme4: plogis(-1.3983)
+    assert re.search(r"herds\s+5 194\.05", out)
