@@ -31,6 +31,7 @@ from ..runtime.threads import with_fitting_threads
 from ..inference.bootstrap import bootstrap
 from ..inference.confint import confint
 from ..inference.fixed_tests import anova_table
+from ..inference.influence import cooks_distance, hatvalues
 from ..inference.kenward_roger import check_applicable, kenward_roger
 from ..inference.parameters import parameters
 from ..inference.prediction import fitted_linear_predictor, is_population, linear_predictor, population_prediction
@@ -531,6 +532,14 @@ class LmerResult(MixedModelResult):
         if self.design.weights is not None and type == "pearson":
             r = r * np.sqrt(self.design.weights)
         return self.design.per_data_row(r / self.sigma, "scaled residuals")
+
+    def hatvalues(self) -> pd.Series:
+        """Leverages: the diagonal of the hat matrix of ŷ = Xβ̂ + Zb̂ (lme4's hatvalues)."""
+        return hatvalues(self)
+
+    def cooks_distance(self) -> pd.Series:
+        """Cook's distances as lme4's cooks.distance: (rᵢ/(1 − hᵢ))² hᵢ / (σ̂² p)."""
+        return cooks_distance(self)
 
     @with_fitting_threads
     def satterthwaite(self, L: np.ndarray | None = None) -> pd.DataFrame:
