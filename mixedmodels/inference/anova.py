@@ -142,7 +142,7 @@ def drop1(fit: LmerResult | GlmerResult, test: str = "none") -> AnovaTable:
         lrt = np.array([np.nan] + [2 * (full.loglik - m.loglik) for m in list(fits.values())[1:]])
         columns.update({"LRT": lrt, "Pr(Chi)": _chisq_pvalues(lrt, npar)})
     heading = ["Single term deletions", "", "Model:", fit.formula]
-    return AnovaTable(pd.DataFrame(columns, index=list(fits)), heading, fits)
+    return AnovaTable(pd.DataFrame(columns, index=list(fits)), heading, dict(fits))
 
 
 def _without_term(fit: LmerResult | GlmerResult, term: str, columns: Sequence[int]) -> LmerResult | GlmerResult:

@@ -37,6 +37,7 @@ from .kenward_roger import kr_test
 from .satterthwaite import satterthwaite_f
 
 if TYPE_CHECKING:
+    from ..protocols import FittedModel
     from ..results.lmer import LmerResult
 
 _ZAP_DIGITS = 7  # R's zapsmall default, as lmerTest uses it
