@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..formula.rdialect import r_spelling
 from ..design.build import evaluate, factor_codes, factor_columns, independent_columns
 from ..errors import MixedModelsError
 from ..protocols import FittedModel
@@ -77,8 +78,9 @@ def fixed_terms(spec: object, kept: Sequence[int]) -> list[FixedTerm]:
 
 
 def term_label(term: str) -> str:
-    """R's label of a term: the factor names without formulaic's contrast wrappers."""
-    return re.sub(r"C\(([^,()]+), contr\.\w+\)", r"\1", term)
+    """R's label of a term: the factor names without formulaic's contrast wrappers, in R's
+    spelling ('I(x^2)', as the coefficients are named)."""
+    return r_spelling(re.sub(r"C\(([^,()]+), contr\.\w+\)", r"\1", term))
 
 
 # ----- contrast matrices ------------------------------------------------------------------------
