@@ -33,7 +33,8 @@ class Case:
     build: Callable[[], pd.DataFrame]
     formula: str  # mixedmodels
     r_formula: str  # lme4
-    family: str = "gaussian"  # "gaussian" -> lmer, "binomial" -> glmer (Laplace)
+    family: str = "gaussian"  # "gaussian" -> lmer, else glmer (Laplace) with that family
+    link: str | None = None  # the family's link when not its default
     REML: bool = True  # lmer's criterion (ML when False)
     start: tuple[float, ...] | None = None  # lmer's start θ (lme4's order), for both tools
     reps: int = 3  # default number of timed fits
@@ -220,6 +221,89 @@ def sleepstudy_11_1e6() -> pd.DataFrame:
 def sleepstudy_11_1e8() -> pd.DataFrame:
     """The 11-term sleepstudy model started from lme4's optimum θ × 1e8 (misscaled start)."""
     return _sleepstudy_days()
+@case("nested_5k", "y ~ x + (1 | school/class)", reps=1)
+def nested_5k() -> pd.DataFrame:
+    """Simulated nested LMM: 5,000 schools × 10 classes × 10 pupils (500,000 rows), (1 | school/class).
+
+    y = 1 + 0.5 x + u[school] + v[class] + e with u ~ N(0, 1), v ~ N(0, 0.5²), x, e ~ N(0, 1);
+    draws from numpy.random.default_rng(20261122) in the order x, u, v, e.
+    """
+    schools, classes, pupils = 5_000, 10, 10
+    n = schools * classes * pupils
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal(n)
+    u = rng.standard_normal(schools)
+    v = 0.5 * rng.standard_normal(schools * classes)
+    e = rng.standard_normal(n)
+    school = np.repeat(np.arange(schools), classes * pupils)
+    klass = np.repeat(np.arange(schools * classes), pupils)
+    y = 1.0 + 0.5 * x + u[school] + v[klass] + e
+    return pd.DataFrame({"y": y, "x": x, "school": _group_factor(schools, classes * pupils),
+                         "class": pd.Categorical.from_codes(klass % classes, categories=[f"c{i}" for i in range(classes)])})
+
+
+def _crossed(users: int, items: int, slope: bool) -> pd.DataFrame:
+    """200,000 rows with users and items drawn uniformly: y = 1 + 0.5 x + a[u] (+ s[u] x) + c[i] + e.
+
+    a ~ N(0, 1), s ~ N(0, 0.3²), c ~ N(0, 0.7²), x, e ~ N(0, 1); draws from
+    numpy.random.default_rng(20261122) in the order u, i, x, a, s, c, e.
+    """
+    n = 200_000
+    rng = np.random.default_rng(SEED)
+    u = rng.integers(0, users, n)
+    i = rng.integers(0, items, n)
+    x = rng.standard_normal(n)
+    a = rng.standard_normal(users)
+    s = 0.3 * rng.standard_normal(users)
+    c = 0.7 * rng.standard_normal(items)
+    y = 1.0 + 0.5 * x + a[u] + (s[u] * x if slope else 0.0) + c[i] + rng.standard_normal(n)
+    label = lambda codes, k, prefix: pd.Categorical.from_codes(  # noqa: E731
+        codes, categories=[f"{prefix}{j:0{len(str(k))}d}" for j in range(k)])
+    return pd.DataFrame({"y": y, "x": x, "u": label(u, users, "u"), "i": label(i, items, "i")})
+
+
+@case("crossed_5k_2k", "y ~ x + (1 | u) + (1 | i)", reps=1)
+def crossed_5k_2k() -> pd.DataFrame:
+    """Simulated crossed LMM: 200,000 rows, 5,000 users × 2,000 items drawn uniformly."""
+    return _crossed(5_000, 2_000, slope=False)
+
+
+@case("crossed_20k_5k", "y ~ x + (1 | u) + (1 | i)", reps=1)
+def crossed_20k_5k() -> pd.DataFrame:
+    """Simulated crossed LMM: 200,000 rows, 20,000 users × 5,000 items drawn uniformly."""
+    return _crossed(20_000, 5_000, slope=False)
+
+
+@case("crossed_50k_20k", "y ~ x + (1 | u) + (1 | i)", reps=1)
+def crossed_50k_20k() -> pd.DataFrame:
+    """Simulated crossed LMM: 200,000 rows, 50,000 users × 20,000 items drawn uniformly."""
+    return _crossed(50_000, 20_000, slope=False)
+
+
+@case("crossed_slope_20k_5k", "y ~ x + (1 + x | u) + (1 | i)", reps=1)
+def crossed_slope_20k_5k() -> pd.DataFrame:
+    """Simulated crossed LMM with a random slope per user: 200,000 rows, 20,000 users × 5,000 items."""
+    return _crossed(20_000, 5_000, slope=True)
+
+
+@case("gamma_slopes", "y ~ 1 + (1 + x1 | g1) + (1 + x2 | g2)", family="Gamma", link="log", reps=3)
+def gamma_slopes() -> pd.DataFrame:
+    """Simulated Gamma(log) GLMM as lme4's isSingular test: 400 rows, g1 = g2 = 20 groups of 20.
+
+    x1, x2 ~ N(0, 1); η = 2 + b[g2] + s[g2] x2 with (b, s) = T₂ z, T₂ = [[1, 0], [0.5, 0.3]]
+    (lme4's θ = (0, 0, 0, 1, 0.5, 0.3): g1's effects zero); y ~ Gamma with shape 1/2² and mean
+    exp(η).  Draws from numpy.random.default_rng(20261122) in the order x1, x2, z, y.
+    """
+    groups, size = 20, 20
+    n = groups * size
+    rng = np.random.default_rng(SEED)
+    x1, x2 = rng.standard_normal(n), rng.standard_normal(n)
+    effects = rng.standard_normal((groups, 2)) @ np.array([[1.0, 0.0], [0.5, 0.3]]).T
+    g = _group_factor(groups, size)
+    eta = 2.0 + effects[g.codes, 0] + effects[g.codes, 1] * x2
+    shape = 1.0 / 2.0**2
+    y = rng.gamma(shape, np.exp(eta) / shape)
+    return pd.DataFrame({"y": y, "x1": x1, "x2": x2, "g1": g, "g2": g.copy()})
 
 
 QUICK = ["sleepstudy", "insteval"]

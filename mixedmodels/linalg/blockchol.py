@@ -5,6 +5,8 @@ Blocks are indexed (j, k), k ≤ j, over the random-effects terms and then the
 
 * (0, 0): block diagonal, stored as an (ℓ, p, p) stack of lower factors;
 * (j, 0) for a term j: sparse (the pattern of Zⱼᵀ Z₀), or dense where A_j0 is;
+* (k, k) of a later term nested in the earlier ones (``nested_columns``): a
+  stack too, and the blocks (j, k) below it sparse while their terms are;
 * every other block: dense.
 
 The last row of L holds what the profiled deviance and the solutions need:
@@ -59,10 +61,7 @@ class BlockedCholesky:
 
     def logdet_z(self) -> float:
         """log |L_Z|², the log-determinant of ΛᵀZᵀWZΛ + I."""
-        total = 2.0 * np.log(np.diagonal(self.L[0][0], axis1=1, axis2=2)).sum()
-        for j in range(1, self.K):
-            total += 2.0 * np.log(np.diag(self.L[j][j])).sum()
-        return float(total)
+        return float(sum(2.0 * np.log(_diagonal_of(self.L[j][j])).sum() for j in range(self.K)))
 
     def logdet_x(self) -> float:
         """log |L_X|², the REML correction."""
@@ -148,17 +147,23 @@ def factorize(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> BlockedCho
     Column 0 is block diagonal, so the blocks below it are Λⱼᵀ A_j0 Λ₀ L₀₀⁻ᵀ.  In a
     later column k the diagonal block is the Cholesky factor of the penalised
     block minus the Gram matrix of the blocks to its left, and all blocks below
-    it are found by one triangular solve against it.
+    it are found by one triangular solve against it.  A column whose fill-in
+    stays block diagonal (``nested_columns``: a factor nested in earlier ones)
+    is kept as a level stack, and the blocks below it stay sparse.
     """
     if _order(A) <= DENSE_ORDER * len(lambdas):
         return _factorize_dense(A, lambdas, p)
     K = len(lambdas)
+    stacked = nested_columns(A)
     T = [*lambdas, None]  # None: the [X y] row, on which Λ does not act
     A_row = [*A.off, A.xz]  # A_row[j][k] = A_jk, k < j
     L00 = _stack_cholesky(_quadratic_stack(A.diag[0], T[0]) + np.eye(T[0].shape[0]))
     B0 = _stack_right_solve_lower_t(np.broadcast_to(T[0], L00.shape), L00)  # Λ₀ L₀₀⁻ᵀ, block diagonal
     L: list[list] = [[L00]] + [[_times_block_diag(_lam_t_left(T[j], A_row[j][0]), B0)] for j in range(1, K + 1)]
     for k in range(1, K + 1):
+        if k < K and stacked[k]:
+            _stacked_column(A, L, T, k)
+            continue
         S = _minus_first_fill(A, k, T[k], L[k][0], B0)
         for m in range(1, k):
             S -= _as_dense(L[k][m] @ L[k][m].T)
@@ -170,18 +175,98 @@ def factorize(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> BlockedCho
         L[k].append(_cholesky_lower(S))
         if k == K:
             break
-        below = []
-        for j in range(k + 1, K + 1):
-            R = _as_dense(_lam_t_left(T[j], _lam_right(A_row[j][k], T[k])))
-            for m in range(k):
-                R = R - _as_dense(L[j][m] @ L[k][m].T)
-            below.append(R)
+        below = [_left_of_column(A, L, T, j, k, dense=True) for j in range(k + 1, K + 1)]
         solved = right_solve_lower_t(L[k][k], np.vstack(below))
         start = 0
         for j, R in zip(range(k + 1, K + 1), below):
             L[j].append(solved[start:start + R.shape[0]])
             start += R.shape[0]
     return BlockedCholesky(L=L, lambdas=lambdas, p=p, beta_shift=A.beta_shift if p else None)
+
+
+def _left_of_column(A: Crossproducts, L: list[list], T: list, j: int, k: int, dense: bool):
+    """Λⱼᵀ A_jk Λₖ − Σ_{m<k} L_jm L_kmᵀ, block (j, k) before the solve against L_kk.
+
+    Dense on request (the dense columns); else sparse while every term is sparse
+    (the columns of nested factors).
+    """
+    R = _lam_t_left(T[j], _lam_right(A.xz[k] if j == len(A.diag) else A.off[j][k], T[k]))
+    if dense:
+        R = _as_dense(R)
+    for m in range(k):
+        F = L[j][m] @ L[k][m].T
+        R = R - F if sp.issparse(R) and sp.issparse(F) else _as_dense(R) - _as_dense(F)
+    return R
+
+
+def _stacked_column(A: Crossproducts, L: list[list], T: list, k: int) -> None:
+    """Column k of a nested factor: L_kk an (ℓₖ, pₖ, pₖ) stack, the blocks below it R L_kk⁻ᵀ.
+
+    Every effect of an earlier term meets one level of term k only, so
+    Σ_{m<k} L_km L_kmᵀ is block diagonal and so is the penalised block.
+    """
+    nl, pk = A.diag[k].shape[:2]
+    S = _quadratic_stack(A.diag[k], T[k]) + np.eye(pk)
+    for m in range(k):
+        S -= _block_diagonal_gram(L[k][m], pk)
+    Lkk = _stack_cholesky(S)
+    L[k].append(Lkk)
+    inverse_t = _stack_right_solve_lower_t(np.broadcast_to(np.eye(pk), Lkk.shape), Lkk)  # L_kk⁻ᵀ per level
+    for j in range(k + 1, len(L)):
+        L[j].append(_times_block_diag(_left_of_column(A, L, T, j, k, dense=False), inverse_t))
+
+
+def _block_diagonal_gram(M: np.ndarray | sp.csr_matrix, p: int) -> np.ndarray:
+    """The (ℓ, p, p) diagonal blocks of M Mᵀ, for M's rows grouped p at a time."""
+    if not sp.issparse(M):
+        M3 = M.reshape(-1, p, M.shape[1])
+        return np.einsum("lac,lbc->lab", M3, M3)
+    G = (M @ M.T).tocsr()
+    nl = M.shape[0] // p
+    out = np.empty((nl, p, p))
+    for a in range(p):
+        for b in range(a + 1):  # G[s p + a, s p + b] is element s p + b of G's diagonal b − a
+            out[:, a, b] = out[:, b, a] = G.diagonal(b - a)[b::p][:nl]
+    return out
+
+
+def nested_columns(A: Crossproducts) -> tuple[bool, ...]:
+    """For each term's block column, whether its fill-in is block diagonal (a nested factor).
+
+    Decided from the level patterns of the crossproduct blocks alone (cached in
+    ``A.plans``): column k is kept as a stack when every effect of each earlier
+    term m meets at most one level of term k in L_km, whose level pattern is that
+    of A_km plus the fill Σ L_jm L_kmᵀ that stacked columns pass on.  A block
+    stored dense counts as full.
+    """
+    key = ("nested",)
+    if A.plans is not None and key in A.plans:
+        return A.plans[key]
+    K = len(A.diag)
+    sizes = [D.shape[:2] for D in A.diag]
+    P = [[_level_pattern(A.off[j][k], sizes[j][1], sizes[k][1]) for k in range(j)] for j in range(K)]
+    stacked = [True]
+    for k in range(1, K):
+        nested = all(P[k][m] is not None and np.all(np.diff(P[k][m].tocsc().indptr) <= 1) for m in range(k))
+        stacked.append(bool(nested))
+        for j in range(k + 1, K):
+            if not nested or P[j][k] is None or any(P[j][m] is None for m in range(k)):
+                P[j][k] = None
+            else:
+                P[j][k] = sum((P[j][m] @ P[k][m].T for m in range(k)), P[j][k]).astype(bool).tocsr()
+    result = tuple(stacked)
+    if A.plans is not None:
+        A.plans[key] = result
+    return result
+
+
+def _level_pattern(B: np.ndarray | sp.csr_matrix, pj: int, pk: int) -> sp.csr_matrix | None:
+    """Which levels of two terms meet in the block B (effects grouped pⱼ and pₖ at a time); None if dense."""
+    if not sp.issparse(B):
+        return None
+    C = B.tocoo()
+    ones = np.ones(C.nnz, dtype=bool)
+    return sp.csr_matrix((ones, (C.row // pj, C.col // pk)), shape=(B.shape[0] // pj, B.shape[1] // pk))
 
 
 def _order(A: Crossproducts) -> int:
@@ -451,6 +536,11 @@ def _add_block_diag(S: np.ndarray, B: np.ndarray) -> None:
         _diagonal(S)[...] += B[:, 0, 0]
         return
     S[_block_diag_index(nl, p)] += B
+
+
+def _diagonal_of(Ljj: np.ndarray) -> np.ndarray:
+    """The diagonal of a dense diagonal block or of an (ℓ, p, p) stack."""
+    return np.diagonal(Ljj, axis1=-2, axis2=-1)
 
 
 def _diagonal(S: np.ndarray) -> np.ndarray:

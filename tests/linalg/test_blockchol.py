@@ -224,8 +224,9 @@ def test_cached_gram_plan_equals_the_generic_path_across_rebuilds(prob: Problem)
                 shape = np.tril if k == j else np.asarray  # diagonal blocks: the lower triangle is the factor
                 np.testing.assert_allclose(shape(block_dense(a)), shape(block_dense(b)), rtol=1e-9, atol=1e-11)
         assert_factor_matches_dense(fast, dataclasses.replace(prob, w=w))
-    if len(prob.terms) > 1:
-        assert ("gram", 1) in build.plans
+    if len(prob.terms) > 1:  # crossed: the plan of the fill; nested: a stacked column needs none
+        stacked = blockchol.nested_columns(A)
+        assert (("gram", 1) in build.plans) != stacked[1]
 
 
 @SETTINGS
@@ -287,3 +288,26 @@ def test_no_plan_when_it_would_outgrow_the_dense_block():
     assert _sparse_gram(A, 1, 1) is None and A.plans == {("gram", 1): None}
     small = Crossproducts(diag=(), off=((), (C[:, :1000].tocsr(),)), xz=(), xx=np.zeros((0, 0)))
     assert isinstance(_sparse_gram(small, 1, 1), SparseGram)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_nested_factors_keep_level_stacks(p: int):
+    """(p | a/b/c): every column is a level stack, the blocks between terms stay sparse, and the
+    factor is still the dense one; a crossed term after them is dense again."""
+    rng = np.random.default_rng(p)
+    n = 400
+    c = rng.integers(0, 80, n)
+    codes = [c, c // 4, c // 16, rng.integers(0, 3, n)]  # c within b within a (5 levels); the last crossed
+    terms = TermSet(tuple(make_term(f"g{i}", k, p, rng) for i, k in enumerate(codes))).terms
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = rng.normal(size=n)
+    lambdas = [random_lambda(p, rng, zero=False) for _ in terms]
+    prob = Problem(terms, X, y, rng.uniform(0.5, 2.0, n), lambdas)
+    A = crossproducts(prob, 1.0)
+    assert blockchol.nested_columns(A) == (True, True, True, False)
+    F = factorize(A, lambdas, 2)
+    assert [F.L[k][k].ndim for k in range(4)] == [3, 3, 3, 2]
+    assert sp.issparse(F.L[2][1]) and sp.issparse(F.L[2][0])
+    assert_factor_matches_dense(F, prob)
+    assert_solves_penalised_least_squares(F, prob)
+    assert A.plans[("nested",)] == (True, True, True, False)
