@@ -50,6 +50,10 @@ class FitError(MixedModelsError):
     """The model could not be fitted (e.g. PIRLS failed); the message says why and what to try."""
 
 
+class MemoryBudgetError(FitError):
+    """A factorisation would allocate more dense memory than ``blockchol.DENSE_BUDGET`` allows."""
+
+
 class DataError(MixedModelsError):
     """The data do not fit the model (missing columns, bad values, ...)."""
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..linalg.blockchol import BlockedCholesky, factorize
 from ..design.build import Design
-from ..errors import FamilyError, FitError
+from ..errors import FamilyError, FitError, MemoryBudgetError
 from .control import DEFAULT_CONTROL, Control
 from .families import Family
 from .optimizer import OptimumReport, derivative_free_minimizer, optimize
@@ -394,6 +394,8 @@ def _safe(f: Callable[[], float]) -> float:
     """f(), or inf where PIRLS or a factorisation fails (the optimizer then steps back)."""
     try:
         return f()
+    except MemoryBudgetError:
+        raise  # the model's size, not this point: no point is better
     except (FitError, np.linalg.LinAlgError, FloatingPointError):
         return np.inf
 

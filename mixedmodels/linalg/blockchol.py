@@ -28,6 +28,7 @@ import numpy as np
 from scipy.linalg import blas, lapack
 import scipy.sparse as sp
 
+from ..errors import MemoryBudgetError
 from .crossprod import Crossproducts
 
 #: Stacks of at most this many levels use numpy's batched LAPACK/matmul calls, whose fixed
@@ -39,6 +40,10 @@ SMALL_STACK = 128
 #: sleepstudy 216 -> 141 us per evaluation, order 203 264 -> 635 us; sleepstudy with 11
 #: terms, order 201: 10 ms -> 0.4 ms).
 DENSE_ORDER = 100
+#: Bytes of dense blocks a factorisation may hold (the diagonal and below-diagonal blocks of
+#: terms crossed with larger ones, qₖ² doubles and more); beyond it ``factorize`` raises a
+#: ``MemoryBudgetError`` before allocating.  Raise it on a machine with the memory to spare.
+DENSE_BUDGET = 2 * 2**30
 
 
 @dataclass
@@ -155,6 +160,7 @@ def factorize(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> BlockedCho
         return _factorize_dense(A, lambdas, p)
     K = len(lambdas)
     stacked = nested_columns(A)
+    check_dense_budget(A, stacked)
     T = [*lambdas, None]  # None: the [X y] row, on which Λ does not act
     A_row = [*A.off, A.xz]  # A_row[j][k] = A_jk, k < j
     L00 = _stack_cholesky(_quadratic_stack(A.diag[0], T[0]) + np.eye(T[0].shape[0]))
@@ -182,6 +188,33 @@ def factorize(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> BlockedCho
             L[j].append(solved[start:start + R.shape[0]])
             start += R.shape[0]
     return BlockedCholesky(L=L, lambdas=lambdas, p=p, beta_shift=A.beta_shift if p else None)
+
+
+def check_dense_budget(A: Crossproducts, stacked: tuple[bool, ...]) -> None:
+    """Raise ``MemoryBudgetError`` when the dense blocks would exceed ``DENSE_BUDGET``.
+
+    Column k of a term that is not nested holds a dense qₖ × qₖ diagonal block and
+    dense qⱼ × qₖ blocks below it for the later terms j.
+    """
+    q = [D.shape[0] * D.shape[1] for D in A.diag]
+    columns = [(k, 8 * q[k] * sum(q[k:])) for k in range(1, len(q)) if not stacked[k]]
+    total = sum(size for _, size in columns)
+    if total <= DENSE_BUDGET:
+        return
+    k, size = max(columns, key=lambda c: c[1])
+    raise MemoryBudgetError(
+        f"the random-effects term with {A.diag[k].shape[0]:,} levels ({q[k]:,} effects) is crossed with a "
+        f"larger term, so its block of the Cholesky factor is dense: {_in_units(size)} "
+        f"({_in_units(total)} for all such terms), above the memory budget of "
+        f"{_in_units(DENSE_BUDGET)}, and each evaluation would cost about {q[k]:,}³/3 operations.  "
+        "Fewer levels (e.g. grouping rare levels together) fit within it; on a machine with the memory, "
+        "raise mixedmodels.linalg.blockchol.DENSE_BUDGET (bytes)"
+    )
+
+
+def _in_units(size: float) -> str:
+    """A number of bytes in GiB, or MiB below 1 GiB."""
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.2f} MiB"
 
 
 def _left_of_column(A: Crossproducts, L: list[list], T: list, j: int, k: int, dense: bool):

@@ -19,6 +19,8 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+import mixedmodels as mm
+from mixedmodels.errors import MemoryBudgetError
 from mixedmodels.linalg import blockchol
 from mixedmodels.linalg.blockchol import BlockedCholesky, SparseGram, _level_blocks, factorize
 from mixedmodels.linalg.crossprod import CrossproductBuilder, Crossproducts
@@ -311,3 +313,36 @@ def test_nested_factors_keep_level_stacks(p: int):
     assert_factor_matches_dense(F, prob)
     assert_solves_penalised_least_squares(F, prob)
     assert A.plans[("nested",)] == (True, True, True, False)
+
+
+def crossed_frame(n: int, users: int, items: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    u, i = rng.integers(0, users, n), rng.integers(0, items, n)
+    x = rng.normal(size=n)
+    eta = 0.3 * x + rng.normal(size=users)[u] + rng.normal(size=items)[i]
+    return pd.DataFrame({"y": eta + rng.normal(size=n), "count": rng.poisson(np.exp(eta)), "x": x,
+                         "u": pd.Categorical(u), "i": pd.Categorical(i)})
+
+
+@pytest.mark.parametrize("fit", [
+    lambda d: mm.lmer("y ~ x + (1 | u) + (1 | i)", d),
+    lambda d: mm.glmer("count ~ x + (1 | u) + (1 | i)", d, family="poisson"),
+])
+def test_dense_blocks_beyond_the_budget_fail_first(fit):
+    """A crossed term's dense block (here 150² doubles = 176 KiB) over the budget: a
+    MemoryBudgetError naming its levels before anything is allocated (the GLMM's
+    optimizer does not take it for a bad point); within the budget the same model fits."""
+    data = crossed_frame(2000, 400, 150, seed=5)
+    with mock.patch.object(blockchol, "DENSE_BUDGET", 100 * 2**10):
+        with pytest.raises(MemoryBudgetError, match=r"150 levels \(150 effects\).*0\.17 MiB.*0\.10 MiB.*DENSE_BUDGET"):
+            fit(data)
+    with mock.patch.object(blockchol, "DENSE_BUDGET", 200 * 2**10):
+        assert np.isfinite(fit(data).objective)
+
+
+@pytest.mark.filterwarnings("ignore::mixedmodels.errors.SingularFitWarning")
+def test_nested_terms_need_no_dense_budget():
+    data = crossed_frame(2000, 400, 150, seed=6)
+    data["class"] = pd.Categorical(data["u"].cat.codes.to_numpy() // 4)  # u within class: nested
+    with mock.patch.object(blockchol, "DENSE_BUDGET", 0):
+        assert np.isfinite(mm.lmer("y ~ x + (1 | class/u)", data).objective)
