@@ -1,6 +1,6 @@
 # Fit one benchmark case with lme4; run by run.py, not by hand.
 #
-#   Rscript fit_lme4.R DATADIR FORMULA FAMILY REPS WARMUP_THRESHOLD BASELINE OUT [REML [START]]
+#   Rscript fit_lme4.R DATADIR FORMULA FAMILY REPS WARMUP_THRESHOLD BASELINE OUT [REML [START [LINK]]]
 #
 # DATADIR holds data.csv, schema.tsv (column<TAB>numeric|integer|factor) and
 # levels_<column>.txt (one level per line, in the pandas/R level order) for every
@@ -10,7 +10,7 @@
 # otherwise it counts as the first timed fit.  BASELINE=1 stops after loading
 # lme4 and the data (run.py subtracts that process's peak RSS).  Results go to
 # OUT as key<TAB>value lines.  REML (TRUE, the default, or FALSE) is lmer's criterion;
-# START, comma-separated, is lmer's start θ.
+# START, comma-separated, is lmer's start θ; LINK, when given and not empty, glmer's link.
 
 args <- commandArgs(trailingOnly = TRUE)
 datadir <- args[1]
@@ -22,6 +22,7 @@ baseline <- args[6] == "1"
 out <- args[7]
 reml <- length(args) < 8 || args[8] == "TRUE"
 start <- if (length(args) >= 9 && nzchar(args[9])) as.numeric(strsplit(args[9], ",")[[1]]) else NULL
+link <- if (length(args) >= 10) args[10] else ""
 
 suppressPackageStartupMessages(library(lme4))
 
@@ -46,7 +47,8 @@ fit <- function() {
   if (family == "gaussian") {
     lmer(form, data = d, REML = reml, start = start)
   } else {
-    glmer(form, data = d, family = get(family, mode = "function")())
+    fam <- get(family, mode = "function")
+    glmer(form, data = d, family = if (nzchar(link)) fam(link = link) else fam())
   }
 }
 

@@ -127,7 +127,7 @@ def r_tool(case, data_dir: str, workdir: str, reps: int, args) -> dict:
         out = os.path.join(workdir, f"lme4{'-baseline' if baseline else ''}.tsv")
         cmd = ["Rscript", "--vanilla", script, data_dir, case.r_formula, case.family, str(reps),
                str(args.warmup_threshold), "1" if baseline else "0", out, str(case.REML).upper(),
-               ",".join(repr(t) for t in case.start or ())]
+               ",".join(repr(t) for t in case.start or ()), case.link or ""]
         run = run_measured(cmd, workdir, os.path.basename(out), args.timeout if not baseline else None)
         if run["returncode"] != 0 or not os.path.exists(out):
             return {"status": _fail_message(run)}

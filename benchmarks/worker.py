@@ -51,8 +51,12 @@ def _mixedmodels(case):
         if not hasattr(mm, "glmer"):
             raise NotImplementedError("mixedmodels.glmer not available yet")
 
+        from mixedmodels.engine.families import get_family
+
+        family = get_family(case.family, case.link)
+
         def fit(data):
-            return mm.glmer(case.formula, data, family=case.family)
+            return mm.glmer(case.formula, data, family=family)
 
     def info(m):
         out = {"objective": float(m.objective)}

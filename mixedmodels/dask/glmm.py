@@ -86,9 +86,10 @@ class DaskRows:
         self.n = n
         self._plans: dict = {}  # the factorisation's cache: the summed blocks keep one pattern
 
-    def working_pass(self, beta: np.ndarray, b: list[np.ndarray], fixed_beta: bool) -> WorkingPass | None:
+    def working_pass(self, beta: np.ndarray, b: list[np.ndarray], fixed_beta: bool,
+                     observed: bool = False) -> WorkingPass | None:
         """As ``InMemoryRows.working_pass``, without per-row η and μ."""
-        total = self._sum(_partition_pass, _add_passes, (beta, tuple(b), fixed_beta))
+        total = self._sum(_partition_pass, _add_passes, (beta, tuple(b), fixed_beta, observed))
         if total is None:
             return None
         kernel, A = total
@@ -136,8 +137,8 @@ def _nbytes(point: tuple) -> int:
 
 
 def _partition_pass(rows: InMemoryRows, point: tuple) -> tuple[float, Crossproducts] | None:
-    beta, b, fixed_beta = point
-    found = rows.working_pass(beta, list(b), fixed_beta)
+    beta, b, fixed_beta, observed = point
+    found = rows.working_pass(beta, list(b), fixed_beta, observed)
     if found is None:
         return None
     A = found.crossprod

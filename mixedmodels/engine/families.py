@@ -21,12 +21,13 @@ _EPS = np.finfo(float).eps
 
 @dataclass(frozen=True)
 class Link:
-    """A link g: μ = g⁻¹(η), with dμ/dη."""
+    """A link g: μ = g⁻¹(η), with dμ/dη and d²μ/dη² (for PIRLS's Newton steps)."""
 
     name: str
     link: Callable[[np.ndarray], np.ndarray]
     inverse: Callable[[np.ndarray], np.ndarray]
     mu_eta: Callable[[np.ndarray], np.ndarray]
+    mu_eta_deriv: Callable[[np.ndarray], np.ndarray]
 
 
 # Links as module-level functions (picklable, so fits can be sent to worker processes).
@@ -37,6 +38,36 @@ def _logit_inv(eta):
 
 def _logit_mu_eta(eta):
     return np.maximum(special.expit(eta) * special.expit(-eta), _EPS)
+
+
+def _logit_mu_eta_deriv(eta):
+    mu = special.expit(eta)
+    return mu * (1 - mu) * (1 - 2 * mu)
+
+
+def _probit_mu_eta_deriv(eta):
+    return -eta * stats.norm.pdf(eta)
+
+
+def _cloglog_mu_eta_deriv(eta):
+    eta = np.minimum(eta, 700)
+    return np.exp(eta - np.exp(eta)) * -np.expm1(eta)
+
+
+def _cauchit_mu_eta_deriv(eta):
+    return -2 * eta / (np.pi * (1 + eta**2) ** 2)
+
+
+def _inverse_mu_eta_deriv(eta):
+    return 2 / eta**3
+
+
+def _two(eta):
+    return np.full_like(eta, 2.0)
+
+
+def _inverse_sqrt_mu_eta_deriv(eta):
+    return 0.75 / eta**2.5
 
 
 def _probit_inv(eta):
@@ -107,15 +138,15 @@ def _inverse_sqrt_mu_eta(eta):
 
 
 LINKS: dict[str, Link] = {
-    "logit": Link("logit", special.logit, _logit_inv, _logit_mu_eta),
-    "probit": Link("probit", stats.norm.ppf, _probit_inv, _probit_mu_eta),
-    "cloglog": Link("cloglog", _cloglog, _cloglog_inv, _cloglog_mu_eta),
-    "cauchit": Link("cauchit", stats.cauchy.ppf, _cauchit_inv, _cauchit_mu_eta),
-    "log": Link("log", np.log, _exp_floor, _exp_floor),
-    "identity": Link("identity", _identity, _identity, np.ones_like),
-    "inverse": Link("inverse", _reciprocal, _reciprocal, _reciprocal_mu_eta),
-    "sqrt": Link("sqrt", np.sqrt, _square, _twice),
-    "1/mu^2": Link("1/mu^2", _inverse_square, _inverse_sqrt, _inverse_sqrt_mu_eta),
+    "logit": Link("logit", special.logit, _logit_inv, _logit_mu_eta, _logit_mu_eta_deriv),
+    "probit": Link("probit", stats.norm.ppf, _probit_inv, _probit_mu_eta, _probit_mu_eta_deriv),
+    "cloglog": Link("cloglog", _cloglog, _cloglog_inv, _cloglog_mu_eta, _cloglog_mu_eta_deriv),
+    "cauchit": Link("cauchit", stats.cauchy.ppf, _cauchit_inv, _cauchit_mu_eta, _cauchit_mu_eta_deriv),
+    "log": Link("log", np.log, _exp_floor, _exp_floor, _exp_floor),
+    "identity": Link("identity", _identity, _identity, np.ones_like, np.zeros_like),
+    "inverse": Link("inverse", _reciprocal, _reciprocal, _reciprocal_mu_eta, _inverse_mu_eta_deriv),
+    "sqrt": Link("sqrt", np.sqrt, _square, _twice, _two),
+    "1/mu^2": Link("1/mu^2", _inverse_square, _inverse_sqrt, _inverse_sqrt_mu_eta, _inverse_sqrt_mu_eta_deriv),
 }
 
 
@@ -127,6 +158,7 @@ class Family:
     default_link = ""
     has_dispersion = False
     positive_mean = False  # the mean must be > 0 (counts, Gamma, inverse Gaussian)
+    canonical_link: str | None = None  # with it the observed information equals the expected
 
     @property
     def aic_dispersion_term(self) -> float:
@@ -153,6 +185,15 @@ class Family:
 
     def variance(self, mu: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def variance_deriv(self, mu: np.ndarray) -> np.ndarray:
+        """dV/dμ."""
+        raise NotImplementedError
+
+    @property
+    def canonical(self) -> bool:
+        """Whether the link is the family's canonical one (observed information = expected)."""
+        return self.link.name == self.canonical_link
 
     def mu_eta(self, eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """dμ/dη; from μ directly for the canonical links (logit: μ(1−μ), log: μ)."""
@@ -200,9 +241,13 @@ class Binomial(Family):
     name = "binomial"
     links = ("logit", "probit", "cloglog", "cauchit", "log")
     default_link = "logit"
+    canonical_link = "logit"
 
     def variance(self, mu):
         return mu * (1 - mu)
+
+    def variance_deriv(self, mu):
+        return 1 - 2 * mu
 
     def deviance_residuals(self, y, mu, wt):
         return 2 * wt * (special.xlogy(y, y / mu) + special.xlogy(1 - y, (1 - y) / (1 - mu)))
@@ -248,10 +293,14 @@ class Poisson(Family):
     name = "poisson"
     links = ("log", "identity", "sqrt")
     default_link = "log"
+    canonical_link = "log"
     positive_mean = True
 
     def variance(self, mu):
         return mu
+
+    def variance_deriv(self, mu):
+        return np.ones_like(mu)
 
     def sample(self, mu, wt, dispersion, rng):
         return rng.poisson(mu).astype(float)
@@ -285,11 +334,15 @@ class Gamma(Family):
     name = "Gamma"
     links = ("inverse", "log", "identity")
     default_link = "inverse"
+    canonical_link = "inverse"
     positive_mean = True
     has_dispersion = True
 
     def variance(self, mu):
         return mu**2
+
+    def variance_deriv(self, mu):
+        return 2 * mu
 
     def deviance_residuals(self, y, mu, wt):
         return -2 * wt * (np.log(y / mu) - (y - mu) / mu)
@@ -317,11 +370,15 @@ class InverseGaussian(Family):
     name = "inverse.gaussian"
     links = ("1/mu^2", "inverse", "log", "identity")
     default_link = "1/mu^2"
+    canonical_link = "1/mu^2"
     positive_mean = True
     has_dispersion = True
 
     def variance(self, mu):
         return mu**3
+
+    def variance_deriv(self, mu):
+        return 3 * mu**2
 
     def deviance_residuals(self, y, mu, wt):
         return wt * (y - mu) ** 2 / (y * mu**2)
@@ -346,10 +403,14 @@ class Gaussian(Family):
     name = "gaussian"
     links = ("identity", "log", "inverse")
     default_link = "identity"
+    canonical_link = "identity"
     has_dispersion = True
 
     def variance(self, mu):
         return np.ones_like(mu)
+
+    def variance_deriv(self, mu):
+        return np.zeros_like(mu)
 
     def deviance_residuals(self, y, mu, wt):
         return wt * (y - mu) ** 2
@@ -387,6 +448,9 @@ class NegativeBinomial(Family):
 
     def variance(self, mu):
         return mu + mu**2 / self.theta
+
+    def variance_deriv(self, mu):
+        return 1 + 2 * mu / self.theta
 
     def deviance_residuals(self, y, mu, wt):
         k = self.theta

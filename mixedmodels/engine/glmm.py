@@ -146,9 +146,10 @@ class GeneralizedLinearMixedModel(TermSet):
         """b = Λu, each term's as (levels, p)."""
         return [uj.reshape(t.nlevels, t.p) @ T.T for t, T, uj in zip(self.terms, lambdas, u)]
 
-    def _pass(self, beta: np.ndarray, u: list[np.ndarray], lambdas: list[np.ndarray], fixed_beta: bool):
+    def _pass(self, beta: np.ndarray, u: list[np.ndarray], lambdas: list[np.ndarray], fixed_beta: bool,
+              observed: bool = False):
         """The rows' working pass at (β, b = Λu)."""
-        return self.rows.working_pass(beta, self.random_effects(u, lambdas), fixed_beta)
+        return self.rows.working_pass(beta, self.random_effects(u, lambdas), fixed_beta, observed)
 
     def pirls(self, theta: np.ndarray, beta: np.ndarray | None = None, start: PirlsStart | None = None) -> PirlsState:
         """Conditional modes at θ from ``start`` (default: where the last fit ended); β fixed if
@@ -156,7 +157,10 @@ class GeneralizedLinearMixedModel(TermSet):
 
         Each iteration is one pass over the rows (deviance and crossproducts at the
         current point), a blocked Cholesky and a Newton step for (β,) u, halved until
-        the penalised deviance does not rise.  Changes nothing in the model.
+        the penalised deviance does not rise.  For a non-canonical link the steps use
+        the observed information (quadratic convergence instead of Fisher scoring's
+        linear), and one more pass gives the factor with the expected information at
+        the modes, which the Laplace approximation uses.  Changes nothing in the model.
         """
         lambdas = self.lambdas(theta)
         ctl = self.control
@@ -165,10 +169,11 @@ class GeneralizedLinearMixedModel(TermSet):
         if beta is None:
             beta = self._glm_start() if start.beta is None else start.beta
         u = [x.copy() for x in start.u]
-        current = self._pass(beta, u, lambdas, fixed_beta)
+        newton = not self.family.canonical
+        current = self._pass(beta, u, lambdas, fixed_beta, newton)
         if current is None:  # the warm start left the family's range: start afresh
             u = [np.zeros_like(x) for x in u]
-            current = self._pass(beta, u, lambdas, fixed_beta)
+            current = self._pass(beta, u, lambdas, fixed_beta, newton)
             if current is None:
                 raise FitError(f"the linear predictor leaves the family's range at β = {np.round(beta, 4).tolist()}")
         pdev = current.kernel + _sumsq(u)
@@ -188,7 +193,7 @@ class GeneralizedLinearMixedModel(TermSet):
                 trial_u = [a + step * (b - a) for a, b in zip(u, new_u)]
                 trial_beta = beta + step * (new_beta - beta)
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # an overflowing
-                    trial = self._pass(trial_beta, trial_u, lambdas, fixed_beta)  # trial is halved below
+                    trial = self._pass(trial_beta, trial_u, lambdas, fixed_beta, newton)  # halved below
                 if trial is not None:
                     trial_pdev = trial.kernel + _sumsq(trial_u)
                     if np.isfinite(trial_pdev) and trial_pdev <= pdev + ctl.pirls_rise_tol * (1 + abs(pdev)):
@@ -203,6 +208,8 @@ class GeneralizedLinearMixedModel(TermSet):
             u, beta, current, pdev = trial_u, trial_beta, trial, trial_pdev
         else:
             L = factorize(current.crossprod, lambdas, p)  # the factor at the last modes
+        if newton:  # the Laplace approximation's factor: expected information at the modes
+            L = factorize(self._pass(beta, u, lambdas, fixed_beta).crossprod, lambdas, p)
         return PirlsState(u=u, beta=beta, eta=current.eta, mu=current.mu, kernel=current.kernel, L=L)
 
     def beta_factor(self, theta: np.ndarray, state: PirlsState) -> BlockedCholesky:

@@ -46,6 +46,33 @@ class GlmEquations:
     xwz: np.ndarray
 
 
+def working_weights(fam: Family, y: np.ndarray, prior: np.ndarray, eta: np.ndarray, mu: np.ndarray,
+                    observed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Weights w and working residuals r (z = η + r) of one PIRLS step at η.
+
+    The score of −½ deviance in η is sᵢ = priorᵢ (yᵢ − μᵢ) μ'ᵢ / V(μᵢ), and w r = s.  The
+    expected information is w = prior μ'² / V; the observed one subtracts
+    prior (y − μ) d(μ'/V)/dη = prior (y − μ) (μ''/V − μ'² V'/V²), which vanishes for
+    canonical links.  With ``observed`` it is used, floored at a small fraction of the
+    expected so that the system stays positive definite where y is far from μ: the modes
+    (where the penalised score vanishes) are the same, only the path to them shortens.
+    """
+    mu_eta = fam.mu_eta(eta, mu)
+    variance = fam.variance(mu)
+    w = prior * mu_eta**2 / variance
+    if observed and not fam.canonical:
+        score = prior * (y - mu) * mu_eta / variance
+        curvature = prior * (y - mu) * (fam.link.mu_eta_deriv(eta) - mu_eta**2 * fam.variance_deriv(mu) / variance) / variance
+        w_observed = w - curvature
+        w = np.maximum(w_observed, OBSERVED_FLOOR * w)
+        return w, score / w
+    return w, (y - mu) / mu_eta
+
+
+#: the observed information is floored at this fraction of the expected
+OBSERVED_FLOOR = 1e-3
+
+
 class InMemoryRows:
     """The rows of a GLMM as numpy arrays; the terms in the engine's order."""
 
@@ -89,8 +116,15 @@ class InMemoryRows:
         z = eta0 - self.offset - self.X @ beta + (self.y - mu0) / mu_eta
         return self.build(z[:, None], w)
 
-    def working_pass(self, beta: np.ndarray, b: list[np.ndarray], fixed_beta: bool) -> WorkingPass | None:
-        """The pass at (β, b); None when η leaves the family's range (PIRLS then halves its step)."""
+    def working_pass(self, beta: np.ndarray, b: list[np.ndarray], fixed_beta: bool,
+                     observed: bool = False) -> WorkingPass | None:
+        """The pass at (β, b); None when η leaves the family's range (PIRLS then halves its step).
+
+        The weights are the expected information (Fisher scoring, the Laplace
+        approximation's), or with ``observed`` the observed information (floored),
+        whose Newton steps converge quadratically for non-canonical links
+        (``working_weights``).
+        """
         fam = self.family
         zb = self.random_part(b)
         eta = zb + self.offset
@@ -100,9 +134,7 @@ class InMemoryRows:
             return None
         mu = fam.link.inverse(eta)
         kernel = fam.deviance_kernel(self.y, mu, self.prior_weights)
-        mu_eta = fam.mu_eta(eta, mu)
-        w = self.prior_weights * mu_eta**2 / fam.variance(mu)
-        residual = (self.y - mu) / mu_eta
+        w, residual = working_weights(fam, self.y, self.prior_weights, eta, mu, observed)
         if fixed_beta:
             crossprod = self.build((zb + residual)[:, None], w)
         else:

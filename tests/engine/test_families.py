@@ -37,6 +37,29 @@ def test_inverse_undoes_the_link_and_mu_eta_is_its_derivative(name):
     np.testing.assert_allclose(link.mu_eta(eta), numeric, rtol=1e-6)
 
 
+@pytest.mark.parametrize("name", sorted(LINKS))
+def test_mu_eta_deriv_is_the_derivative_of_mu_eta(name):
+    link = LINKS[name]
+    eta = link.link(np.array([MEANS[name] * 0.8, MEANS[name], MEANS[name] * 1.1]))
+    h = 1e-6
+    numeric = (link.mu_eta(eta + h) - link.mu_eta(eta - h)) / (2 * h)
+    np.testing.assert_allclose(link.mu_eta_deriv(eta), numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("family", [Binomial(), Poisson(), Gamma(), InverseGaussian(), Gaussian(), NegativeBinomial(2.5)])
+def test_variance_deriv_is_the_derivative_of_the_variance(family):
+    mu = np.array([0.2, 0.5, 0.9]) if family.name == "binomial" else np.array([0.5, 2.0, 7.0])
+    h = 1e-6
+    numeric = (family.variance(mu + h) - family.variance(mu - h)) / (2 * h)
+    np.testing.assert_allclose(family.variance_deriv(mu), numeric, rtol=1e-7, atol=1e-9)
+
+
+def test_canonical_links():
+    """The links whose observed information is the expected one (PIRLS needs no Newton weights)."""
+    assert all(f.canonical for f in (Binomial(), Poisson(), Gamma(), InverseGaussian(), Gaussian()))
+    assert not any(f.canonical for f in (Binomial("probit"), Poisson("sqrt"), Gamma("log"), NegativeBinomial(2.0)))
+
+
 @pytest.mark.parametrize("family", [Binomial(), Poisson(), Binomial("probit"), Poisson("sqrt"), Gamma("log")])
 def test_family_mu_eta_agrees_with_its_link(family):
     mu = np.array([0.2, 0.5, 0.9]) if family.name == "binomial" else np.array([0.5, 2.0, 7.0])

@@ -15,7 +15,7 @@ from scipy import integrate, optimize
 import mixedmodels as mm
 from mixedmodels.design.build import build_design
 from mixedmodels.engine.families import Binomial, Poisson
-from mixedmodels.engine.glmm import GeneralizedLinearMixedModel
+from mixedmodels.engine.glmm import GeneralizedLinearMixedModel, PirlsStart
 from mixedmodels.formula.parse import parse_formula
 
 
@@ -74,6 +74,56 @@ def test_pirls_modes_solve_the_penalised_score_equations():
     mu = np.exp(model.X @ beta + theta[0] * u[term.codes])
     score = -2 * theta[0] * np.bincount(term.codes, weights=model.y - mu, minlength=term.nlevels) + 2 * u
     np.testing.assert_allclose(score, 0, atol=1e-7)
+
+
+def gamma_log_data(seed: int = 4, groups: int = 15, per_group: int = 12) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(groups), per_group)
+    x = rng.normal(size=g.size)
+    mu = np.exp(1.0 + 0.4 * x + rng.normal(0, 0.8, groups)[g])
+    return pd.DataFrame({"y": rng.gamma(0.5, mu / 0.5), "x": x, "g": pd.Categorical(g)})
+
+
+def count_passes(model: GeneralizedLinearMixedModel) -> list[bool]:
+    """Replace the rows' working pass by one that records its ``observed`` flag."""
+    calls: list[bool] = []
+    original = model.rows.working_pass
+
+    def recorded(beta, b, fixed_beta, observed=False):
+        calls.append(observed)
+        return original(beta, b, fixed_beta, observed)
+
+    model.rows.working_pass = recorded
+    return calls
+
+
+def test_newton_pirls_for_a_non_canonical_link():
+    """Gamma(log): Newton steps with the observed information reach the modes that solve the
+    penalised score equations, in a few passes, and the factor at them is the expected
+    information's (Fisher scoring's): its log-determinant is log(1 + θ² Σ wᵢ) per group, wᵢ = 1."""
+    data = gamma_log_data()
+    model = engine("y ~ x + (1 | g)", data, mm.families.Gamma(link="log"))
+    theta, beta = np.array([0.9]), np.array([1.0, 0.4])
+    calls = count_passes(model)
+    state = model.pirls(theta, beta)
+    u, term = state.u[0], model.terms[0]
+    mu = np.exp(model.X @ beta + theta[0] * u[term.codes])
+    score = -2 * theta[0] * np.bincount(term.codes, weights=(model.y - mu) / mu, minlength=term.nlevels) + 2 * u
+    np.testing.assert_allclose(score, 0, atol=1e-8)
+    sizes = np.bincount(term.codes)
+    assert state.L.logdet_z() == pytest.approx(np.log(1 + theta[0] ** 2 * sizes).sum(), rel=1e-12)
+    assert calls[-1] is False and all(calls[:-1])  # Newton passes, then one with the expected information
+    assert len(calls) <= 10  # from u = 0; Fisher scoring takes 19 passes here
+    calls.clear()
+    model.pirls(np.array([0.92]), beta, PirlsStart(u=tuple(state.u), beta=None))
+    assert len(calls) <= 6  # from the modes at a nearby θ, as the optimizer's evaluations: Fisher 14
+
+
+def test_canonical_links_make_no_extra_pass():
+    model = engine("y ~ x + (1 | g)", simulated_counts(seed=3), Poisson())
+    calls = count_passes(model)
+    model.pirls(np.array([1.1]), np.array([0.2, 0.7]))
+    assert not any(calls)
 
 
 def test_at_theta_zero_the_laplace_deviance_is_the_glm_deviance():
