@@ -280,22 +280,37 @@ def nested_columns(A: Crossproducts) -> tuple[bool, ...]:
     P = [[_level_pattern(A.off[j][k], sizes[j][1], sizes[k][1]) for k in range(j)] for j in range(K)]
     stacked = [True]
     for k in range(1, K):
-        nested = all(P[k][m] is not None and np.all(np.diff(P[k][m].tocsc().indptr) <= 1) for m in range(k))
-        stacked.append(bool(nested))
+        nested = all(_meets_one_level(P[k][m]) for m in range(k))
+        stacked.append(nested)
         for j in range(k + 1, K):
-            if not nested or P[j][k] is None or any(P[j][m] is None for m in range(k)):
-                P[j][k] = None
-            else:
-                P[j][k] = sum((P[j][m] @ P[k][m].T for m in range(k)), P[j][k]).astype(bool).tocsr()
+            P[j][k] = _fill_pattern(P[j][k], P[j][:k], P[k][:k]) if nested else None
     result = tuple(stacked)
     if A.plans is not None:
         A.plans[key] = result
     return result
 
 
+def _meets_one_level(P: sp.csr_matrix | None) -> bool:
+    """Whether every column of the level pattern P has at most one entry (None: dense, no)."""
+    return P is not None and bool(np.all(np.diff(P.tocsc().indptr) <= 1))
+
+
+def _fill_pattern(own: sp.csr_matrix | None, left: list[sp.csr_matrix | None],
+                  right: list[sp.csr_matrix | None]) -> sp.csr_matrix | None:
+    """The level pattern of A_jk − Σₘ L_jm L_kmᵀ below a stacked column; None when any part is dense."""
+    if own is None:
+        return None
+    total = own
+    for Ljm, Lkm in zip(left, right):
+        if Ljm is None or Lkm is None:
+            return None
+        total = total + Ljm @ Lkm.T
+    return total.astype(bool).tocsr()
+
+
 def _level_pattern(B: np.ndarray | sp.csr_matrix, pj: int, pk: int) -> sp.csr_matrix | None:
     """Which levels of two terms meet in the block B (effects grouped pⱼ and pₖ at a time); None if dense."""
-    if not sp.issparse(B):
+    if isinstance(B, np.ndarray):
         return None
     C = B.tocoo()
     ones = np.ones(C.nnz, dtype=bool)
