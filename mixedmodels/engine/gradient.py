@@ -158,7 +158,7 @@ def level_trace(P: np.ndarray, Q: np.ndarray, p: int) -> np.ndarray:
 def _rest_of_factor(L: BlockedCholesky, m: int) -> tuple[np.ndarray, np.ndarray]:
     """L_R0 and the dense lower factor L_RR, over the first m rows of R."""
     K = L.K
-    sizes = [L.L[j][j].shape[0] for j in range(1, K + 1)]
+    sizes = [_dense(L.L[j][j]).shape[0] for j in range(1, K + 1)]
     at = np.cumsum([0, *sizes])
     LRR = np.zeros((at[-1], at[-1]))
     for j in range(1, K + 1):
@@ -208,4 +208,9 @@ def _block_diagonal(D: np.ndarray) -> np.ndarray:
 
 
 def _dense(B: np.ndarray | sp.spmatrix) -> np.ndarray:
-    return sp.csr_matrix(B).toarray() if sp.issparse(B) else np.asarray(B)
+    """A block of the factor as a dense matrix (a nested term's (ℓ, p, p) stack block diagonal)."""
+    if sp.issparse(B):
+        return sp.csr_matrix(B).toarray()
+    if B.ndim == 3:
+        return sp.block_diag(list(B)).toarray()
+    return np.asarray(B)
