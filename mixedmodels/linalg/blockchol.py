@@ -128,7 +128,9 @@ class BlockedCholesky:
                 E[cols, np.arange(len(cols))] = 1.0
                 Y = {j: _solve_lower(Ljj, E)}
             for k in range(j + 1, K):
-                rhs = sum(_as_dense(self.L[k][m] @ Y[m]) for m in range(j, k))
+                rhs = _as_dense(self.L[k][j] @ Y[j])
+                for m in range(j + 1, k):
+                    rhs = rhs + _as_dense(self.L[k][m] @ Y[m])
                 Y[k] = -_solve_lower(self.L[k][k], rhs)
             below = [Y[k] for k in range(j + 1 if own is not None else j, K)]
             gram = _column_gram_by_level(below, pj)
@@ -161,10 +163,10 @@ def factorize(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> BlockedCho
     K = len(lambdas)
     stacked = nested_columns(A)
     check_dense_budget(A, stacked)
-    T = [*lambdas, None]  # None: the [X y] row, on which Λ does not act
+    T: list[np.ndarray | None] = [*lambdas, None]  # None: the [X y] row, on which Λ does not act
     A_row = [*A.off, A.xz]  # A_row[j][k] = A_jk, k < j
-    L00 = _stack_cholesky(_quadratic_stack(A.diag[0], T[0]) + np.eye(T[0].shape[0]))
-    B0 = _stack_right_solve_lower_t(np.broadcast_to(T[0], L00.shape), L00)  # Λ₀ L₀₀⁻ᵀ, block diagonal
+    L00 = _stack_cholesky(_quadratic_stack(A.diag[0], lambdas[0]) + np.eye(lambdas[0].shape[0]))
+    B0 = _stack_right_solve_lower_t(np.broadcast_to(lambdas[0], L00.shape), L00)  # Λ₀ L₀₀⁻ᵀ, block diagonal
     L: list[list] = [[L00]] + [[_times_block_diag(_lam_t_left(T[j], A_row[j][0]), B0)] for j in range(1, K + 1)]
     for k in range(1, K + 1):
         if k < K and stacked[k]:
@@ -174,7 +176,7 @@ def factorize(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> BlockedCho
         for m in range(1, k):
             S -= _as_dense(L[k][m] @ L[k][m].T)
         if k < K:
-            _add_block_diag(S, _quadratic_stack(A.diag[k], T[k]))
+            _add_block_diag(S, _quadratic_stack(A.diag[k], lambdas[k]))
             _diagonal(S)[...] += 1.0
         else:
             S += A.xx
@@ -365,7 +367,7 @@ def _minus_first_fill(A: Crossproducts, j: int, Tj: np.ndarray | None, row0, B0:
     cached ``SparseGram`` forms C W Cᵀ without a sparse×sparse product.
     """
     gram = _sparse_gram(A, j, B0.shape[1]) if Tj is not None else None
-    if gram is None:
+    if gram is None or Tj is None:
         return -_as_dense(row0 @ row0.T)
     W = B0 @ B0.transpose(0, 2, 1)
     C = A.off[j][0]
@@ -382,13 +384,13 @@ def _sparse_gram(A: Crossproducts, j: int, p0: int) -> SparseGram | None:
     sparse product then needs less memory).
     """
     C = A.off[j][0]
-    if A.plans is None or not sp.issparse(C):
+    if A.plans is None or isinstance(C, np.ndarray):
         return None
     key = ("gram", j)
     if key not in A.plans:
         blocks = _level_blocks(C, p0) if C.nnz else None
         small = blocks is not None and SparseGram.size(blocks, p0) <= max(2 * C.shape[0] ** 2, 2**20)
-        A.plans[key] = SparseGram(C, p0, blocks) if small else None
+        A.plans[key] = SparseGram(C, p0, blocks) if blocks is not None and small else None
     return A.plans[key]
 
 

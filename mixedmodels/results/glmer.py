@@ -114,12 +114,12 @@ class GlmerResult(MixedModelResult):
     # ----- fitted values and residuals ---------------------------------------------------
     @property
     def linear_predictor(self) -> pd.Series:
-        return self.design.per_data_row(self._state.eta, "eta")
+        return self.design.per_data_row(self._state.rows_eta, "eta")
 
     @cached_property
     def fitted(self) -> pd.Series:
         """Fitted means μ̂ on the response scale."""
-        return self.design.per_data_row(self._state.mu, "fitted")
+        return self.design.per_data_row(self._state.rows_mu, "fitted")
 
     def inverse_link(self, eta: np.ndarray) -> np.ndarray:
         return self.family.link.inverse(eta)
