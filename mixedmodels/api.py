@@ -8,16 +8,14 @@ from scipy.optimize import minimize_scalar
 
 from .dask.glmm import DaskGlmerResult, glmer_dask
 from .dask.lmm import DaskLmerResult, is_dask_dataframe, lmer_dask
-from .design.build import build_design, check_groups
+from .design.build import build_design, check_groups, check_residual_df, mixed_formula
 from .engine.control import Control, resolve_control
-from .errors import ConvergenceWarning, DataError, FitError, FormulaError, MixedModelsWarning, warn
+from .errors import ConvergenceWarning, DataError, FitError, MixedModelsWarning, warn
 from .engine.families import Family, NegativeBinomial, get_family
-from .formula.parse import parse_formula
 from .engine.glmm import GeneralizedLinearMixedModel, final_report
 from .results.glmer import GlmerResult
 from .engine.lmm import LinearMixedModel
 from .results.lmer import LmerResult, different_scales
-from .formula.safety import check_formula
 from .runtime.threads import with_fitting_threads
 
 EXACT_FIT = 1e-6  # a residual SD below this fraction of the response's SD is an exact fit
@@ -89,21 +87,12 @@ def _mixed_design(kind: str, formula: str, data: pd.DataFrame, safe: bool, weigh
                   offset: object, binomial: bool = False, contrasts: dict[str, str] | None = None,
                   na_action: str = "omit"):
     """The parsed formula and the design of a mixed model, after the checks every fit shares."""
-    parsed = check_formula(formula) if safe else parse_formula(formula)
-    if not parsed.random:
-        raise FormulaError(
-            f"{kind} needs at least one random-effects term such as (1 | group); "
-            "for a model without random effects use mixedmodels.lm",
-            formula,
-        )
+    parsed = mixed_formula(kind, formula, safe)
     design = build_design(parsed, data, weights=weights, offset=offset, binomial=binomial, contrasts=contrasts,
                           na_action=na_action)
-    check_groups(design, lmm=kind == "lmer")
-    if kind == "lmer" and design.X.shape[1] >= design.n:
-        raise DataError(
-            f"the fixed effects have {design.X.shape[1]} columns for {design.n} observations, so no residual "
-            "variance is left to estimate; use fewer fixed effects (is a numeric column used as a factor?)"
-        )
+    check_groups(design.reterms, design.n, lmm=kind == "lmer")
+    if kind == "lmer":
+        check_residual_df(design.X.shape[1], design.n)
     spread = different_scales(design.X, design.xnames)
     if spread:
         warn(f"Some predictor variables are on very different scales: consider rescaling ({spread})",
@@ -112,16 +101,16 @@ def _mixed_design(kind: str, formula: str, data: pd.DataFrame, safe: bool, weigh
 
 
 def _engine_start(model: LinearMixedModel, start: object):
-    """A user's starting θ is in lme4's order; the engine's order may differ."""
+    """A user's starting θ is in lme4's order; the engine's is the spec's canonical order."""
     if start is None:
         return None
     start = np.asarray(start, dtype=float)
     if start.shape != model.theta_start.shape:
         raise DataError(f"start must have {model.theta_start.size} values (θ in lme4's order), not {start.size}")
-    reterms = model.design.reterms
-    sizes = [reterms[i].ntheta for i in model.lme4_order]
-    pieces = dict(zip(model.lme4_order, np.split(start, np.cumsum(sizes)[:-1])))
-    return np.concatenate([pieces[i] for i in model.order])
+    report = model.design.spec.report_order
+    sizes = [model.terms[k].ntheta for k in report]
+    pieces = dict(zip(report, np.split(start, np.cumsum(sizes)[:-1])))
+    return np.concatenate([pieces[k] for k in range(len(model.terms))])
 
 
 @with_fitting_threads
@@ -230,4 +219,3 @@ def theta_ml(y: np.ndarray, mu: np.ndarray, weights: np.ndarray) -> float:
 
     res = minimize_scalar(minus_loglik, bounds=(-10, 15), method="bounded", options={"xatol": 1e-6})
     return float(np.exp(res.x))
-

@@ -5,8 +5,8 @@ kernel and the crossproducts [Z X z]ᵀ W [Z X z] with the working weights
 (``rows.WorkingPass``), and, for the starting β, the normal equations of IRLS
 (``rows.GlmEquations``).  ``glmer_dask`` therefore
 
-1. finds the global levels and the layout of X and the terms as ``lmer_dask`` does
-   (``mixedmodels.dask.lmm``, one pass over the data);
+1. finds the model's spec from the whole data as ``lmer_dask`` does
+   (``mixedmodels.dask.frames.plan_spec``, one pass over the data);
 2. reads every partition once into the in-memory engine's form — an ``InMemoryRows``
    with the factors coded against the global levels — and *persists* it on its
    worker; the first sums over them (counts, XᵀX for aliased columns, the family's
@@ -33,41 +33,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
-from ..results.criteria import InformationCriteria
-from ..linalg.crossprod import Crossproducts, add_crossproducts
-from .lmm import (
-    DaskLmerResult,
-    RandomEffectsOfComponents,
-    _Components,
-    _complete_rows,
-    _final_format,
-    _fit_warnings,
-    _kept_columns,
-    _missing_columns,
-    _model_columns,
-    _partition_arrays,
-    _Plan,
-    _plan,
-    _SPLIT_EVERY,
-    _tree,
-    partition_fit,
-)
-from ..design.build import check_groups, check_two_levels
-from ..errors import FamilyError
-from ..engine.families import Family, get_family
-from ..formula.parse import ParsedFormula
+from ..design.build import check_groups, model_rows
+from ..design.reterm import ReTerm
+from ..design.spec import ModelSpec
 from ..engine.control import Control, resolve_control
-from ..engine.glmm import GeneralizedLinearMixedModel, PirlsState, loglik_is_kernel_plus_constant
-from ..results.glmer import GlmerResult, check_residual_type, glmm_residuals
+from ..engine.families import Family, get_family
+from ..engine.glmm import PirlsModel, PirlsState, loglik_is_kernel_plus_constant
 from ..engine.optimizer import OptimumReport
-from ..design.reterm import ReTerm, TermSet
 from ..engine.rows import GlmEquations, InMemoryRows, WorkingPass
+from ..errors import FamilyError
+from ..formula.parse import ParsedFormula
+from ..inference.prediction import Predictor
+from ..linalg.crossprod import Crossproducts, add_crossproducts
+from ..results.glmer import GlmmEstimates, check_residual_type, glmm_residuals
+from ..results.lmer import fit_warnings
 from ..runtime.threads import fitting_threads
+from .frames import (
+    SPLIT_EVERY,
+    LazyRows,
+    final_format,
+    kept_spec,
+    model_columns,
+    partition_fit,
+    plan_spec,
+    read_partition,
+    structural_terms,
+    tree,
+)
 
 __all__ = ["glmer_dask", "DaskGlmerResult", "DaskGLMM", "DaskRows"]
 
@@ -93,7 +89,7 @@ class DaskRows:
         if total is None:
             return None
         kernel, A = total
-        off = tuple(tuple(_final_format(B) for B in row) for row in A.off)
+        off = tuple(tuple(final_format(B) for B in row) for row in A.off)
         return WorkingPass(kernel=kernel, crossprod=Crossproducts(diag=A.diag, off=off, xz=A.xz, xx=A.xx,
                                                                    plans=self._plans))
 
@@ -111,7 +107,7 @@ class DaskRows:
 
     def _sum(self, task, combine, point):
         """``combine`` over ``task(partition, point)`` of every partition, in one round trip:
-        trees on the workers down to at most _SPLIT_EVERY sums, the last addition on the client.
+        trees on the workers down to at most SPLIT_EVERY sums, the last addition on the client.
 
         A small point goes inside every partition's task; a large one (many levels) is one
         graph entry that the workers fetch.  Embedding the point and adding the last sums on
@@ -123,8 +119,8 @@ class DaskRows:
         small = _nbytes(point) <= _EMBED_BYTES
         shipped = point if small else dask.delayed(point, traverse=False)
         partials = [dask.delayed(task)(rows, shipped) for rows in self.partitions]
-        size = -(-len(partials) // _SPLIT_EVERY)
-        groups = [_tree(dask, partials[i:i + size], combine) for i in range(0, len(partials), size)]
+        size = -(-len(partials) // SPLIT_EVERY)
+        groups = [tree(dask, partials[i:i + size], combine) for i in range(0, len(partials), size)]
         return combine(*dask.compute(*groups))
 
 
@@ -181,27 +177,15 @@ def _add_floats(*values: float) -> float:
 
 # ----- the model ------------------------------------------------------------------------
 
-class DaskGLMM(GeneralizedLinearMixedModel):
+class DaskGLMM(PirlsModel):
     """The GLMM on ``DaskRows``: PIRLS, the Laplace deviance and both optimisation stages
-    are the in-memory model's; only the −2 log-likelihood, which reads the rows, differs."""
+    are the in-memory model's (``PirlsModel``); what reads the response is a pass here."""
 
-    def __init__(self, reterms: tuple[ReTerm, ...], rows: DaskRows, p: int, family: Family, nAGQ: int,
+    def __init__(self, terms: tuple[ReTerm, ...], rows: DaskRows, p: int, family: Family, nAGQ: int,
                  whole_weights: bool, control: Control):
         _check_nagq(nAGQ)
-        TermSet.__init__(self, reterms)
-        self.design = None
-        self.reterms = tuple(reterms)
-        self._p = int(p)
+        super().__init__(terms, rows, rows.n, p, family, nAGQ, control)
         self._kernel_plus_constant = loglik_is_kernel_plus_constant(family, whole_weights)
-        self._set_up(family, nAGQ, rows, control)
-
-    @property
-    def n(self) -> int:
-        return self.rows.n
-
-    @property
-    def p(self) -> int:
-        return self._p
 
     def dispersion_at(self, state: PirlsState) -> float:
         """φ̂ = Σ deviance residuals / n for families with a scale (their deviance kernel is
@@ -241,19 +225,18 @@ class _Partition:
     terms: tuple[ReTerm, ...] = ()  # the engine's order
 
 
-def _read_partition(part: pd.DataFrame, plan: _Plan, family: Family) -> _Partition:
-    """The partition's complete rows, coded by the global levels, after the family's checks."""
-    frame, w, o, complete = _complete_rows(part, plan)
-    out = _Partition(n_dropped=int((~complete).sum()), missing=_missing_columns(part, plan))
-    if frame.empty:
+def _read_partition(part: pd.DataFrame, spec: ModelSpec, family: Family) -> _Partition:
+    """The partition's complete rows, coded by the spec's levels, after the family's checks."""
+    read = read_partition(part, spec)
+    out = _Partition(n_dropped=read.n_dropped, missing=set(read.missing))
+    if read.frame.empty:
         return out
-    binomial = family.name == "binomial"
-    y, X, w, o, terms = _partition_arrays(frame, w, o, plan, binomial=binomial)
-    n = len(y)
-    out.y, out.X = y, X
-    out.weights = np.ones(n) if w is None else w
-    out.offset = np.zeros(n) if o is None else o
-    out.terms = tuple(terms[i] for i in plan.order)
+    rows = model_rows(spec, read.frame, read.weights, read.offset, binomial=family.name == "binomial")
+    n = len(rows.y)
+    out.y, out.X = rows.y, rows.X
+    out.weights = np.ones(n) if rows.weights is None else rows.weights
+    out.offset = np.zeros(n) if rows.offset is None else rows.offset
+    out.terms = rows.terms
     _check_rows(family, out.y, out.weights)
     return out
 
@@ -320,130 +303,68 @@ def glmer_dask(formula: str, ddf, family: str | Family = "binomial", nAGQ: int =
     ctl = resolve_control(control, maxeval)
     fam = get_family(family)
     _check_nagq(nAGQ)  # before any pass over the data
-    parsed, used, sub = _model_columns("glmer", formula, ddf, weights, offset, safe)
-    plan = _plan(parsed, sub, used, weights, offset, dask)
-    _check_binary_response(plan, fam)
-    shipped = dask.delayed(plan)
+    parsed, used, sub = model_columns("glmer", formula, ddf, weights, offset, safe)
+    spec = plan_spec(parsed, sub, used, weights, offset, fam.name == "binomial", dask)
+    shipped = dask.delayed(spec)
     read = dask.persist(*[dask.delayed(_read_partition)(part, shipped, fam) for part in sub.to_delayed()])
-    total = _tree(dask, [dask.delayed(_summary)(part) for part in read], _merge_summaries).compute()
-    keep = _kept_columns(plan, total["n"], total["n_dropped"], total["missing"], total["xx"])
-    check_groups(SimpleNamespace(reterms=plan.reterms, n=total["n"]), lmm=False)
+    total = tree(dask, [dask.delayed(_summary)(part) for part in read], _merge_summaries).compute()
+    spec = kept_spec(spec, total["n"], total["n_dropped"], total["missing"], total["xx"])
+    keep = list(spec.kept)
+    check_groups(spec.terms, total["n"], lmm=False)
     fam.check_response(*map(np.array, zip(*total["extremes"])))  # checks of the whole response
     with_rows = [part for part, size in zip(read, total["sizes"]) if size]
     rows = DaskRows(list(dask.persist(*[dask.delayed(_engine_rows)(part, keep, fam) for part in with_rows])),
                     total["n"])
     del read, with_rows  # the workers keep only the engine's rows
-    model = DaskGLMM(plan.reterms, rows, len(keep), fam, nAGQ, total["whole_weights"], ctl)
-    xnames = [plan.xnames[j] for j in keep]
-    dropped = tuple(name for name in plan.xnames if name not in xnames)
+    model = DaskGLMM(structural_terms(spec), rows, len(keep), fam, nAGQ, total["whole_weights"], ctl)
     with fitting_threads():
         stage1, stage2 = model.fit()
-        return _result(parsed, plan, model, stage2 if stage2 is not None else stage1, xnames, total["n_dropped"],
-                       dropped, sub)
-
-
-def _check_binary_response(plan: _Plan, family: Family) -> None:
-    """A factor response of a binomial fit needs exactly two levels in the data."""
-    name = plan.parsed.response.strip()
-    if family.name == "binomial" and name in plan.categories:
-        check_two_levels(name, plan.categories[name][0])
+        return DaskGlmerResult(parsed, spec, model, stage2 if stage2 is not None else stage1, total["n_dropped"], sub)
 
 
 # ----- the result ------------------------------------------------------------------------
 
-class _GlmmComponents(_Components):
-    """``_Components`` with the modes of PIRLS at the optimum and VarCorr's residual row
-    only for families with a scale."""
-
-    def __init__(self, model: DaskGLMM, theta_engine: np.ndarray, state: PirlsState, sigma: float,
-                 fixef: pd.Series):
-        super().__init__(model, theta_engine, state.L, sigma, fixef)
-        self.state = state
-        self._u = state.u
-        self.has_residual_row = model.family.has_dispersion
-
-
-@dataclass(eq=False)
-class DaskGlmerResult(RandomEffectsOfComponents, InformationCriteria):
+class DaskGlmerResult(GlmmEstimates, LazyRows):
     """A GLMM fitted on Dask data: the estimates and conditional modes as ``GlmerResult``
-    computes them; per-row quantities as lazy Dask Series over the fitted frame ``data``."""
+    computes them (a common base); per-row quantities as lazy Dask Series over the fitted
+    frame ``data``."""
 
-    formula: str
-    family: Family
-    nAGQ: int
-    nobs: int
-    n_dropped: int
-    fixef: pd.Series
-    sigma: float
-    theta: np.ndarray
-    theta_names: list[str]
-    objective: float
-    varcorr: pd.DataFrame
-    ngroups: dict[str, int]
-    optimum: OptimumReport = field(repr=False)
-    model: DaskGLMM = field(repr=False)
-    data: object = field(repr=False)
-    plan: _Plan = field(repr=False)
-    components: _GlmmComponents = field(repr=False)
-    dropped_columns: tuple[str, ...] = ()
+    def __init__(self, parsed: ParsedFormula, spec: ModelSpec, model: DaskGLMM, report: OptimumReport,
+                 n_dropped: int, data):
+        k = model.ntheta
+        state = model.pirls(report.x[:k], report.x[k:] if model.nAGQ > 0 else None)
+        self.formula = parsed.text
+        self.parsed, self.spec, self.model, self.optimum = parsed, spec, model, report
+        self.family, self.nAGQ = model.family, model.nAGQ
+        self.n_dropped, self.data = n_dropped, data
+        self._theta_engine, self._factor, self._state = report.x[:k], state.L, state
+        self.has_residual_row = model.family.has_dispersion
+        self.binomial = model.family.name == "binomial"
+        fit_warnings(report, self.is_singular())
 
     @property
-    def _theta_engine(self) -> np.ndarray:
-        return self.optimum.x[: self.model.ntheta]
+    def nobs(self) -> int:
+        return self.model.n
 
     @property
-    def _beta(self) -> np.ndarray:
-        return self.fixef.to_numpy()
-
-    @property
-    def _state(self) -> PirlsState:
-        return self.components.state
-
-    @property
-    def control(self) -> Control:
-        """The settings the model was fitted with."""
-        return self.model.control
-
-    _hessian_vcov = GlmerResult._hessian_vcov
-    _conditional_vcov = GlmerResult._conditional_vcov
-    coefficients = GlmerResult.coefficients
-    method = GlmerResult.method
+    def dropped_columns(self) -> tuple[str, ...]:
+        return self.spec.dropped
 
     @cached_property
-    def vcov(self) -> pd.DataFrame:
-        """Covariance of β̂ as ``GlmerResult.vcov``: from the Hessian of the deviance over (θ, β)
-        that the convergence check computed (nAGQ = 0: β's conditional covariance)."""
-        V = self._hessian_vcov() if self.nAGQ > 0 else None
-        if V is None:
-            V = self._conditional_vcov()
-        return pd.DataFrame(V, index=self.fixef.index, columns=self.fixef.index)
-
-    @property
-    def deviance(self) -> float:
-        return self.objective
-
-    @property
-    def loglik(self) -> float:
-        return -0.5 * self.objective
-
-    @property
-    def df(self) -> int:
-        """Number of parameters: β, θ and a dispersion where the family has one."""
-        return len(self.fixef) + len(self.theta) + int(self.family.has_dispersion)
-
-    def is_singular(self) -> bool:
-        return self.components.is_singular()
+    def predictor(self) -> Predictor:
+        """The spec, β̂ and the modes: what every partition's per-row values need."""
+        return Predictor(self.spec, self.fixef.to_numpy(), tuple(self._b), self.spec.offset is not None)
 
     # ----- per-row quantities: lazy, one pass over the fitted frame each -------------------
     @cached_property
     def fitted(self):
         """Fitted means μ̂ for the rows used: a Dask Series indexed as ``data``."""
-        return _response_scale(self._over_rows("fitted"), self.family)
+        return _response_scale(self.over_rows("fitted"), self.family)
 
     @property
     def linear_predictor(self):
         """η̂ = Xβ̂ + Zb̂ (+ offset) for the rows used: a Dask Series."""
-        return self._over_rows("fitted").rename("eta")
+        return self.over_rows("fitted").rename("eta")
 
     def predict(self, newdata=None, re_form: str | None = None, allow_new_levels: bool = False,
                 type: str = "response", offset: object = None):
@@ -451,7 +372,7 @@ class DaskGlmerResult(RandomEffectsOfComponents, InformationCriteria):
         a Dask Series for the fitted rows or a Dask newdata, a pandas Series for a pandas one."""
         if type not in ("response", "link"):
             raise ValueError(f"type must be 'response' or 'link', not {type!r}")
-        eta = DaskLmerResult.predict(self, newdata, re_form, allow_new_levels, "link", offset)
+        eta = self.linear_predictions(newdata, re_form, allow_new_levels, offset)
         return eta if type == "link" else _response_scale(eta, self.family)
 
     def residuals_of(self, type: str = "deviance"):
@@ -459,8 +380,7 @@ class DaskGlmerResult(RandomEffectsOfComponents, InformationCriteria):
         'working'): a lazy Dask Series over the rows used, one pass when computed."""
         check_residual_type(type)
         name = f"{type} residuals"
-        rows, plan = self._shipped
-        return self.data.map_partitions(_partition_residuals, rows, plan, self.family, type, name,
+        return self.data.map_partitions(_partition_residuals, self._shipped, self.family, type, name,
                                         meta=pd.Series([], dtype=float, index=self.data._meta.index, name=name))
 
     @property
@@ -473,21 +393,14 @@ class DaskGlmerResult(RandomEffectsOfComponents, InformationCriteria):
         (deviance by default): a Dask Series."""
         return self.residuals_of(type) / self.sigma
 
-    @property
-    def _binomial(self) -> bool:
-        return self.family.name == "binomial"
-
-    _rows = DaskLmerResult._rows
-    _shipped = DaskLmerResult._shipped
-    _over_rows = DaskLmerResult._over_rows
-
     def __repr__(self) -> str:
         return (f"<Generalized linear mixed model ({self.family.name}, {self.family.link.name}) fit by "
                 f"{self.method} on Dask data: {self.formula}; nobs={self.nobs}, objective={self.objective:.4f}>")
 
 
-def _partition_residuals(part: pd.DataFrame, rows, plan: _Plan, family: Family, type: str, name: str) -> pd.Series:
-    frame, y, w, eta = partition_fit(part, rows, plan, binomial=family.name == "binomial")
+def _partition_residuals(part: pd.DataFrame, predictor: Predictor, family: Family, type: str,
+                         name: str) -> pd.Series:
+    frame, y, w, eta = partition_fit(part, predictor, binomial=family.name == "binomial")
     wt = np.ones(len(y)) if w is None else w
     return pd.Series(glmm_residuals(type, family, y, eta, wt), index=frame.index, name=name, dtype=float)
 
@@ -497,20 +410,3 @@ def _response_scale(eta, family: Family):
     if isinstance(eta, pd.Series):
         return pd.Series(family.link.inverse(eta.to_numpy()), index=eta.index, name=eta.name)
     return eta.map_partitions(_response_scale, family, meta=eta._meta)
-
-
-def _result(parsed: ParsedFormula, plan: _Plan, model: DaskGLMM, report: OptimumReport, xnames: list[str],
-            n_dropped: int, dropped: tuple[str, ...], data) -> DaskGlmerResult:
-    k = model.ntheta
-    theta = report.x[:k]
-    state = model.pirls(theta, report.x[k:] if model.nAGQ > 0 else None)
-    sigma = float(np.sqrt(model.scale(state)))
-    fixef = pd.Series(state.beta, index=xnames, name="Estimate")
-    parts = _GlmmComponents(model, theta, state, sigma, fixef)
-    _fit_warnings(report, parts)
-    return DaskGlmerResult(
-        formula=parsed.text, family=model.family, nAGQ=model.nAGQ, nobs=model.n, n_dropped=n_dropped, fixef=fixef,
-        sigma=sigma, theta=parts.theta, theta_names=parts.theta_names, objective=float(report.fun),
-        varcorr=parts.varcorr, ngroups=parts.ngroups, optimum=report, model=model, data=data, plan=plan,
-        components=parts, dropped_columns=dropped,
-    )

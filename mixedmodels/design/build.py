@@ -1,56 +1,61 @@
-"""From a parsed formula and a data frame to the numbers a fit needs.
+"""From a parsed formula and rows of data to the numbers a fit needs: one builder, two backends.
 
-``build_design`` does every data-frame operation of a fit exactly once: it finds
-the rows with missing values, evaluates the fixed-effects matrix X with formulaic,
-the response, weights and offset, and one :class:`ReTerm` per random-effects bar.
-The caller's data frame is only read, never modified.
+Every step from a data frame to y, X, weights, offset and the random-effects terms
+is written here once, as functions of one pandas frame: the formula's checks, the
+columns it uses, complete cases and the count of dropped rows, the response's
+coding, the model matrices with R's contrasts and names, weights and offset, the
+aliased columns of X and the grouping factors' levels.  ``build_design`` applies
+them to a whole pandas frame and records the result's :class:`ModelSpec`;
+``mixedmodels.dask`` applies the same functions to each partition of a Dask frame
+with the spec found from the whole data (``model_rows``).  The caller's data
+frame is only read, never modified.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import formulaic
 import numpy as np
 import pandas as pd
-from formulaic.parser.types import Factor
+from formulaic.parser.types import Factor as FormulaFactor
 from formulaic.utils.code import sanitize_variable_names
+from scipy.linalg import solve_triangular
 
 from ..errors import DataError, DroppedRowsWarning, FormulaError, RankDeficiencyWarning, did_you_mean, type_name, warn
-from ..formula.parse import ParsedFormula, RandomTerm, with_dot_expanded
+from ..formula.parse import ParsedFormula, parse_formula, with_dot_expanded
 from ..formula.rdialect import python_part, r_spelling
-from ..formula.safety import check_part
+from ..formula.safety import check_formula, check_part
 from .reterm import ReTerm
+from .spec import Factor, GroupingFactor, ModelSpec, TermLayout, term_orders
 from .size import check_design_size
 from .transforms import FORMULA_CONTEXT
 
+#: a column of X is aliased when the norm of its residual after projection on the columns kept
+#: before it is at most this fraction of its own norm
+ALIAS_TOLERANCE = 1e-7
 MAX_THETA = 1_000  # covariance parameters of all random-effects terms
 WEIGHT_SCALE = 1e8  # weights whose geometric mean is beyond 1/WEIGHT_SCALE..WEIGHT_SCALE are refused
 
 
 @dataclass(frozen=True)
 class Design:
-    """Plain arrays of one model: y, X, weights, offset and the random-effects terms."""
+    """Plain arrays of one model: y, X, weights, offset and the random-effects terms, with its spec."""
 
     y: np.ndarray
-    X: np.ndarray
-    xnames: tuple[str, ...]
-    reterms: tuple[ReTerm, ...]  # in the formula's order (bars after || and / expansion)
+    X: np.ndarray  # the kept columns of the fixed-effects matrix
+    reterms: tuple[ReTerm, ...]  # in the spec's canonical order
     weights: np.ndarray | None
     offset: np.ndarray | None
     rows: pd.Index  # labels of the rows of `data` that the model uses
     n_dropped: int  # rows dropped for missing values
-    response_name: str
-    model_spec: object = field(repr=False)  # formulaic ModelSpec of the fixed part
-    dropped_columns: tuple[str, ...] = ()  # aliased columns of X removed
-    kept_columns: tuple[int, ...] = ()  # columns of model_spec's matrix that X keeps
+    spec: ModelSpec = field(repr=False)
     frame: pd.DataFrame | None = field(default=None, repr=False)  # the complete rows of the used columns
-    contrasts: Mapping[str, str] = field(default_factory=dict)  # factor → R's coding given by the caller
     na_action: str = "omit"  # "exclude": per-row results are padded with NaN to the data's rows (R's na.exclude)
     data_index: pd.Index | None = field(default=None, repr=False)  # the data's row labels, for "exclude"
     data_positions: np.ndarray | None = field(default=None, repr=False)  # positions of the rows used in data
@@ -68,6 +73,51 @@ class Design:
     def n(self) -> int:
         return len(self.y)
 
+    @property
+    def xnames(self) -> tuple[str, ...]:
+        return self.spec.kept_names
+
+    @property
+    def model_spec(self) -> object:
+        """formulaic's ModelSpec of the fixed part (every column, aliased ones included)."""
+        return self.spec.fixed_spec
+
+    @property
+    def kept_columns(self) -> tuple[int, ...]:
+        return self.spec.kept
+
+    @property
+    def dropped_columns(self) -> tuple[str, ...]:
+        return self.spec.dropped
+
+    @property
+    def response_name(self) -> str:
+        return self.spec.parsed.response
+
+    @property
+    def contrasts(self) -> Mapping[str, str]:
+        """The factors' codings the caller gave (R's ``contrasts=``)."""
+        return self.spec.contrasts
+
+
+def mixed_formula(kind: str, formula: str, safe: bool) -> ParsedFormula:
+    """The parsed formula of a mixed model (``kind`` 'lmer', 'glmer', ...), after the checks
+    every fit shares: ``check_formula`` when ``safe``, a response and a random-effects term."""
+    parsed = check_formula(formula) if safe else parse_formula(formula)
+    if not parsed.random:
+        raise FormulaError(
+            f"{kind} needs at least one random-effects term such as (1 | group); "
+            "for a model without random effects use mixedmodels.lm",
+            formula,
+        )
+    check_response(parsed)
+    return parsed
+
+
+def check_response(parsed: ParsedFormula) -> None:
+    if not parsed.response:
+        raise FormulaError("the formula has no response on the left of '~'", parsed.text, 0)
+
 
 def build_design(
     parsed: ParsedFormula,
@@ -78,7 +128,7 @@ def build_design(
     contrasts: Mapping[str, str] | None = None,
     na_action: str = "omit",
 ) -> Design:
-    """Evaluate every part of the model on the complete cases of ``data``.
+    """Evaluate every part of the model on the complete cases of ``data`` (the pandas backend).
 
     ``binomial`` admits the response forms of binomial GLMMs (cbind, factors,
     booleans); their trials multiply the prior weights.  ``contrasts`` codes factors
@@ -92,90 +142,294 @@ def build_design(
         raise DataError(f"data must be a pandas DataFrame, not {type_name(data)}")
     if len(data) == 0:
         raise DataError("data has no rows")
-    if not parsed.response:
-        raise FormulaError("the formula has no response on the left of '~'", parsed.text, 0)
+    check_response(parsed)
     duplicated = sorted(set(map(str, data.columns[data.columns.duplicated()])))
     if duplicated:
         raise DataError(f"data has more than one column named {', '.join(map(repr, duplicated))}; rename them")
 
     parsed = with_dot_expanded(parsed, list(data.columns))
-    used = used_columns(parsed, data)
+    used = used_columns(parsed, data.columns)
     w = optional_vector(weights, data, "weights")
     o = optional_vector(offset, data, "offset")
-    complete = ~data[used].isna().any(axis=1).to_numpy()
-    for vec in (w, o):
-        if vec is not None:
-            complete &= ~np.isnan(vec)
+    complete = complete_cases(data, used, w, o)
     outside = {c: _outside(data[c], levels) for c, levels in restricted_levels(parsed) if c in data.columns}
     for mask in outside.values():
         complete &= ~mask
     n_dropped = int((~complete).sum())
-    if not complete.any():
-        raise DataError(
-            "no complete rows: every row has a missing value in one of "
-            + ", ".join(repr(c) for c in used)
-        )
-    if n_dropped:
-        missing = [c for c in used if data[c].isna().any()] + [
-            name for name, vec in (("weights", w), ("offset", o)) if vec is not None and np.isnan(vec).any()]
-        restricted = [f"{mask.sum()} with a value of {c!r} outside its C(levels=...), which R's factor(levels=) "
-                      "makes missing" for c, mask in outside.items() if mask.any()]
-        warn(
-            f"{n_dropped} of {len(data)} rows have missing values ("
-            + "; ".join(([f"in {', '.join(map(repr, missing))}"] if missing else []) + restricted)
-            + ") and were left out; the rows used are in m.rows_used",
-            DroppedRowsWarning,
-        )
+    restricted = [f"{mask.sum()} with a value of {c!r} outside its C(levels=...), which R's factor(levels=) "
+                  "makes missing" for c, mask in outside.items() if mask.any()]
+    report_dropped(n_dropped, len(data), missing_columns(data, used, w, o) if n_dropped else (), used,
+                   "; the rows used are in m.rows_used", restricted)
     frame = _model_frame(data.loc[complete, used] if n_dropped else data[used])
     _check_factor_levels(parsed, frame)
-
-    y, trials = response_values(parsed, frame, binomial)
-    contrasts = check_contrasts(contrasts, frame)
+    factors = {c: Factor.of(frame[c], frame[c].dtype) for c in level_columns(used, frame.dtypes)}
+    groupings = {g: GroupingFactor.of(frame[list(g)], tuple(factors.get(c) or Factor.of(frame[c], frame[c].dtype)
+                                                               for c in g))
+                 for g in grouping_columns(parsed)}
+    coding = check_contrasts(contrasts, frame)
     check_design_size(python_part(parsed.fixed), parsed.text, frame)
-    X, xnames, spec = _fixed_part(parsed, frame, contrasts)
-    X, kept = _drop_aliased(X, xnames)
-    dropped = tuple(n for j, n in enumerate(xnames) if j not in kept)
-    xnames = tuple(xnames[j] for j in kept)
-    reterms = tuple(t for bar in parsed.random for t in _reterms(bar, frame, parsed.checked))
+    parts = evaluate_parts(parsed, frame, binomial, coding)
+    spec = specify(parsed, parts, groupings, factors, used, weights if isinstance(weights, str) else None,
+                   offset if isinstance(offset, str) else None, frame.iloc[:1], coding)
+    spec = replace(spec, kept=kept_columns(scaled_gram(parts.X), spec.xnames))
     if w is not None:
-        w = w[complete]
-        if np.any(w <= 0) or not np.all(np.isfinite(w)):
-            raise DataError("weights must be finite and positive")
-        scale = float(np.exp(np.mean(np.log(w))))
-        if not 1 / WEIGHT_SCALE <= scale <= WEIGHT_SCALE:
+        _check_weight_scale(w[complete])
+    rows = assemble(spec, parts, frame, None if w is None else w[complete], None if o is None else o[complete])
+    return Design(y=rows.y, X=rows.X[:, list(spec.kept)] if len(spec.kept) < rows.X.shape[1] else rows.X,
+                  reterms=rows.terms, weights=rows.weights, offset=rows.offset, rows=frame.index,
+                  n_dropped=n_dropped, spec=spec, frame=frame, na_action=na_action,
+                  data_index=data.index if na_action == "exclude" else None,
+                  data_positions=np.flatnonzero(complete) if na_action == "exclude" else None)
+
+
+def with_terms(design: Design, parsed: ParsedFormula, reterms: tuple[ReTerm, ...]) -> Design:
+    """The design with other random-effects terms, one bar each in formula order (``parsed.random``):
+    ranova's reduced models.  The terms take the canonical order; each keeps its grouping factor."""
+    groupings = {t.group: t.grouping for t in design.spec.terms}
+    layouts = [TermLayout(bar=b, expr=t.expr, column_index=t.column_index, columns=t.columns,
+                          grouping=groupings[t.group], spec=t.spec) for b, t in enumerate(reterms)]
+    canonical, report = term_orders(layouts)
+    spec = replace(design.spec, parsed=parsed, terms=tuple(layouts[k] for k in canonical), report_order=report)
+    return replace(design, reterms=tuple(reterms[k] for k in canonical), spec=spec)
+
+
+# ----- the columns, complete cases and dropped rows ---------------------------------------
+
+def level_columns(used: Iterable[str], dtypes: pd.Series) -> list[str]:
+    """The used columns that are factors (neither numeric nor boolean)."""
+    return [c for c in used if not pd.api.types.is_numeric_dtype(dtypes[c]) and not pd.api.types.is_bool_dtype(dtypes[c])]
+
+
+def grouping_columns(parsed: ParsedFormula) -> list[tuple[str, ...]]:
+    """The distinct grouping factors of the random-effects terms, as column tuples."""
+    return list(dict.fromkeys(bar.group for bar in parsed.random))
+
+
+def check_column(name: object, columns: pd.Index, what: str) -> None:
+    """A weights or offset argument naming a column must name one of ``columns``."""
+    if name not in columns:
+        raise DataError(f"{what}={name!r} is not a column of data." + did_you_mean(str(name), map(str, columns)))
+
+
+def complete_cases(frame: pd.DataFrame, used: list[str], w: np.ndarray | None, o: np.ndarray | None) -> np.ndarray:
+    """The rows without a missing value in the used columns, weights or offset."""
+    complete = ~frame[used].isna().any(axis=1).to_numpy()
+    for vec in (w, o):
+        if vec is not None:
+            complete &= ~np.isnan(vec)
+    return complete
+
+
+def missing_columns(frame: pd.DataFrame, used: list[str], w: np.ndarray | None, o: np.ndarray | None) -> list[str]:
+    """The used columns (and 'weights', 'offset') with a missing value."""
+    return [c for c in used if frame[c].isna().any()] + [
+        name for name, vec in (("weights", w), ("offset", o)) if vec is not None and np.isnan(vec).any()]
+
+
+def report_dropped(n_dropped: int, n_rows: int, missing: Iterable[str], used: Iterable[str], hint: str = "",
+                   notes: Iterable[str] = ()) -> None:
+    """A DataError when no row is complete, a DroppedRowsWarning naming the columns when some are not
+    (``notes``: other reasons rows were left out)."""
+    used = list(used)
+    if n_dropped == n_rows:
+        raise no_complete_rows(used)
+    if n_dropped:
+        rank = {name: k for k, name in enumerate([*used, "weights", "offset"])}
+        names = sorted(set(missing), key=lambda name: rank.get(name, len(rank)))
+        reasons = ([f"in {', '.join(map(repr, names))}"] if names else []) + list(notes)
+        warn(f"{n_dropped} of {n_rows} rows have missing values ({'; '.join(reasons)}) and "
+             f"were left out{hint}", DroppedRowsWarning)
+
+
+def _check_weight_scale(w: np.ndarray) -> None:
+    """Weights far from 1 on average put θ out of the optimizer's reach (it scales with 1/√w)."""
+    if np.any(w <= 0) or not np.all(np.isfinite(w)):
+        return  # weights_and_offset reports them
+    scale = float(np.exp(np.mean(np.log(w))))
+    if not 1 / WEIGHT_SCALE <= scale <= WEIGHT_SCALE:
+        raise DataError(
+            f"the weights are of the order of {scale:.3g}; the relative covariance θ scales with "
+            f"1/√weights, so the optimizer cannot reach it from its start; divide the weights by their mean "
+            "(θ̂ then changes by √mean and σ̂ by 1/√mean, as in lme4)"
+        )
+
+
+def no_complete_rows(used: Iterable[str]) -> DataError:
+    return DataError("no complete rows: every row has a missing value in one of " + ", ".join(map(repr, used)))
+
+
+def check_groups(terms: Iterable[ReTerm | TermLayout], n: int, lmm: bool = True) -> None:
+    """Each grouping factor needs more than one level; an LMM's fewer effects than observations;
+    at most MAX_THETA covariance parameters (the optimizer's memory grows with their square)."""
+    terms = list(terms)
+    ntheta = sum(t.ntheta for t in terms)
+    if ntheta > MAX_THETA:
+        widest = max(terms, key=lambda t: t.ntheta)
+        raise DataError(
+            f"the random effects have {ntheta:,} covariance parameters, more than the {MAX_THETA:,} the optimizer "
+            f"can take; the term ({widest.expr} | {widest.group}) alone has {widest.p} columns and {widest.ntheta:,} "
+            "(is a factor with many levels in the left part of a bar? use (1 | f:g) or '||')"
+        )
+    for t in terms:
+        if t.nlevels < 2:
             raise DataError(
-                f"the weights are of the order of {scale:.3g}; the relative covariance θ scales with "
-                f"1/√weights, so the optimizer cannot reach it from its start; divide the weights by their mean "
-                "(θ̂ then changes by √mean and σ̂ by 1/√mean, as in lme4)"
+                f"grouping factor {t.group!r} has {t.nlevels} level; a random effect needs at least 2 levels"
             )
+        if lmm and t.q >= n:
+            raise DataError(
+                f"the term ({t.expr} | {t.group}) has {t.q} random effects for {n} observations; "
+                "the random effects and the residual are not identifiable (is a grouping factor an "
+                "observation id?)"
+            )
+
+
+# ----- the formula's parts on rows ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Evaluated:
+    """The formula's parts evaluated on a frame of complete rows, as formulaic gives them."""
+
+    y: np.ndarray
+    trials: np.ndarray | None  # binomial trials of a cbind response
+    X: np.ndarray  # every column of the fixed part
+    xnames: tuple[str, ...]
+    fixed_spec: object
+    bars: tuple[tuple[np.ndarray, tuple[str, ...], object], ...]  # per bar: matrix, column names, spec
+
+
+def evaluate_parts(parsed: ParsedFormula, frame: pd.DataFrame, binomial: bool = False,
+                   contrasts: Mapping[str, str] | None = None) -> Evaluated:
+    """The response, the fixed-effects matrix (factors coded by ``contrasts``, else R's defaults)
+    and each bar's matrix on ``frame``; every value finite."""
+    y, trials = response_values(parsed, frame, binomial)
+    fixed, xnames = evaluate(parsed.fixed, frame, "the fixed part", contrasts=contrasts, checked=parsed.checked)
+    X = fixed.to_numpy(dtype=float)
+    for j, name in enumerate(xnames):
+        check_finite(X[:, j], name)
+    bars = []
+    for bar in parsed.random:
+        mat, names = evaluate(bar.expr, frame, f"the random-effects term ({bar.expr} | {bar.group_name}), left part",
+                              checked=parsed.checked)
+        if not names:
+            raise FormulaError(f"the random-effects term ({bar.expr} | {bar.group_name}) has no columns")
+        Xi = mat.to_numpy(dtype=float)
+        for j, name in enumerate(names):
+            check_finite(Xi[:, j], name)
+        bars.append((Xi, names, mat.model_spec))
+    return Evaluated(y=y, trials=trials, X=X, xnames=xnames, fixed_spec=fixed.model_spec, bars=tuple(bars))
+
+
+def specify(parsed: ParsedFormula, parts: Evaluated, groupings: dict[tuple[str, ...], GroupingFactor],
+            factors: dict[str, Factor], used: list[str], weights: str | None, offset: str | None,
+            example: pd.DataFrame, contrasts: Mapping[str, str] | None = None) -> ModelSpec:
+    """The spec of a model whose parts evaluated to ``parts`` (every column of X kept):
+    ``||`` gives one scalar term per column of its bar, and the terms take the canonical order."""
+    layouts = []
+    for b, (bar, (_, names, bar_spec)) in enumerate(zip(parsed.random, parts.bars)):
+        pieces = [tuple(range(len(names)))] if bar.correlated else [(j,) for j in range(len(names))]
+        layouts += [TermLayout(bar=b, expr=bar.expr, column_index=idx, columns=tuple(names[j] for j in idx),
+                               grouping=groupings[bar.group], spec=bar_spec) for idx in pieces]
+    canonical, report = term_orders(layouts)
+    return ModelSpec(parsed=parsed, used=tuple(used), weights=weights, offset=offset, factors=factors,
+                     xnames=tuple(parts.xnames), kept=tuple(range(len(parts.xnames))), fixed_spec=parts.fixed_spec,
+                     terms=tuple(layouts[i] for i in canonical), report_order=report, example=example,
+                     contrasts=dict(contrasts or {}))
+
+
+@dataclass(frozen=True)
+class ModelRows:
+    """A model's numbers on some complete rows: X with every column of the spec's fixed part,
+    the prior weights (binomial trials included), the total offset and the terms (canonical order)."""
+
+    y: np.ndarray
+    X: np.ndarray
+    weights: np.ndarray | None
+    offset: np.ndarray | None
+    terms: tuple[ReTerm, ...]
+
+
+def assemble(spec: ModelSpec, parts: Evaluated, frame: pd.DataFrame, w: np.ndarray | None,
+             o: np.ndarray | None) -> ModelRows:
+    """The model's numbers from the evaluated parts, the complete rows' weights and offset."""
+    w, o = weights_and_offset(spec.parsed, frame, w, o, parts.trials)
+    terms = tuple(t.term(t.grouping.codes(frame), parts.bars[t.bar][0][:, list(t.column_index)]) for t in spec.terms)
+    return ModelRows(y=parts.y, X=parts.X, weights=w, offset=o, terms=terms)
+
+
+def model_rows(spec: ModelSpec, frame: pd.DataFrame, w: np.ndarray | None, o: np.ndarray | None,
+               binomial: bool = False) -> ModelRows:
+    """The model's numbers on complete rows of other data than the spec's (a partition): their
+    factors must be coded by the spec's levels, so that the columns are the spec's."""
+    parts = evaluate_parts(spec.parsed, frame, binomial, spec.contrasts)
+    if tuple(parts.xnames) != spec.xnames:
+        raise DataError(
+            f"a partition's fixed-effects columns ({', '.join(parts.xnames)}) differ from the data's "
+            f"({', '.join(spec.xnames)}); make factors categorical columns of the data instead of "
+            "converting them in the formula")
+    for t in spec.terms:
+        if tuple(parts.bars[t.bar][1][j] for j in t.column_index) != t.columns:
+            raise DataError(f"a partition's columns of the term ({t.expr} | {t.group}) differ "
+                            "from the data's; make factors categorical columns of the data")
+    return assemble(spec, parts, frame, w, o)
+
+
+def weights_and_offset(parsed: ParsedFormula, frame: pd.DataFrame, w: np.ndarray | None, o: np.ndarray | None,
+                       trials: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The checked prior weights times any binomial trials, and the offset plus the formula's offset() terms."""
+    if w is not None and (np.any(w <= 0) or not np.all(np.isfinite(w))):
+        raise DataError("weights must be finite and positive")
     if trials is not None:
         w = trials if w is None else w * trials
-    if o is not None:
-        o = o[complete]
-        if not np.all(np.isfinite(o)):
-            raise DataError("offset must be finite")
+    if o is not None and not np.all(np.isfinite(o)):
+        raise DataError("offset must be finite")
     for expr in parsed.offsets:
         term = numeric_column(expr, frame, "the offset", parsed.checked)
         o = term if o is None else o + term
-    return Design(
-        y=y,
-        X=X,
-        xnames=xnames,
-        reterms=reterms,
-        weights=w,
-        offset=o,
-        rows=frame.index,
-        n_dropped=n_dropped,
-        response_name=parsed.response,
-        model_spec=spec,
-        dropped_columns=dropped,
-        kept_columns=tuple(kept),
-        frame=frame,
-        contrasts=contrasts,
-        na_action=na_action,
-        data_index=data.index if na_action == "exclude" else None,
-        data_positions=np.flatnonzero(complete) if na_action == "exclude" else None,
-    )
+    return w, o
+
+
+# ----- aliased columns ---------------------------------------------------------------------
+
+def independent_columns(gram: np.ndarray) -> list[int]:
+    """The columns of X that are not linear combinations of earlier ones, from a Gram matrix XᵀWX
+    (W > 0): each column in turn is kept when its residual after projection on the kept ones
+    exceeds ALIAS_TOLERANCE of its norm (R's pivoting QR keeps the same columns)."""
+    p = gram.shape[0]
+    keep: list[int] = []
+    L = np.zeros((p, p))  # Cholesky factor of the kept columns' Gram matrix
+    for j in range(p):
+        norm2 = gram[j, j]
+        if not norm2 > 0:
+            continue
+        k = len(keep)
+        v = _forward(L[:k, :k], gram[keep, j]) if k else np.zeros(0)
+        r2 = norm2 - v @ v
+        if r2 > ALIAS_TOLERANCE**2 * norm2:
+            L[k, :k], L[k, k] = v, np.sqrt(r2)
+            keep.append(j)
+    return keep
+
+
+def kept_columns(gram: np.ndarray, names: tuple[str, ...]) -> tuple[int, ...]:
+    """``independent_columns`` of a model's X, with a RankDeficiencyWarning naming the aliased ones."""
+    keep = independent_columns(gram)
+    dropped = [names[j] for j in range(len(names)) if j not in keep]
+    if dropped:
+        warn("fixed-effect model matrix is rank deficient; dropping aliased column(s) "
+             + ", ".join(map(repr, dropped)), RankDeficiencyWarning)
+    return tuple(keep)
+
+
+def _forward(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """L⁻¹b for lower-triangular L."""
+    return solve_triangular(L, b, lower=True, check_finite=False)
+
+
+def scaled_gram(X: np.ndarray) -> np.ndarray:
+    """XᵀX of X with each column scaled by its largest magnitude (values near 1e200 would overflow)."""
+    size = np.abs(X).max(axis=0) if X.shape[0] else np.ones(X.shape[1])
+    Xs = X / np.where(size > 0, size, 1.0)
+    return Xs.T @ Xs
 
 
 def _model_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -203,7 +457,7 @@ def restricted_levels(parsed: ParsedFormula) -> list[tuple[str, list]]:
         except Exception:  # formulaic raises many kinds; evaluating the part reports them
             continue
         for factor in factors:
-            if factor.eval_method is not Factor.EvalMethod.PYTHON:
+            if factor.eval_method is not FormulaFactor.EvalMethod.PYTHON:
                 continue
             aliases: dict[str, str] = {}
             try:
@@ -243,25 +497,25 @@ def _check_factor_levels(parsed: ParsedFormula, frame: pd.DataFrame) -> None:
             )
 
 
-def used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
-    """The columns of ``data`` that the formula mentions, in data order."""
+def used_columns(parsed: ParsedFormula, columns: pd.Index) -> list[str]:
+    """The columns (of ``columns``, the data's) that the formula mentions, in data order."""
     texts = [parsed.response, parsed.fixed, *parsed.offsets] + [t.expr for t in parsed.random]
     groups = {g for t in parsed.random for g in t.group}
     for g in groups:
-        if g not in data.columns:
+        if g not in columns:
             raise DataError(
-                f"grouping factor {g!r} is not a column of data." + did_you_mean(g, map(str, data.columns))
+                f"grouping factor {g!r} is not a column of data." + did_you_mean(g, map(str, columns))
             )
     for text in texts:
         for name in _names_in(python_part(text)):
-            if name not in data.columns and not _is_known_name(name):
+            if name not in columns and not _is_known_name(name):
                 raise DataError(
                     f"{name!r} in the formula is not a column of data."
-                    + did_you_mean(name, map(str, data.columns))
+                    + did_you_mean(name, map(str, columns))
                 )
     mentioned = " ".join(texts)
     return [
-        c for c in data.columns
+        c for c in columns
         if c in groups or _mentions(mentioned, str(c))
     ]
 
@@ -304,8 +558,7 @@ def optional_vector(value: object, data: pd.DataFrame, what: str) -> np.ndarray 
     if value is None:
         return None
     if isinstance(value, str):
-        if value not in data.columns:
-            raise DataError(f"{what}={value!r} is not a column of data." + did_you_mean(value, map(str, data.columns)))
+        check_column(value, data.columns, what)
         value = data[value]
     arr = np.asarray(value, dtype=float) if not isinstance(value, pd.Series) else value.to_numpy(dtype=float, na_value=np.nan)
     if arr.ndim != 1:
@@ -365,20 +618,10 @@ def factor_columns(frame: pd.DataFrame) -> list[str]:
             if isinstance(t, pd.CategoricalDtype) or pd.api.types.is_string_dtype(t) or t == object]
 
 
-@lru_cache(maxsize=256)
-def formula_part(expr: str) -> formulaic.Formula:
-    """formulaic's parse of a formula part (nothing evaluated), kept: a fifth of a model matrix's
-    cost on small data."""
-    return formulaic.Formula(expr)
-
-
-def _fixed_part(parsed: ParsedFormula, frame: pd.DataFrame, contrasts: Mapping[str, str]):
-    """Fixed-effects matrix through formulaic, with R's column names."""
-    rhs, names = evaluate(parsed.fixed, frame, "the fixed part", contrasts=contrasts, checked=parsed.checked)
-    X = rhs.to_numpy(dtype=float)
-    for j, name in enumerate(names):
-        check_finite(X[:, j], name)
-    return X, names, rhs.model_spec
+def factor_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes and levels of a column of complete rows treated as a factor (R's ``factor``)."""
+    factor = Factor.of(column, column.dtype)
+    return factor.codes(column, str(column.name)), factor.levels
 
 
 #: R's factor codings that ``contrasts=`` accepts (formulaic implements each as R does)
@@ -405,11 +648,18 @@ def check_contrasts(contrasts: Mapping[str, str] | None, frame: pd.DataFrame) ->
     return dict(contrasts)
 
 
+@lru_cache(maxsize=256)
+def formula_part(expr: str) -> formulaic.Formula:
+    """formulaic's parse of a formula part (nothing evaluated), kept: a fifth of a model matrix's
+    cost on small data."""
+    return formulaic.Formula(expr)
+
+
 def numeric_column(expr: str, frame: pd.DataFrame, what: str, checked: bool) -> np.ndarray:
     """One numeric column from an expression such as 'y', 'np.log(y)' or 'size - k'."""
     if expr in frame.columns and not pd.api.types.is_numeric_dtype(frame[expr].dtype):
         raise DataError(
-            f"{what} {expr!r} must be numeric, but the column has dtype {frame[expr].dtype}"
+            f"{what} {expr!r} must be numeric, but the column holds non-numeric values (a factor or text)"
             + ("; glmer(family='binomial') accepts two-level factors" if what == "the response" else "")
         )
     if expr in frame.columns:  # a plain column: no formula to evaluate
@@ -458,10 +708,15 @@ def _is_two_valued_type(column: pd.Series) -> bool:
 
 
 def _two_level(column: pd.Series, name: str) -> np.ndarray:
-    """0/1 from a boolean or a two-level factor: the second level is success (R)."""
+    """0/1 from a boolean or a two-level factor: the second level is success (R).
+
+    A categorical's levels are its categories (the data's, not those a partition holds)."""
     if pd.api.types.is_bool_dtype(column.dtype):
         return column.to_numpy(dtype=float)
-    codes, levels = factor_codes(column)
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes, levels = column.cat.codes.to_numpy(dtype=np.int64), column.cat.categories
+    else:
+        codes, levels = pd.factorize(column, sort=True)
     check_two_levels(name, levels)
     return codes.astype(float)
 
@@ -507,104 +762,3 @@ def r_name(column: str, renames: dict[str, str] | None = None, logical: Abstract
         column = column.replace(old, new)
     column = re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", column)
     return ":".join(part + "TRUE" if part in logical else part for part in column.split(":"))
-
-
-def _drop_aliased(X: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, list[int]]:
-    """Remove columns of X that are linear combinations of earlier ones, with a warning."""
-    keep = independent_columns(X)
-    dropped = tuple(names[j] for j in range(len(names)) if j not in keep)
-    if dropped:
-        warn(
-            "fixed-effect model matrix is rank deficient; dropping aliased column(s) "
-            + ", ".join(repr(d) for d in dropped),
-            RankDeficiencyWarning,
-        )
-    return X[:, keep], keep
-
-
-def independent_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
-    """Indices of the columns of X that are not linear combinations of earlier ones (R's qr pivoting)."""
-    keep: list[int] = []
-    Q = np.zeros((X.shape[0], 0))
-    for j in range(X.shape[1]):
-        col = X[:, j]
-        size = np.abs(col).max()
-        col = col / size if size > 0 else col  # scale first: a norm of values near 1e200 overflows
-        norm = np.linalg.norm(col)
-        resid = col - Q @ (Q.T @ col)
-        rnorm = np.linalg.norm(resid)
-        if norm > 0 and rnorm > tol * norm:
-            Q = np.column_stack([Q, resid / rnorm])
-            keep.append(j)
-    return keep
-
-
-def grouping_factor(frame: pd.DataFrame, group: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:
-    """Codes and level labels of a grouping factor; a:b levels are 'la:lb', first factor slowest.
-
-    Unused levels are dropped, as R's ``factor()`` does.
-    """
-    codes = np.zeros(len(frame), dtype=np.int64)
-    labels = None
-    for name in group:
-        c, lv = factor_codes(frame[name])
-        codes = codes * len(lv) + c
-        labels = lv.astype(str) if labels is None else _cross_labels(labels, lv.astype(str))
-    used, codes = np.unique(codes, return_inverse=True)
-    return codes.astype(np.int64), pd.Index(np.asarray(labels)[used], name=":".join(group))
-
-
-def _cross_labels(a: pd.Index, b: pd.Index) -> pd.Index:
-    return pd.Index([f"{x}:{y}" for x in a for y in b])
-
-
-def factor_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes and levels of a column treated as a factor (R's ``factor``)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        cat = column.cat.remove_unused_categories()
-        return cat.cat.codes.to_numpy(dtype=np.int64), pd.Index(cat.cat.categories)
-    codes, levels = pd.factorize(column, sort=True)
-    return codes.astype(np.int64), pd.Index(levels)
-
-
-def _reterms(bar: RandomTerm, frame: pd.DataFrame, checked: bool) -> list[ReTerm]:
-    """The ReTerms of one bar; ``||`` gives one scalar term per column of its matrix."""
-    codes, levels = grouping_factor(frame, bar.group)
-    mat, names = evaluate(bar.expr, frame, f"the random-effects term ({bar.expr} | {bar.group_name}), left part",
-                          checked=checked)
-    Xi = mat.to_numpy(dtype=float)
-    if Xi.shape[1] == 0:
-        raise FormulaError(f"the random-effects term ({bar.expr} | {bar.group_name}) has no columns")
-    for j, name in enumerate(names):
-        check_finite(Xi[:, j], name)
-    pieces = [tuple(range(len(names)))] if bar.correlated else [(j,) for j in range(len(names))]
-    return [
-        ReTerm(group=bar.group_name, codes=codes, levels=levels, matrix=np.ascontiguousarray(Xi[:, list(idx)]),
-               columns=tuple(names[j] for j in idx), expr=bar.expr, group_columns=bar.group,
-               spec=mat.model_spec, column_index=idx)
-        for idx in pieces
-    ]
-
-
-def check_groups(design: Design, lmm: bool = True) -> None:
-    """Each grouping factor needs more than one level; an LMM's fewer effects than observations;
-    at most MAX_THETA covariance parameters (the optimizer's memory grows with their square)."""
-    ntheta = sum(t.ntheta for t in design.reterms)
-    if ntheta > MAX_THETA:
-        widest = max(design.reterms, key=lambda t: t.ntheta)
-        raise DataError(
-            f"the random effects have {ntheta:,} covariance parameters, more than the {MAX_THETA:,} the optimizer "
-            f"can take; the term ({widest.expr} | {widest.group}) alone has {widest.p} columns and {widest.ntheta:,} "
-            "(is a factor with many levels in the left part of a bar? use (1 | f:g) or '||')"
-        )
-    for t in design.reterms:
-        if t.nlevels < 2:
-            raise DataError(
-                f"grouping factor {t.group!r} has {t.nlevels} level; a random effect needs at least 2 levels"
-            )
-        if lmm and t.q >= design.n:
-            raise DataError(
-                f"the term ({t.expr} | {t.group}) has {t.q} random effects for {design.n} observations; "
-                "the random effects and the residual are not identifiable (is a grouping factor an "
-                "observation id?)"
-            )

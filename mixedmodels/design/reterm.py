@@ -79,18 +79,10 @@ def z_times_b(terms: Sequence[ReTerm], b: Sequence[np.ndarray], n: int) -> np.nd
 
 
 class TermSet:
-    """The random-effects terms in the engine's order, and θ's layout over them.
-
-    Terms are ordered by decreasing number of random effects (stable), so that the
-    largest keeps its block-diagonal block and fill-in lands in the smaller ones.
-    """
+    """The random-effects terms in the spec's canonical order (``design.spec``), and θ's layout over them."""
 
     def __init__(self, reterms: tuple[ReTerm, ...]):
-        self.order = sorted(range(len(reterms)), key=lambda i: -reterms[i].q)
-        self.terms: tuple[ReTerm, ...] = tuple(reterms[i] for i in self.order)
-        # lme4 reports terms by decreasing number of levels, ties in formula order
-        self.lme4_order = sorted(range(len(reterms)), key=lambda i: -reterms[i].nlevels)
-        self.engine_position = {formula_i: k for k, formula_i in enumerate(self.order)}
+        self.terms: tuple[ReTerm, ...] = tuple(reterms)
         ends = np.cumsum([t.ntheta for t in self.terms], dtype=int)
         self._slices = [slice(int(e - t.ntheta), int(e)) for t, e in zip(self.terms, ends)]
         self.ntheta = int(ends[-1]) if len(ends) else 0

@@ -26,7 +26,7 @@ from ..errors import FamilyError, FitError, MemoryBudgetError
 from .control import DEFAULT_CONTROL, Control
 from .families import Family
 from .optimizer import OptimumReport, derivative_free_minimizer, optimize
-from ..design.reterm import TermSet
+from ..design.reterm import ReTerm, TermSet
 from .rows import InMemoryRows, fit_glm
 from .starting import MIN_STEP, STEP_FRACTION
 
@@ -76,7 +76,7 @@ class WarmPirls:
     """PIRLS during one fit: each evaluation starts from the modes of the one before, which is
     fast and makes the deviance smooth enough for the optimizer.  ``start`` is the latest."""
 
-    def __init__(self, model: GeneralizedLinearMixedModel, start: PirlsStart):
+    def __init__(self, model: PirlsModel, start: PirlsStart):
         self.model = model
         self.start = start
 
@@ -86,24 +86,17 @@ class WarmPirls:
         return state
 
 
-class GeneralizedLinearMixedModel(TermSet):
-    """Laplace / AGQ deviance of a GLMM for one design and family."""
+class PirlsModel(TermSet):
+    """Laplace deviance of a GLMM over any rows: PIRLS, the Laplace approximation and both
+    optimisation stages.  ``rows`` make each pass over the observations (``InMemoryRows``,
+    or a Dask fit's partitions: anything with ``working_pass``, ``glm_equations`` and
+    ``pearson_chisq``); subclasses give what reads the response itself: ``minus_two_loglik``.
+    """
 
-    def __init__(self, design: Design, family: Family, nAGQ: int = 1, control: Control = DEFAULT_CONTROL):
-        super().__init__(design.reterms)
-        self.design = design
-        n = design.n
-        self.X = design.X
-        self.y = design.y
-        self.prior_weights = np.ones(n) if design.weights is None else design.weights
-        self.offset = np.zeros(n) if design.offset is None else design.offset
-        family.check_response(self.y, self.prior_weights)
-        self._set_up(family, nAGQ, InMemoryRows(self.terms, self.X, self.y, self.prior_weights, self.offset, family),
-                     control)
-
-    def _set_up(self, family: Family, nAGQ: int, rows, control: Control) -> None:
-        """The family, the quadrature, the rows (anything with ``working_pass`` and
-        ``glm_equations``) and the fit's control, with PIRLS starting from u = 0."""
+    def __init__(self, terms: tuple[ReTerm, ...], rows, n: int, p: int, family: Family, nAGQ: int = 1,
+                 control: Control = DEFAULT_CONTROL):
+        super().__init__(terms)
+        self.n, self.p = int(n), int(p)
         self.family = family
         self.nAGQ = int(nAGQ)
         self.rows = rows
@@ -122,24 +115,21 @@ class GeneralizedLinearMixedModel(TermSet):
                 "random-effects term such as (1 | g); use nAGQ=1 (Laplace) for this model"
             )
 
-    def with_family(self, family: Family, warm_start: PirlsStart | None = None) -> GeneralizedLinearMixedModel:
-        """The same design under another family, sharing the crossproduct patterns; its fits start
-        PIRLS from ``warm_start`` (default: where this model's last fit ended)."""
-        family.check_response(self.y, self.prior_weights)
-        other = copy.copy(self)
-        other.family = family
-        other.warm_start = self.warm_start if warm_start is None else warm_start
-        other.rows = self.rows.with_family(family)
-        other._loglik_offset = None
-        return other
+    def minus_two_loglik(self, state: PirlsState) -> float:
+        """Σ −2 log f(yᵢ | μᵢ) at the modes of ``state``."""
+        raise NotImplementedError
 
-    @property
-    def n(self) -> int:
-        return self.design.n
+    def agq(self, state: PirlsState, theta: np.ndarray) -> float:
+        """−2 log-likelihood by adaptive Gauss–Hermite quadrature: needs the rows in memory."""
+        raise FamilyError(f"nAGQ = {self.nAGQ} (adaptive Gauss–Hermite quadrature) needs the rows in memory")
 
-    @property
-    def p(self) -> int:
-        return self.X.shape[1]
+    def scale(self, state: PirlsState) -> float:
+        """lme4's σ̂² (``sigma(m)^2``): (Pearson χ² + ‖u‖²) / n for families with a scale, 1
+        otherwise.  The Gamma shape is 1/σ̂², the inverse-Gaussian λ too."""
+        if not self.family.has_dispersion:
+            return 1.0
+        b = self.random_effects(state.u, state.L.lambdas)
+        return (self.rows.pearson_chisq(state.beta, b) + _sumsq(state.u)) / self.n
 
     # ----- PIRLS ---------------------------------------------------------------------------
     def random_effects(self, u: list[np.ndarray], lambdas: list[np.ndarray]) -> list[np.ndarray]:
@@ -222,60 +212,9 @@ class GeneralizedLinearMixedModel(TermSet):
         return fit_glm(self.rows)
 
     # ----- deviances ---------------------------------------------------------------------
-    def dispersion(self, mu: np.ndarray) -> float:
-        """φ inside the likelihood for families with a scale (deviance / n, as R's family aic,
-        which lme4's Laplace deviance uses); 1 otherwise.  The reported σ̂² is ``scale``."""
-        if not self.family.has_dispersion:
-            return 1.0
-        return float(self.family.deviance_residuals(self.y, mu, self.prior_weights).sum() / self.n)
-
-    def scale(self, state: PirlsState) -> float:
-        """lme4's σ̂² (``sigma(m)^2``): (Pearson χ² + ‖u‖²) / n for families with a scale, 1
-        otherwise.  The Gamma shape is 1/σ̂², the inverse-Gaussian λ too."""
-        if not self.family.has_dispersion:
-            return 1.0
-        b = self.random_effects(state.u, state.L.lambdas)
-        return (self.rows.pearson_chisq(state.beta, b) + _sumsq(state.u)) / self.n
-
-    def minus_two_loglik(self, state: PirlsState) -> float:
-        """Σ −2 log f(yᵢ | μᵢ) as R's family aic.  Without a dispersion it is the deviance
-        kernel plus a constant of y alone, found once (binomial only with whole-number trials)."""
-        fam, y, wt, mu = self.family, self.y, self.prior_weights, state.rows_mu
-        if not loglik_is_kernel_plus_constant(fam, bool(np.all(wt == np.round(wt)))):
-            return float(fam.minus_two_loglik(y, mu, wt, self.dispersion(mu)).sum()) + fam.aic_dispersion_term
-        if self._loglik_offset is None:
-            self._loglik_offset = float(fam.minus_two_loglik(y, mu, wt, 1.0).sum()) - state.kernel
-        return state.kernel + self._loglik_offset
-
     def laplace(self, state: PirlsState) -> float:
         """−2 log-likelihood by the Laplace approximation at the modes of ``state``."""
         return float(self.minus_two_loglik(state) + _sumsq(state.u) + state.L.logdet_z())
-
-    def agq(self, state: PirlsState, theta: np.ndarray) -> float:
-        """−2 log-likelihood by adaptive Gauss–Hermite quadrature (one scalar term).
-
-        On lme4's scale: deviance residuals in place of the full log-density, so
-        the value omits the saturated model's constant, as lme4's nAGQ > 1 does.
-        """
-        term, T = self.terms[0], self.lambdas(theta)[0]
-        u = state.u[0]
-        sd = 1.0 / state.L.L[0][0][:, 0, 0]
-        nodes, weights = np.polynomial.hermite_e.hermegauss(self.nAGQ)
-        weights = weights / np.sqrt(2 * np.pi)
-        fixed = state.eta - term.times_b((u * T[0, 0])[:, None])
-
-        def group_deviance(v):
-            eta = fixed + term.times_b((v * T[0, 0])[:, None])
-            dev = self.family.deviance_residuals(self.y, self.family.link.inverse(eta), self.prior_weights)
-            return np.bincount(term.codes, weights=dev, minlength=term.nlevels) + v**2
-
-        base = group_deviance(u)
-        terms = np.array([
-            np.log(w) - 0.5 * (group_deviance(u + sd * z) - base - z**2) for z, w in zip(nodes, weights)
-        ])
-        top = terms.max(axis=0)
-        correction = -2 * (top + np.log(np.exp(terms - top).sum(axis=0)))
-        return float(base.sum() + state.L.logdet_z() + correction.sum())
 
     def deviance_from_modes(self, theta: np.ndarray, state: PirlsState) -> float:
         """The objective at θ and the modes ``state`` of PIRLS at (θ, β): Laplace for nAGQ ≤ 1, AGQ otherwise."""
@@ -380,6 +319,75 @@ class GeneralizedLinearMixedModel(TermSet):
         report = optimize(objective, np.concatenate([start[:k], np.zeros(self.p)]), lower, self.control,
                           initial_step=steps, noise=self.control.pirls_tol)
         return stage1, _from_whitened(report, beta0, C, k)
+
+
+class GeneralizedLinearMixedModel(PirlsModel):
+    """Laplace / AGQ deviance of a GLMM for one design (its rows in memory) and family."""
+
+    def __init__(self, design: Design, family: Family, nAGQ: int = 1, control: Control = DEFAULT_CONTROL):
+        self.design = design
+        n = design.n
+        self.X = design.X
+        self.y = design.y
+        self.prior_weights = np.ones(n) if design.weights is None else design.weights
+        self.offset = np.zeros(n) if design.offset is None else design.offset
+        family.check_response(self.y, self.prior_weights)
+        rows = InMemoryRows(design.reterms, self.X, self.y, self.prior_weights, self.offset, family)
+        super().__init__(design.reterms, rows, n, design.X.shape[1], family, nAGQ, control)
+
+    def with_family(self, family: Family, warm_start: PirlsStart | None = None) -> GeneralizedLinearMixedModel:
+        """The same design under another family, sharing the crossproduct patterns; its fits start
+        PIRLS from ``warm_start`` (default: where this model's last fit ended)."""
+        family.check_response(self.y, self.prior_weights)
+        other = copy.copy(self)
+        other.family = family
+        other.warm_start = self.warm_start if warm_start is None else warm_start
+        other.rows = self.rows.with_family(family)
+        other._loglik_offset = None
+        return other
+
+    def dispersion(self, mu: np.ndarray) -> float:
+        """φ inside the likelihood for families with a scale (deviance / n, as R's family aic,
+        which lme4's Laplace deviance uses); 1 otherwise.  The reported σ̂² is ``scale``."""
+        if not self.family.has_dispersion:
+            return 1.0
+        return float(self.family.deviance_residuals(self.y, mu, self.prior_weights).sum() / self.n)
+
+    def minus_two_loglik(self, state: PirlsState) -> float:
+        """Σ −2 log f(yᵢ | μᵢ) as R's family aic.  Without a dispersion it is the deviance
+        kernel plus a constant of y alone, found once (binomial only with whole-number trials)."""
+        fam, y, wt, mu = self.family, self.y, self.prior_weights, state.rows_mu
+        if not loglik_is_kernel_plus_constant(fam, bool(np.all(wt == np.round(wt)))):
+            return float(fam.minus_two_loglik(y, mu, wt, self.dispersion(mu)).sum()) + fam.aic_dispersion_term
+        if self._loglik_offset is None:
+            self._loglik_offset = float(fam.minus_two_loglik(y, mu, wt, 1.0).sum()) - state.kernel
+        return state.kernel + self._loglik_offset
+
+    def agq(self, state: PirlsState, theta: np.ndarray) -> float:
+        """−2 log-likelihood by adaptive Gauss–Hermite quadrature (one scalar term).
+
+        On lme4's scale: deviance residuals in place of the full log-density, so
+        the value omits the saturated model's constant, as lme4's nAGQ > 1 does.
+        """
+        term, T = self.terms[0], self.lambdas(theta)[0]
+        u = state.u[0]
+        sd = 1.0 / state.L.L[0][0][:, 0, 0]
+        nodes, weights = np.polynomial.hermite_e.hermegauss(self.nAGQ)
+        weights = weights / np.sqrt(2 * np.pi)
+        fixed = state.eta - term.times_b((u * T[0, 0])[:, None])
+
+        def group_deviance(v):
+            eta = fixed + term.times_b((v * T[0, 0])[:, None])
+            dev = self.family.deviance_residuals(self.y, self.family.link.inverse(eta), self.prior_weights)
+            return np.bincount(term.codes, weights=dev, minlength=term.nlevels) + v**2
+
+        base = group_deviance(u)
+        terms = np.array([
+            np.log(w) - 0.5 * (group_deviance(u + sd * z) - base - z**2) for z, w in zip(nodes, weights)
+        ])
+        top = terms.max(axis=0)
+        correction = -2 * (top + np.log(np.exp(terms - top).sum(axis=0)))
+        return float(base.sum() + state.L.logdet_z() + correction.sum())
 
 
 def final_report(stage1: OptimumReport | None, stage2: OptimumReport | None) -> OptimumReport:

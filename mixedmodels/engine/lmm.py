@@ -1,8 +1,9 @@
 """The linear mixed model's profiled deviance and its optimisation over θ.
 
-After set-up the model needs only the crossproduct blocks A and n: each
-evaluation of the objective is one blocked Cholesky factorisation (docs/design.md).
-The terms' engine order and θ's layout come from ``TermSet``.
+After set-up the model needs only the crossproduct blocks A and n (``ProfiledLMM``):
+each evaluation of the objective is one blocked Cholesky factorisation
+(docs/design.md).  ``LinearMixedModel`` computes A from a design's rows; a Dask fit
+sums it over partitions.  The terms come in the spec's canonical order.
 """
 
 from __future__ import annotations
@@ -19,34 +20,28 @@ from ..design.build import Design
 from .control import DEFAULT_CONTROL, Control
 from .gradient import GradientPlan, deviance_gradient, reflect_bound_columns
 from .optimizer import OptimumReport, optimize
-from ..design.reterm import TermSet
+from ..design.reterm import ReTerm, TermSet
 from .starting import moment_start, reliable_theta_limit, rescaled_start
 
 _LOG_2PI = np.log(2 * np.pi)
 
 
-class LinearMixedModel(TermSet):
-    """Profiled (RE)ML deviance of y = Xβ + Zb + ε for one design."""
+class ProfiledLMM(TermSet):
+    """Profiled (RE)ML deviance of y = Xβ + Zb + ε from the crossproducts alone (no rows).
 
-    def __init__(self, design: Design, REML: bool = True, control: Control = DEFAULT_CONTROL):
-        super().__init__(design.reterms)
-        self.design = design
+    ``crossprod`` holds the blocks of A for the terms in this order and [X y] (y minus
+    any offset) as the last block; ``log_weights`` is Σ log wᵢ.  The terms need only
+    their structure (levels, columns): a Dask fit's have no rows.
+    """
+
+    def __init__(self, terms: tuple[ReTerm, ...], crossprod: Crossproducts, n: int, p: int,
+                 REML: bool = True, log_weights: float = 0.0, control: Control = DEFAULT_CONTROL):
+        super().__init__(terms)
+        self.crossprod = crossprod
+        self.n, self.p = int(n), int(p)
         self.REML = REML
+        self._log_weights = float(log_weights)
         self.control = control
-        y = design.y if design.offset is None else design.y - design.offset
-        b0 = _least_squares(design.X, y, design.weights)  # the response enters as y − Xb₀: see shift_response
-        A = CrossproductBuilder(self.terms)(np.column_stack([design.X, y - design.X @ b0]), design.weights)
-        self.crossprod: Crossproducts = replace(A, beta_shift=b0)
-        w = design.weights
-        self._log_weights = 0.0 if w is None else float(np.log(w).sum())
-
-    @property
-    def n(self) -> int:
-        return self.design.n
-
-    @property
-    def p(self) -> int:
-        return self.design.X.shape[1]
 
     def factor(self, theta: np.ndarray) -> BlockedCholesky:
         return factorize(self.crossprod, self.lambdas(theta), self.p)
@@ -60,7 +55,7 @@ class LinearMixedModel(TermSet):
             return np.inf
         return deviance_from_factor(L, self.n, REML) - self._log_weights
 
-    def with_REML(self, REML: bool) -> LinearMixedModel:
+    def with_REML(self, REML: bool) -> ProfiledLMM:
         """The same model under the other criterion, sharing the crossproducts (they do not depend on it)."""
         other = copy.copy(self)
         other.REML = REML
@@ -111,6 +106,19 @@ class LinearMixedModel(TermSet):
     @cached_property
     def gradient_plan(self) -> GradientPlan:
         return GradientPlan.from_crossproducts(self.crossprod)
+
+
+class LinearMixedModel(ProfiledLMM):
+    """The profiled deviance of one design: its crossproducts from the rows, in one pass."""
+
+    def __init__(self, design: Design, REML: bool = True, control: Control = DEFAULT_CONTROL):
+        y = design.y if design.offset is None else design.y - design.offset
+        b0 = _least_squares(design.X, y, design.weights)  # the response enters as y − Xb₀: see shift_response
+        A = CrossproductBuilder(design.reterms)(np.column_stack([design.X, y - design.X @ b0]), design.weights)
+        w = design.weights
+        super().__init__(design.reterms, replace(A, beta_shift=b0), design.n, design.X.shape[1], REML,
+                         0.0 if w is None else float(np.log(w).sum()), control)
+        self.design = design
 
 
 def _least_squares(X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> np.ndarray:

@@ -22,6 +22,7 @@ from ..results.glm import GlmResult
 from ..results.lm import LmResult
 from ..engine.glmm import GeneralizedLinearMixedModel, final_report
 from ..engine.lmm import LinearMixedModel
+from ..design.build import with_terms
 from ..design.reterm import ReTerm
 from ..results.lmer import LmerResult
 from ..report.tables import AnovaTable
@@ -149,8 +150,8 @@ def _without_term(fit: LmerResult | GlmerResult, term: str, columns: Sequence[in
     """The ML fit of the model without one fixed term's columns (R's ``update(m, . ~ . - term)``)."""
     d = fit.design
     keep = [j for j in range(d.X.shape[1]) if j not in columns]
-    design = replace(d, X=np.ascontiguousarray(d.X[:, keep]), xnames=tuple(d.xnames[j] for j in keep),
-                     kept_columns=tuple(d.kept_columns[j] for j in keep))
+    design = replace(d, X=np.ascontiguousarray(d.X[:, keep]),
+                     spec=replace(d.spec, kept=tuple(d.spec.kept[j] for j in keep)))
     p = fit.parsed
     fixed = f"{p.fixed} - {term}"
     pieces = [f"offset({o})" for o in p.offsets] + [f"({b.expr} | {b.group_name})" for b in p.random]
@@ -199,7 +200,7 @@ def ranova(fit: LmerResult) -> AnovaTable:
 
 def _reductions(fit: LmerResult) -> list[tuple[str, tuple[ReTerm, ...]]]:
     """Row label and random-effects terms of each reduced model, in lmerTest's order."""
-    terms = fit.design.reterms
+    terms = tuple(fit.design.reterms[k] for k in fit.spec.formula_order())
     out = []
     for i, shown in enumerate(_shown_terms(fit.parsed.random, terms)):
         t, others = terms[i], terms[:i] + terms[i + 1 :]
@@ -277,13 +278,13 @@ def _without(t: ReTerm, columns: Sequence[int]) -> ReTerm:
 
 def _refit(fit: LmerResult, reterms: tuple[ReTerm, ...]) -> LmerResult | LmResult:
     """The fit's model with other random-effects terms, by the same criterion (REML or ML)."""
-    design = replace(fit.design, reterms=reterms)
     p = fit.parsed
     bars = tuple(RandomTerm(t.expr, tuple(t.group.split(":"))) for t in reterms)
     pieces = [f"offset({o})" for o in p.offsets] + [f"({b.expr} | {b.group_name})" for b in bars]
     text = " + ".join([p.fixed_formula, *pieces])
     parsed = ParsedFormula(text=text, response=p.response, fixed=p.fixed, random=bars, offsets=p.offsets,
                            checked=p.checked)
+    design = with_terms(fit.design, parsed, reterms)
     if not reterms:
         return LmResult(parsed, design, fit.data_name)
     model = LinearMixedModel(design, REML=fit.REML, control=fit.control)

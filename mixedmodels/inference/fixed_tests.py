@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..formula.rdialect import r_spelling
-from ..design.build import evaluate, factor_codes, factor_columns, independent_columns
+from ..design.build import evaluate, factor_codes, factor_columns, independent_columns, scaled_gram
 from ..errors import MixedModelsError
 from ..protocols import FittedModel
 from ..report.rformat import zapsmall
@@ -132,7 +132,7 @@ def type3_contrasts(fit: LmerResult) -> tuple[dict[str, np.ndarray], list[str]]:
     mat, names = evaluate(fit.parsed.fixed, frame, "the fixed part", contrasts=treatment,
                           checked=fit.parsed.checked)
     Xt_all = mat.to_numpy(dtype=float)
-    kept = independent_columns(Xt_all)
+    kept = independent_columns(scaled_gram(Xt_all))
     Xt, xt_names = Xt_all[:, kept], [names[j] for j in kept]
     terms = fixed_terms(mat.model_spec, kept)
     if Xt.shape[1] <= 1 or len(terms) <= 1:

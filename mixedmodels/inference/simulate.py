@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 
 from ..design.build import build_design
-from ..design.reterm import ReTerm, TermSet, z_times_b
+from ..design.reterm import ReTerm, z_times_b
+from ..design.spec import ModelSpec
 from ..engine.families import Family, Gaussian, get_family
 from ..errors import DataError, FormulaError
 from ..formula.parse import parse_formula
-from .prediction import fixed_effects_rows, is_population, linear_predictor, random_term_rows
+from .prediction import is_population, random_term_rows
 
 
 def simulate(fit, nsim: int = 1, seed: int | np.random.Generator | None = None, re_form: str | None = "~0",
@@ -53,11 +54,12 @@ def simulate(fit, nsim: int = 1, seed: int | np.random.Generator | None = None, 
         raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
     w = _weights(weights, len(newdata))
     if re_form is None:
-        eta = linear_predictor(fit, newdata, None, allow_new_levels)
+        eta = fit.predictor.new_rows(newdata, None, allow_new_levels)
         draws = (eta for _ in range(nsim))
     else:
-        fixed = linear_predictor(fit, newdata, "~0")
-        rows = [(random_term_rows(t, newdata), S) for t, S in zip(fit.reterms, fit.covariances)]
+        fixed = fit.predictor.new_rows(newdata, "~0")
+        reported = (fit.spec.terms[k] for k in fit.spec.report_order)  # lme4's order, as the covariances
+        rows = [(random_term_rows(t, newdata), S) for t, S in zip(reported, fit.covariances)]
         draws = (fixed + _new_levels_draw(rows, rng) for _ in range(nsim))
     family = getattr(fit, "family", Gaussian())
     dispersion = fit.sigma**2
@@ -102,7 +104,7 @@ def simulate_formula(formula: str, newdata: pd.DataFrame, beta: Sequence[float] 
         if sigma is None or not np.isfinite(sigma) or sigma <= 0:
             raise DataError(f"the {fam.name} family needs sigma= (the residual SD), a positive number; got {sigma!r}")
     scale = 1.0 if sigma is None else float(sigma)
-    terms, lambdas = _factors(design.reterms, theta)
+    terms, lambdas = _factors(design.reterms, design.spec, theta)
     fixed = design.X @ b + (0.0 if design.offset is None else design.offset)
     w = np.ones(design.n) if design.weights is None else design.weights
     rng = np.random.default_rng(seed)
@@ -137,10 +139,11 @@ def _new_levels_draw(rows: list[tuple[tuple[np.ndarray, np.ndarray], np.ndarray]
     return np.asarray(total)
 
 
-def _factors(terms: tuple[ReTerm, ...], theta: Sequence[float]) -> tuple[list[ReTerm], list[np.ndarray]]:
-    """The terms in lme4's order with their factors T from θ given in that order."""
+def _factors(terms: tuple[ReTerm, ...], spec: ModelSpec,
+             theta: Sequence[float]) -> tuple[list[ReTerm], list[np.ndarray]]:
+    """The terms (the spec's canonical order) in lme4's order with their factors T from θ given in that order."""
     values = np.asarray(theta, dtype=float).ravel()
-    order = TermSet(terms).lme4_order
+    order = spec.report_order
     needed = sum(terms[i].ntheta for i in order)
     if values.size != needed:
         layout = ", ".join(f"({terms[i].expr} | {terms[i].group}): {terms[i].ntheta}" for i in order)

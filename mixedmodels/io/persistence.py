@@ -112,11 +112,12 @@ def rebuild_design(parsed: ParsedFormula, meta: dict[str, Any], arrays: dict[str
         raise ModelFileError(f"the stored contrasts must map column names to R's codings, not {contrasts!r}")
     design = build_design(parsed, frame, binomial=binomial, contrasts=contrasts)
     found = _describe(design)
-    if found != meta["design"]:
-        parts = [k for k in found if found[k] != meta["design"].get(k)]
+    saved = {**meta["design"], "terms": sorted(meta["design"]["terms"])}  # files before 0.2 list them in formula order
+    if found != saved:
+        parts = [k for k in found if found[k] != saved.get(k)]
         raise ModelFileError(
             f"the model rebuilt from the stored formula and data differs from the saved one in "
-            f"{', '.join(parts)} (saved {[meta['design'].get(k) for k in parts]}, rebuilt "
+            f"{', '.join(parts)} (saved {[saved.get(k) for k in parts]}, rebuilt "
             f"{[found[k] for k in parts]})"
         )
     return dataclasses.replace(
@@ -130,7 +131,7 @@ def _describe(design: Design) -> dict[str, Any]:
     return {
         "n": design.n,
         "xnames": list(design.xnames),
-        "terms": [[t.group, list(t.columns), t.nlevels] for t in design.reterms],
+        "terms": sorted([t.group, list(t.columns), t.nlevels] for t in design.reterms),
     }
 
 

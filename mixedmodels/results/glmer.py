@@ -12,50 +12,38 @@ from scipy import stats
 from ..errors import ConvergenceWarning, FamilyError, warn
 from ..engine.families import Family, NegativeBinomial
 from ..formula.parse import ParsedFormula
-from ..engine.glmm import GeneralizedLinearMixedModel, final_report, PirlsStart, PirlsState
+from ..engine.glmm import GeneralizedLinearMixedModel, PirlsModel, PirlsStart, PirlsState, final_report
 from ..engine.optimizer import OptimumReport
 from ..linalg.derivatives import finite_difference_hessian
-from .lmer import MixedModelResult
+from .lmer import MixedModelResult, RandomEffectsFit
 from ..inference.simulate import with_response
 from ..report.summary import Summary
 
 
-class GlmerResult(MixedModelResult):
-    """A GLMM fitted by the Laplace approximation, adaptive quadrature, or nAGQ = 0."""
-
-    #: what kind of fit this is, as model files and reports name it
-    kind = "glmer"
+class GlmmEstimates(RandomEffectsFit):
+    """The estimates of a GLMM from its optimum and the PIRLS modes there (no rows): β̂, the
+    covariance of β̂ from the Hessian of the deviance, the z table.  ``model`` is the GLMM engine;
+    subclasses set ``family``, ``nAGQ`` and ``_state``."""
 
     #: parameters estimated outside (θ, β), such as glmer_nb's dispersion θ
     extra_parameters = 0
-
-    def __init__(self, parsed: ParsedFormula, model: GeneralizedLinearMixedModel, report: OptimumReport,
-                 data_name: str | None = None, start: PirlsStart | None = None):
-        """``start``: where PIRLS starts for the modes at the optimum (default: where the model's fit ended)."""
-        k = model.ntheta
-        theta = report.x[:k]
-        beta = report.x[k:] if model.nAGQ > 0 else None
-        state: PirlsState = model.pirls(theta, beta, start)
-        self.family = model.family
-        self.nAGQ = model.nAGQ
-        self._state = state
-        self._beta = state.beta
-        self.has_residual_row = model.family.has_dispersion
-        super().__init__(parsed, model, report, theta, state.L, data_name)
-        self._warn_separation()
+    model: PirlsModel
+    family: Family
+    nAGQ: int
+    _state: PirlsState  # PIRLS at the optimum
 
     @property
     def _u(self) -> list[np.ndarray]:
         return self._state.u
 
     @property
+    def _beta(self) -> np.ndarray:
+        return self._state.beta
+
+    @property
     def pirls_state(self) -> PirlsState:
         """PIRLS at the optimum: the modes u, β and the factor (what a model file stores)."""
         return self._state
-
-    @cached_property
-    def fixef(self) -> pd.Series:
-        return pd.Series(self._beta, index=list(self.design.xnames), name="Estimate")
 
     @cached_property
     def sigma(self) -> float:
@@ -64,13 +52,17 @@ class GlmerResult(MixedModelResult):
         return float(np.sqrt(self.model.scale(self._state)))
 
     @cached_property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self._beta, index=list(self.spec.kept_names), name="Estimate")
+
+    @cached_property
     def vcov(self) -> pd.DataFrame:
         """Covariance of β̂ from the Hessian of the deviance over (θ, β), as lme4 (use.hessian).
 
         Falls back to the PIRLS system's φ (L_X L_Xᵀ)⁻¹ (β given θ) when the Hessian is
         not positive definite, with a warning.
         """
-        names = list(self.design.xnames)
+        names = list(self.spec.kept_names)
         V = self._hessian_vcov() if self.nAGQ > 0 else None
         if V is None:
             V = self._conditional_vcov()
@@ -105,11 +97,49 @@ class GlmerResult(MixedModelResult):
     @property
     def df(self) -> int:
         """Number of parameters: β, θ and a dispersion where the family has one."""
-        return self.p + len(self.theta) + int(self.family.has_dispersion) + self.extra_parameters
+        return len(self.fixef) + len(self.theta) + int(self.family.has_dispersion) + self.extra_parameters
 
     @property
     def deviance(self) -> float:
         return self.objective
+
+    # ----- tables --------------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        if self.nAGQ == 0:
+            return "maximum likelihood (Laplace Approximation, nAGQ = 0)"
+        if self.nAGQ == 1:
+            return "maximum likelihood (Laplace Approximation)"
+        return f"maximum likelihood (Adaptive Gauss-Hermite Quadrature, nAGQ = {self.nAGQ})"
+
+    def coefficients(self) -> pd.DataFrame:
+        """Estimate, Std. Error, z value, Pr(>|z|)."""
+        z = self.fixef / self.se
+        return pd.DataFrame({
+            "Estimate": self.fixef, "Std. Error": self.se, "z value": z,
+            "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z)),
+        })
+
+
+class GlmerResult(GlmmEstimates, MixedModelResult):
+    """A GLMM fitted by the Laplace approximation, adaptive quadrature, or nAGQ = 0."""
+
+    #: what kind of fit this is, as model files and reports name it
+    kind = "glmer"
+
+    def __init__(self, parsed: ParsedFormula, model: GeneralizedLinearMixedModel, report: OptimumReport,
+                 data_name: str | None = None, start: PirlsStart | None = None):
+        """``start``: where PIRLS starts for the modes at the optimum (default: where the model's fit ended)."""
+        k = model.ntheta
+        theta = report.x[:k]
+        beta = report.x[k:] if model.nAGQ > 0 else None
+        state: PirlsState = model.pirls(theta, beta, start)
+        self.family = model.family
+        self.nAGQ = model.nAGQ
+        self._state = state
+        self.has_residual_row = model.family.has_dispersion
+        super().__init__(parsed, model, report, theta, state.L, data_name)
+        self._warn_separation()
 
     # ----- fitted values and residuals ---------------------------------------------------
     @property
@@ -180,8 +210,8 @@ class GlmerResult(MixedModelResult):
     def null_model(self) -> GlmerResult:
         """The model with only an intercept as fixed part, and the same random effects, family
         (a negative binomial's θ held), weights and offset: insight's ``null_model``."""
-        design = replace(self.design, X=np.ones((self.nobs, 1)), xnames=("(Intercept)",), dropped_columns=(),
-                         kept_columns=(0,))
+        design = replace(self.design, X=np.ones((self.nobs, 1)),
+                         spec=replace(self.design.spec, xnames=("(Intercept)",), kept=(0,)))
         parsed = replace(self.parsed, fixed="1", text=" + ".join(
             [f"{self.parsed.response} ~ 1", *(f"offset({o})" for o in self.parsed.offsets),
              *(f"({b.expr} | {b.group_name})" for b in self.parsed.random)]))
@@ -206,26 +236,8 @@ class GlmerResult(MixedModelResult):
                 ConvergenceWarning,
             )
 
-    # ----- tables --------------------------------------------------------------------------
-    @property
-    def method(self) -> str:
-        if self.nAGQ == 0:
-            return "maximum likelihood (Laplace Approximation, nAGQ = 0)"
-        if self.nAGQ == 1:
-            return "maximum likelihood (Laplace Approximation)"
-        return f"maximum likelihood (Adaptive Gauss-Hermite Quadrature, nAGQ = {self.nAGQ})"
-
-    def coefficients(self) -> pd.DataFrame:
-        """Estimate, Std. Error, z value, Pr(>|z|)."""
-        z = self.fixef / self.se
-        return pd.DataFrame({
-            "Estimate": self.fixef, "Std. Error": self.se, "z value": z,
-            "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z)),
-        })
-
     def summary(self):
         return Summary(self)
-
 
 
 RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")

@@ -21,12 +21,14 @@ from ..linalg.blockchol import BlockedCholesky
 from ..linalg.covariance import sd_and_correlation
 from .criteria import InformationCriteria
 from ..design.build import Design
-from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning, match_arg, warn
+from ..errors import ConvergenceWarning, SingularFitWarning, match_arg, warn
 from ..formula.parse import ParsedFormula
 from ..engine.control import Control
-from ..engine.lmm import LinearMixedModel
+from ..engine.glmm import PirlsModel
+from ..engine.lmm import LinearMixedModel, ProfiledLMM
 from ..engine.optimizer import OptimumReport
 from ..design.reterm import ReTerm, lower_indices, z_times_b
+from ..design.spec import ModelSpec
 from ..runtime.threads import with_fitting_threads
 from ..inference.bootstrap import bootstrap
 from ..inference.confint import confint
@@ -34,21 +36,32 @@ from ..inference.fixed_tests import anova_table
 from ..inference.influence import cooks_distance, hatvalues
 from ..inference.kenward_roger import check_applicable, kenward_roger
 from ..inference.parameters import parameters
-from ..inference.prediction import fitted_linear_predictor, is_population, linear_predictor, population_prediction
 from ..inference.satterthwaite import satterthwaite
 from ..inference.simulate import simulate, with_response
 from ..io.persistence import save
+from ..inference.prediction import Predictor, is_population, population_prediction
 from ..report.equations import Equations, equations
 from ..report.summary import Summary, print_form
 from ..report.tables import AnovaTable, VarCorr
 from ..report.tidy import tidy
 
 
-class MixedModelResult(InformationCriteria):
-    """What every fitted mixed model offers; subclasses supply the fit-specific parts."""
+class RandomEffectsFit(InformationCriteria):
+    """What θ̂, the blocked Cholesky factor at θ̂ and the spherical modes u give, without rows:
+    θ in lme4's order, the variance components and the conditional modes.
+
+    In-memory and Dask fits share it.  Subclasses set ``spec`` (the model's ``ModelSpec``),
+    ``model`` (the engine: its terms in the spec's canonical order and θ's layout),
+    ``optimum``, ``_theta_engine`` and ``_factor``, and provide ``_u``, ``sigma`` and ``fixef``.
+    """
 
     #: whether VarCorr has a Residual row (Gaussian LMMs, families with a scale)
     has_residual_row = True
+    spec: ModelSpec
+    model: ProfiledLMM | PirlsModel
+    optimum: OptimumReport
+    _theta_engine: np.ndarray
+    _factor: BlockedCholesky
     #: what kind of fit this is, as model files and reports name it
     kind: str
 
@@ -74,44 +87,21 @@ class MixedModelResult(InformationCriteria):
         def deviance(self) -> float:
             """lme4's deviance of the fit."""
 
-        @abstractmethod
-        def summary(self) -> Summary:
-            """lme4's printed summary."""
-
         @property
         @abstractmethod
         def method(self) -> str:
             """How the fit was made, in the words of lme4's methTitle."""
 
-    def __init__(self, parsed: ParsedFormula, model, report: OptimumReport, theta_engine: np.ndarray,
-                 factor: BlockedCholesky, data_name: str | None = None):
-        self.formula = parsed.text
-        self.parsed = parsed
-        self.model = model
-        self.design: Design = model.design
-        self.optimum = report
-        self.data_name = data_name
-        self._theta_engine = theta_engine
-        self._factor = factor
-        self._public = model.lme4_order
-        self._engine_index = model.engine_position
-        if not report.converged:
-            spread = different_scales(self.design.X, self.design.xnames)
-            hint = f"; predictors are on very different scales ({spread}): rescaling them often helps" if spread else ""
-            warn(f"model failed to converge: {report.message}{hint}", ConvergenceWarning)
-        if self.is_singular():
-            warn("boundary (singular) fit: a random-effect variance is (near) zero or a "
-                "correlation is ±1; see is_singular() and the guide on singular fits", SingularFitWarning)
-
+    # ----- the terms in lme4's order -------------------------------------------------
     @property
     def control(self) -> Control:
         """The settings the model was fitted with (``mixedmodels.Control``)."""
         return self.model.control
 
-    # ----- the terms in lme4's order -------------------------------------------------
     @property
     def reterms(self) -> list[ReTerm]:
-        return [self.design.reterms[i] for i in self._public]
+        """The random-effects terms in lme4's order (the spec's report order)."""
+        return [self.model.terms[k] for k in self.spec.report_order]
 
     @cached_property
     def term_groups(self) -> list[str]:
@@ -125,14 +115,15 @@ class MixedModelResult(InformationCriteria):
         return labels
 
     def _engine(self, public_index: int) -> int:
-        return self._engine_index[self._public[public_index]]
+        """The canonical (engine) position of the term reported at ``public_index``."""
+        return self.spec.report_order[public_index]
 
     # ----- parameters ------------------------------------------------------------------
     @cached_property
     def theta(self) -> np.ndarray:
         """Relative covariance factors, each term's lower triangle by columns (lme4's order)."""
         slices = self.model.theta_slices()
-        return np.concatenate([self._theta_engine[slices[self._engine(i)]] for i in range(len(self._public))])
+        return np.concatenate([self._theta_engine[slices[k]] for k in self.spec.report_order])
 
     @property
     def theta_names(self) -> list[str]:
@@ -141,26 +132,6 @@ class MixedModelResult(InformationCriteria):
             for a, b in zip(*lower_indices(t.p)):
                 names.append(f"{t.group}.{t.columns[a]}" if a == b else f"{t.group}.{t.columns[a]}.{t.columns[b]}")
         return names
-
-    # ----- sizes -------------------------------------------------------------------------
-    @property
-    def nobs(self) -> int:
-        """Number of observations used (after dropping rows with missing values)."""
-        return self.design.n
-
-    @property
-    def n_dropped(self) -> int:
-        """Rows of the data dropped because a model variable was missing."""
-        return self.design.n_dropped
-
-    @property
-    def rows_used(self) -> pd.Index:
-        """Labels of the data rows the fit used."""
-        return self.design.rows
-
-    @property
-    def p(self) -> int:
-        return self.design.X.shape[1]
 
     @cached_property
     def ngroups(self) -> dict[str, int]:
@@ -180,10 +151,6 @@ class MixedModelResult(InformationCriteria):
     def loglik(self) -> float:
         """Log-likelihood (the REML log-likelihood for REML fits, as lme4's logLik)."""
         return -0.5 * self.objective
-
-    @property
-    def df_resid(self) -> int:
-        return self.nobs - self.df
 
     # ----- random effects ----------------------------------------------------------------
     @cached_property
@@ -250,7 +217,7 @@ class MixedModelResult(InformationCriteria):
     @cached_property
     def covariances(self) -> list[np.ndarray]:
         """Covariance matrix σ² TTᵀ of each term's random effects (lme4's order)."""
-        return [self.sigma**2 * (T @ T.T) for T in (self._factor.lambdas[self._engine(i)] for i in range(len(self._public)))]
+        return [self.sigma**2 * (T @ T.T) for T in (self._factor.lambdas[k] for k in self.spec.report_order)]
 
     @cached_property
     def varcorr(self) -> pd.DataFrame:
@@ -278,6 +245,49 @@ class MixedModelResult(InformationCriteria):
         tol = self.model.control.check_singular_tol if tol is None else tol
         lower = self.model.theta_lower
         return bool(np.any(self._theta_engine[np.isfinite(lower)] < tol))
+
+
+class MixedModelResult(RandomEffectsFit):
+    """What every fitted in-memory mixed model offers; subclasses supply the fit-specific parts."""
+
+    def __init__(self, parsed: ParsedFormula, model, report: OptimumReport, theta_engine: np.ndarray,
+                 factor: BlockedCholesky, data_name: str | None = None):
+        self.formula = parsed.text
+        self.parsed = parsed
+        self.model = model
+        self.design: Design = model.design
+        self.spec = self.design.spec
+        self.optimum = report
+        self.data_name = data_name
+        self._theta_engine = theta_engine
+        self._factor = factor
+        spread = different_scales(self.design.X, self.design.xnames)
+        hint = f"; predictors are on very different scales ({spread}): rescaling them often helps" if spread else ""
+        fit_warnings(report, self.is_singular(), hint)
+
+    # ----- sizes -------------------------------------------------------------------------
+    @property
+    def nobs(self) -> int:
+        """Number of observations used (after dropping rows with missing values)."""
+        return self.design.n
+
+    @property
+    def n_dropped(self) -> int:
+        """Rows of the data dropped because a model variable was missing."""
+        return self.design.n_dropped
+
+    @property
+    def rows_used(self) -> pd.Index:
+        """Labels of the data rows the fit used."""
+        return self.design.rows
+
+    @property
+    def p(self) -> int:
+        return self.design.X.shape[1]
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.df
 
     # ----- variance explained --------------------------------------------------------------
     def random_variances(self) -> dict[str, float]:
@@ -392,11 +402,17 @@ class MixedModelResult(InformationCriteria):
                                  f"only; pass re_form='~0' (got re_form={re_form!r})")
             return population_prediction(self, newdata, type, interval, level, offset)
         if newdata is None:
-            eta = fitted_linear_predictor(self, re_form)
+            eta = self.predictor.fitted_rows(self.design.X, self.model.terms, self.design.offset, re_form)
             return self.design.per_data_row(self.inverse_link(eta) if type == "response" else eta, "prediction")
-        eta = linear_predictor(self, newdata, re_form, allow_new_levels, offset)
+        eta = self.predictor.new_rows(newdata, re_form, allow_new_levels, offset)
         values = self.inverse_link(eta) if type == "response" else eta
         return pd.Series(values, index=newdata.index, name="prediction")
+
+    @cached_property
+    def predictor(self) -> Predictor:
+        """What predictions read of the fit: the spec, β̂ and the modes."""
+        offset_argument = self.design.offset is not None and not self.parsed.offsets
+        return Predictor(self.spec, self.fixef.to_numpy(), tuple(self._b), offset_argument)
 
     def inverse_link(self, eta: np.ndarray) -> np.ndarray:
         """The mean from the linear predictor: the identity for LMMs."""
@@ -439,7 +455,57 @@ class MixedModelResult(InformationCriteria):
         )
 
 
-class LmerResult(MixedModelResult):
+class ProfiledEstimates(RandomEffectsFit):
+    """The estimates of a linear mixed model from its profiled deviance's factor at θ̂ (no rows):
+    β̂, σ̂, their covariance and the deviance.  ``model`` is a ``ProfiledLMM``."""
+
+    model: ProfiledLMM
+
+    @cached_property
+    def _u(self) -> list[np.ndarray]:
+        return self._factor.spherical_modes(self._factor.beta())
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        """Fixed-effects estimates β̂."""
+        return pd.Series(self._factor.beta(), index=list(self.spec.kept_names), name="Estimate")
+
+    @cached_property
+    def sigma(self) -> float:
+        """Residual standard deviation σ̂."""
+        n, p = self.model.n, self.model.p
+        dof = n - p if self.model.REML else n
+        return float(self._factor.r / np.sqrt(dof))
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of β̂: σ² (L_X L_Xᵀ)⁻¹."""
+        V = self.sigma**2 * self._factor.beta_precision_inverse()
+        names = list(self.spec.kept_names)
+        return pd.DataFrame(V, index=names, columns=names)
+
+    @property
+    def method(self) -> str:
+        """How the fit was made, in the words of lme4's methTitle: 'REML' or 'maximum likelihood'."""
+        return "REML" if self.model.REML else "maximum likelihood"
+
+    @property
+    def df(self) -> int:
+        """Number of estimated parameters: β, θ and σ."""
+        return self.model.p + len(self.theta) + 1
+
+    # ----- likelihood --------------------------------------------------------------------
+    @cached_property
+    def deviance(self) -> float:
+        """−2 log-likelihood at the estimates (for REML fits: the ML deviance at θ̂)."""
+        return float(self.model.objective(self._theta_engine, REML=False))
+
+    def coefficients(self) -> pd.DataFrame:
+        """Estimate, Std. Error, t value (lme4's summary table)."""
+        return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "t value": self.fixef / self.se})
+
+
+class LmerResult(ProfiledEstimates, MixedModelResult):
     """A linear mixed model fitted by REML or ML (lme4's ``lmerMod``)."""
 
     #: what kind of fit this is, as model files and reports name it
@@ -448,10 +514,6 @@ class LmerResult(MixedModelResult):
     def __init__(self, parsed: ParsedFormula, model: LinearMixedModel, report: OptimumReport, data_name: str | None = None):
         self.REML = model.REML
         super().__init__(parsed, model, report, report.x, model.factor(report.x), data_name)
-
-    @cached_property
-    def _u(self) -> list[np.ndarray]:
-        return self._factor.spherical_modes(self._factor.beta())
 
     def draw_response(self, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         w = np.ones_like(mu) if self.design.weights is None else self.design.weights
@@ -468,40 +530,6 @@ class LmerResult(MixedModelResult):
             return self
         model = self.model.with_REML(False)
         return LmerResult(self.parsed, model, model.fit(theta0=self._theta_engine), self.data_name)
-
-    @cached_property
-    def fixef(self) -> pd.Series:
-        """Fixed-effects estimates β̂."""
-        return pd.Series(self._factor.beta(), index=list(self.design.xnames), name="Estimate")
-
-    @cached_property
-    def sigma(self) -> float:
-        """Residual standard deviation σ̂."""
-        dof = self.nobs - self.p if self.REML else self.nobs
-        return float(self._factor.r / np.sqrt(dof))
-
-    @cached_property
-    def vcov(self) -> pd.DataFrame:
-        """Covariance of β̂: σ² (L_X L_Xᵀ)⁻¹."""
-        V = self.sigma**2 * self._factor.beta_precision_inverse()
-        names = list(self.design.xnames)
-        return pd.DataFrame(V, index=names, columns=names)
-
-    @property
-    def method(self) -> str:
-        """How the fit was made, in the words of lme4's methTitle: 'REML' or 'maximum likelihood'."""
-        return "REML" if self.REML else "maximum likelihood"
-
-    @property
-    def df(self) -> int:
-        """Number of estimated parameters: β, θ and σ."""
-        return self.p + len(self.theta) + 1
-
-    # ----- likelihood --------------------------------------------------------------------
-    @cached_property
-    def deviance(self) -> float:
-        """−2 log-likelihood at the estimates (for REML fits: the ML deviance at θ̂)."""
-        return float(self.model.objective(self._theta_engine, REML=False))
 
     # ----- fitted values -----------------------------------------------------------------
     @cached_property
@@ -582,11 +610,15 @@ class LmerResult(MixedModelResult):
         out["REMLcrit"] = self.objective if self.REML else np.nan
         return out
 
-    def coefficients(self) -> pd.DataFrame:
-        """Estimate, Std. Error, t value (lme4's summary table)."""
-        return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se, "t value": self.fixef / self.se})
 
 
+def fit_warnings(report: OptimumReport, singular: bool, hint: str = "") -> None:
+    """A ConvergenceWarning when the optimizer did not converge, a SingularFitWarning for a singular fit."""
+    if not report.converged:
+        warn(f"model failed to converge: {report.message}{hint}", ConvergenceWarning)
+    if singular:
+        warn("boundary (singular) fit: a random-effect variance is (near) zero or a "
+             "correlation is ±1; see is_singular() and the guide on singular fits", SingularFitWarning)
 
 
 SCALE_RATIO = 1e3  # lme4's checkScaleX tolerance

@@ -83,7 +83,7 @@ class PowerResult:
 class AssumedModel:
     """The truth power simulations draw from: a design and the parameter values on it.
 
-    ``covariances`` holds each random-effects term's covariance matrix in formula order;
+    ``covariances`` holds each random-effects term's covariance matrix in ``design.reterms``' order;
     ``family`` is None for a linear mixed model.  Built from a fit by :meth:`from_fit`, or
     from assumed values by :func:`make_lmer` and :func:`make_glmer`.
     """
@@ -102,10 +102,10 @@ class AssumedModel:
     def from_fit(cls, model: LmerResult | GlmerResult) -> AssumedModel:
         """The fitted values as the truth."""
         position = {id(t): i for i, t in enumerate(model.design.reterms)}  # model.reterms: lme4's order
-        by_formula = sorted(zip(model.reterms, model.covariances), key=lambda pair: position[id(pair[0])])
+        by_design = sorted(zip(model.reterms, model.covariances), key=lambda pair: position[id(pair[0])])
         family, nagq, reml = ((model.family, model.nAGQ, True) if isinstance(model, GlmerResult)
                               else (None, 1, model.REML))
-        return cls(model.parsed, model.design, model.fixef.copy(), tuple(S for _, S in by_formula),
+        return cls(model.parsed, model.design, model.fixef.copy(), tuple(S for _, S in by_design),
                    float(model.sigma), family, reml, nagq, model.control)
 
     def __str__(self) -> str:
@@ -166,7 +166,7 @@ def _assumed(formula: str, data: pd.DataFrame, fixef: Mapping[str, float],
         if name not in frame.columns:
             frame[name] = 0.0  # a placeholder: every simulation draws its own response
     design = build_design(parsed, frame, binomial=family is not None and family.name == "binomial")
-    check_groups(design, lmm=family is None)
+    check_groups(design.reterms, design.n, lmm=family is None)
     names = list(design.xnames)
     unknown = [k for k in fixef if k not in names]
     missing = [k for k in names if k not in fixef]
@@ -188,8 +188,10 @@ def _response_columns(response: str) -> list[str]:
 
 def _covariances(design: Design, varcorr: Mapping[str, float | ArrayLike] | Sequence[float | ArrayLike]
                  ) -> tuple[np.ndarray, ...]:
-    """Each term's covariance matrix, formula order, from ``varcorr`` by group or by position."""
-    terms = design.reterms
+    """Each term's covariance matrix (in ``design.reterms``' order) from ``varcorr`` by group, or by
+    position in the formula's order of terms."""
+    order = design.spec.formula_order()
+    terms = [design.reterms[k] for k in order]
     if isinstance(varcorr, Mapping):
         groups = [t.group for t in terms]
         repeated = sorted({g for g in groups if groups.count(g) > 1})
@@ -215,7 +217,7 @@ def _covariances(design: Design, varcorr: Mapping[str, float | ArrayLike] | Sequ
         if not np.allclose(S, S.T) or np.linalg.eigvalsh(S).min() < -1e-10 * max(1.0, np.abs(S).max()):
             raise DataError(f"the covariance of {label} must be symmetric with no negative variance direction")
         out.append(S)
-    return tuple(out)
+    return tuple(out[order.index(k)] for k in range(len(terms)))
 
 
 def power(model: MixedModelResult | AssumedModel, test: str, nsim: int = 100,

@@ -31,13 +31,8 @@ import dask.dataframe as dd  # noqa: E402
 import mixedmodels as mm  # noqa: E402
 from mixedmodels.inference.bootstrap import bootstrap  # noqa: E402
 from mixedmodels.linalg.crossprod import shift_response  # noqa: E402
-from mixedmodels.dask.lmm import (  # noqa: E402
-    DaskLmerResult,
-    _partition_prediction,
-    _partition_rows,
-    is_dask_dataframe,
-    lmer_dask,
-)
+from mixedmodels.dask.frames import partition_prediction, partition_values  # noqa: E402
+from mixedmodels.dask.lmm import DaskLmerResult, is_dask_dataframe, lmer_dask  # noqa: E402
 from counted_reads import CountedReads  # noqa: E402
 
 CASES = {
@@ -287,6 +282,6 @@ def test_the_row_model_pickles(client):
     """What map_partitions sends to process workers survives pickling and predicts the same."""
     df = mm.datasets.load("Pastes")
     d = lmer_dask(CASES["Pastes"], dd.from_pandas(df, npartitions=2))
-    rows, plan = pickle.loads(pickle.dumps((d._rows, d.plan)))
-    pd.testing.assert_series_equal(_partition_rows(df, rows, plan, "fitted", None, d.sigma), d.fitted.compute())
-    pd.testing.assert_series_equal(_partition_prediction(df, rows, None, False, None), d.predict(df))
+    predictor = pickle.loads(pickle.dumps(d.predictor))
+    pd.testing.assert_series_equal(partition_values(df, predictor, "fitted", None, d.sigma), d.fitted.compute())
+    pd.testing.assert_series_equal(partition_prediction(df, predictor, None, False, None), d.predict(df))
