@@ -42,7 +42,7 @@ from ..design.reterm import ReTerm
 from ..design.spec import ModelSpec
 from ..engine.control import Control, resolve_control
 from ..engine.families import Family, get_family
-from ..engine.glmm import PirlsModel, PirlsState, loglik_is_kernel_plus_constant
+from ..engine.glmm import PirlsModel, PirlsState, final_report, loglik_is_kernel_plus_constant
 from ..engine.optimizer import OptimumReport
 from ..engine.rows import GlmEquations, InMemoryRows, WorkingPass
 from ..errors import FamilyError
@@ -319,7 +319,7 @@ def glmer_dask(formula: str, ddf, family: str | Family = "binomial", nAGQ: int =
     model = DaskGLMM(structural_terms(spec), rows, len(keep), fam, nAGQ, total["whole_weights"], ctl)
     with fitting_threads():
         stage1, stage2 = model.fit()
-        return DaskGlmerResult(parsed, spec, model, stage2 if stage2 is not None else stage1, total["n_dropped"], sub)
+        return DaskGlmerResult(parsed, spec, model, final_report(stage1, stage2), total["n_dropped"], sub)
 
 
 # ----- the result ------------------------------------------------------------------------
