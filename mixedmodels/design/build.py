@@ -254,6 +254,15 @@ def _check_weight_scale(w: np.ndarray) -> None:
         )
 
 
+def check_residual_df(p: int, n: int) -> None:
+    """An LMM needs fewer fixed-effect columns than observations, or no residual variance is left."""
+    if p >= n:
+        raise DataError(
+            f"the fixed effects have {p} columns for {n} observations, so no residual "
+            "variance is left to estimate; use fewer fixed effects (is a numeric column used as a factor?)"
+        )
+
+
 def no_complete_rows(used: Iterable[str]) -> DataError:
     return DataError("no complete rows: every row has a missing value in one of " + ", ".join(map(repr, used)))
 
