@@ -54,9 +54,10 @@ def _central_differences(model: LinearMixedModel, theta: np.ndarray, h: float = 
 
 def _theta_near(model: LinearMixedModel, ref: dict) -> np.ndarray:
     """lme4's θ in the engine's order, moved off the bound so that central differences apply."""
-    sizes = [model.design.reterms[i].ntheta for i in model.lme4_order]
-    pieces = dict(zip(model.lme4_order, np.split(np.asarray(ref["theta"], dtype=float), np.cumsum(sizes)[:-1])))
-    theta = np.concatenate([pieces[i] for i in model.order])
+    report = model.design.spec.report_order  # canonical positions in lme4's order
+    sizes = [model.terms[k].ntheta for k in report]
+    pieces = dict(zip(report, np.split(np.asarray(ref["theta"], dtype=float), np.cumsum(sizes)[:-1])))
+    theta = np.concatenate([pieces[k] for k in range(len(model.terms))])
     return np.where(np.isfinite(model.theta_lower), np.maximum(theta, 0.05), theta) * 1.1
 
 
