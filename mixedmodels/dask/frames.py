@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -67,19 +68,35 @@ def tree(dask, parts: list, combine):
 
 # ----- the spec: one pass over the data -------------------------------------------------------
 
-def model_columns(kind: str, formula: str, ddf, weights: object, offset: object,
-                  safe: bool) -> tuple[ParsedFormula, list[str], object]:
-    """The parsed formula, the columns the model uses and ``ddf`` restricted to them (with the
-    weights and offset columns), after the checks every fit shares."""
+@dataclass(frozen=True)
+class ModelColumns:
+    """What a Dask fit reads: the parsed formula, the columns it uses, the weights and offset
+    columns (names), and the Dask frame restricted to them."""
+
+    parsed: ParsedFormula
+    used: list[str]
+    weights: str | None
+    offset: str | None
+    frame: Any  # a dask.dataframe.DataFrame
+
+
+def model_columns(kind: str, formula: str, ddf: Any, weights: object, offset: object, safe: bool) -> ModelColumns:
+    """The formula parsed and the columns checked as every fit checks them; weights and offset
+    must name columns (the rows stay on the workers)."""
     parsed = with_dot_expanded(mixed_formula(kind, formula, safe), list(map(str, ddf.columns)))
-    for what, value in (("weights", weights), ("offset", offset)):
-        if value is not None and not isinstance(value, str):
-            raise DataError(f"{what} must be a column name for Dask data, not {type_name(value)}")
-        if value is not None:
-            check_column(value, ddf.columns, what)
+    names = [_column_argument(value, what, ddf.columns) for what, value in (("weights", weights), ("offset", offset))]
     used = used_columns(parsed, ddf.columns)
-    extra = [c for c in (weights, offset) if c is not None and c not in used]
-    return parsed, used, ddf[used + extra]
+    extra = [c for c in names if c is not None and c not in used]
+    return ModelColumns(parsed, used, names[0], names[1], ddf[used + extra])
+
+
+def _column_argument(value: object, what: str, columns: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise DataError(f"{what} must be a column name for Dask data, not {type_name(value)}")
+    check_column(value, columns, what)
+    return value
 
 
 def plan_spec(parsed: ParsedFormula, sub, used: list[str], weights: str | None, offset: str | None,
@@ -176,6 +193,8 @@ def kept_spec(spec: ModelSpec, n: int, n_dropped: int, missing: set[str], xx: np
     (W > 0): as ``build_design``, an error without complete rows, warnings for rows left out
     and for aliased columns."""
     report_dropped(n_dropped, n + n_dropped, missing, spec.used)
+    if xx is None:  # no complete rows: report_dropped has said so
+        raise no_complete_rows(list(spec.used))
     return replace(spec, kept=kept_columns(xx, spec.xnames))
 
 
@@ -288,10 +307,16 @@ class LazyRows:
     A result using it provides ``data``, ``predictor``, ``sigma`` and ``binomial``.
     """
 
-    data: object
-    predictor: Predictor
-    sigma: float
+    data: Any  # a dask.dataframe.DataFrame
     binomial: bool = False  # whether the response takes glmer's binomial forms
+
+    if TYPE_CHECKING:  # supplied by the result
+
+        @property
+        def predictor(self) -> Predictor: ...
+
+        @property
+        def sigma(self) -> float: ...
 
     @cached_property
     def _shipped(self):

@@ -48,7 +48,7 @@ from ..engine.rows import GlmEquations, InMemoryRows, WorkingPass
 from ..errors import FamilyError
 from ..formula.parse import ParsedFormula
 from ..inference.prediction import Predictor
-from ..linalg.crossprod import Crossproducts, add_crossproducts
+from ..linalg.crossprod import Crossproducts, PlanCache, add_crossproducts
 from ..results.glmer import GlmmEstimates, check_residual_type, glmm_residuals
 from ..results.lmer import fit_warnings
 from ..runtime.threads import fitting_threads
@@ -80,7 +80,7 @@ class DaskRows:
     def __init__(self, partitions: list, n: int):
         self.partitions = partitions  # persisted Delayed objects, one per partition with rows
         self.n = n
-        self._plans: dict = {}  # the factorisation's cache: the summed blocks keep one pattern
+        self._plans = PlanCache()  # the factorisation's cache: the summed blocks keep one pattern
 
     def working_pass(self, beta: np.ndarray, b: list[np.ndarray], fixed_beta: bool,
                      observed: bool = False) -> WorkingPass | None:
@@ -166,9 +166,10 @@ def _add_passes(*passes):
 
 
 def _add_equations(*equations: GlmEquations | None) -> GlmEquations | None:
-    if any(e is None for e in equations):
+    present = [e for e in equations if e is not None]
+    if len(present) < len(equations):
         return None
-    return GlmEquations(xwx=sum(e.xwx for e in equations), xwz=sum(e.xwz for e in equations))
+    return GlmEquations(xwx=np.sum([e.xwx for e in present], axis=0), xwz=np.sum([e.xwz for e in present], axis=0))
 
 
 def _add_floats(*values: float) -> float:
@@ -219,9 +220,9 @@ class _Partition:
     n_dropped: int
     missing: set[str]
     y: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    X: np.ndarray | None = None
-    weights: np.ndarray | None = None  # prior weights, binomial trials included
-    offset: np.ndarray | None = None
+    X: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(0))  # prior weights, binomial trials included
+    offset: np.ndarray = field(default_factory=lambda: np.zeros(0))
     terms: tuple[ReTerm, ...] = ()  # the engine's order
 
 
@@ -303,8 +304,9 @@ def glmer_dask(formula: str, ddf, family: str | Family = "binomial", nAGQ: int =
     ctl = resolve_control(control, maxeval)
     fam = get_family(family)
     _check_nagq(nAGQ)  # before any pass over the data
-    parsed, used, sub = model_columns("glmer", formula, ddf, weights, offset, safe)
-    spec = plan_spec(parsed, sub, used, weights, offset, fam.name == "binomial", dask)
+    columns = model_columns("glmer", formula, ddf, weights, offset, safe)
+    parsed, sub = columns.parsed, columns.frame
+    spec = plan_spec(parsed, sub, columns.used, columns.weights, columns.offset, fam.name == "binomial", dask)
     shipped = dask.delayed(spec)
     read = dask.persist(*[dask.delayed(_read_partition)(part, shipped, fam) for part in sub.to_delayed()])
     total = tree(dask, [dask.delayed(_summary)(part) for part in read], _merge_summaries).compute()

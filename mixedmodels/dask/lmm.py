@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import warnings
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -154,8 +155,9 @@ def lmer_dask(formula: str, ddf, REML: bool = True, weights: object = None, offs
     import dask
 
     ctl = resolve_control(control, maxeval)
-    parsed, used, sub = model_columns("lmer", formula, ddf, weights, offset, safe)
-    spec = plan_spec(parsed, sub, used, weights, offset, False, dask)
+    columns = model_columns("lmer", formula, ddf, weights, offset, safe)
+    parsed, sub = columns.parsed, columns.frame
+    spec = plan_spec(parsed, sub, columns.used, columns.weights, columns.offset, False, dask)
     shipped = dask.delayed(spec)
     shift = _rough_shift(sub, spec)
     partials = [dask.delayed(_partition_crossproducts)(part, shipped, shift) for part in sub.to_delayed()]
@@ -201,7 +203,7 @@ def _partition_crossproducts(part: pd.DataFrame, spec: ModelSpec, shift: np.ndar
 
 def _add(*partials: dict) -> dict:
     """The sum of partitions' crossproducts and counts."""
-    out = {"n": 0, "n_dropped": 0, "missing": set(), "log_weights": 0.0, "A": None}
+    out: dict[str, Any] = {"n": 0, "n_dropped": 0, "missing": set(), "log_weights": 0.0, "A": None}
     for part in partials:
         out["n"] += part["n"]
         out["n_dropped"] += part["n_dropped"]

@@ -8,6 +8,7 @@ Its random effects are ordered level-major: level 0's pᵢ effects, then level 1
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -26,7 +27,7 @@ class ReTerm:
     columns: tuple[str, ...]  # names of the columns of Xᵢ, e.g. ("(Intercept)", "Days")
     expr: str  # the left-hand side of the bar as written
     group_columns: tuple[str, ...] = ()  # the data columns forming the grouping factor
-    spec: object = field(default=None, repr=False, compare=False)  # formulaic ModelSpec of the matrix
+    spec: Any = field(default=None, repr=False, compare=False)  # formulaic ModelSpec of the matrix
     column_index: tuple[int, ...] = ()  # which columns of spec's matrix this term uses (|| splits)
 
     @property

@@ -14,6 +14,7 @@ order is kept only as ``report_order``, for printing and reporting.
 
 from __future__ import annotations
 
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,7 +117,7 @@ class TermLayout:
     column_index: tuple[int, ...]  # which columns of the bar's matrix (|| splits a bar)
     columns: tuple[str, ...]
     grouping: GroupingFactor
-    spec: object = field(repr=False, compare=False)  # formulaic ModelSpec of the bar's matrix
+    spec: Any = field(repr=False, compare=False)  # formulaic ModelSpec of the bar's matrix
 
     @property
     def group(self) -> str:
@@ -166,7 +167,7 @@ class ModelSpec:
     factors: dict[str, Factor]  # the non-numeric used columns' levels
     xnames: tuple[str, ...]  # every column of the fixed-effects matrix, aliased ones included
     kept: tuple[int, ...]  # the columns of that matrix the model keeps
-    fixed_spec: object = field(repr=False, compare=False)  # formulaic ModelSpec of the fixed part
+    fixed_spec: Any = field(repr=False, compare=False)  # formulaic ModelSpec of the fixed part
     terms: tuple[TermLayout, ...] = ()  # the random-effects terms in the canonical order
     report_order: tuple[int, ...] = ()  # lme4's order of the terms, as canonical positions
     example: pd.DataFrame | None = field(default=None, repr=False, compare=False)  # one row coded as fitted

@@ -9,6 +9,7 @@ sums it over partitions.  The terms come in the spec's canonical order.
 from __future__ import annotations
 
 import copy
+from typing import TypeVar
 from functools import cached_property
 from dataclasses import replace
 
@@ -24,6 +25,9 @@ from ..design.reterm import ReTerm, TermSet
 from .starting import moment_start, reliable_theta_limit, rescaled_start
 
 _LOG_2PI = np.log(2 * np.pi)
+
+
+_Model = TypeVar("_Model", bound="ProfiledLMM")
 
 
 class ProfiledLMM(TermSet):
@@ -55,7 +59,7 @@ class ProfiledLMM(TermSet):
             return np.inf
         return deviance_from_factor(L, self.n, REML) - self._log_weights
 
-    def with_REML(self, REML: bool) -> ProfiledLMM:
+    def with_REML(self: _Model, REML: bool) -> _Model:
         """The same model under the other criterion, sharing the crossproducts (they do not depend on it)."""
         other = copy.copy(self)
         other.REML = REML

@@ -126,6 +126,7 @@ class GlmerResult(GlmmEstimates, MixedModelResult):
 
     #: what kind of fit this is, as model files and reports name it
     kind = "glmer"
+    model: GeneralizedLinearMixedModel  # the rows in memory
 
     def __init__(self, parsed: ParsedFormula, model: GeneralizedLinearMixedModel, report: OptimumReport,
                  data_name: str | None = None, start: PirlsStart | None = None):

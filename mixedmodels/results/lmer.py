@@ -250,6 +250,12 @@ class RandomEffectsFit(InformationCriteria):
 class MixedModelResult(RandomEffectsFit):
     """What every fitted in-memory mixed model offers; subclasses supply the fit-specific parts."""
 
+    if TYPE_CHECKING:  # supplied by each kind of fit
+
+        @abstractmethod
+        def summary(self) -> Summary:
+            """lme4's printed summary."""
+
     def __init__(self, parsed: ParsedFormula, model, report: OptimumReport, theta_engine: np.ndarray,
                  factor: BlockedCholesky, data_name: str | None = None):
         self.formula = parsed.text
@@ -510,6 +516,7 @@ class LmerResult(ProfiledEstimates, MixedModelResult):
 
     #: what kind of fit this is, as model files and reports name it
     kind = "lmer"
+    model: LinearMixedModel  # the rows in memory
 
     def __init__(self, parsed: ParsedFormula, model: LinearMixedModel, report: OptimumReport, data_name: str | None = None):
         self.REML = model.REML

@@ -54,7 +54,8 @@ def _quiet(f, *args, **kwargs):
 
 
 def _dask_spec(formula: str, ddf, weights=None, offset=None, binomial=False):
-    parsed, used, sub = model_columns("lmer", formula, ddf, weights, offset, safe=False)
+    columns = model_columns("lmer", formula, ddf, weights, offset, safe=False)
+    parsed, used, sub = columns.parsed, columns.used, columns.frame
     spec = plan_spec(parsed, sub, used, weights, offset, binomial, dask)
     reads = [read_partition(part, spec) for part in sub.to_delayed() for part in [part.compute()]]
     n = sum(len(r.frame) for r in reads)
