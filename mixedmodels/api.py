@@ -54,7 +54,7 @@ def lmer(
     if is_dask_dataframe(data):
         if start is not None:
             raise DataError("start is not supported for Dask data")
-        _no_dask_contrasts(contrasts)
+        _dask_options(contrasts, na_action)
         return lmer_dask(formula, data, REML=REML, weights=weights, offset=offset, safe=safe, control=ctl)
     parsed, design = _mixed_design("lmer", formula, data, safe, weights, offset, contrasts=contrasts,
                                    na_action=na_action)
@@ -77,10 +77,14 @@ def _warn_if_exact(fit: LmerResult) -> None:
         )
 
 
-def _no_dask_contrasts(contrasts: dict[str, str] | None) -> None:
+def _dask_options(contrasts: dict[str, str] | None, na_action: str) -> None:
+    """Options a Dask fit does not offer are refused, never ignored."""
     if contrasts is not None:
         raise DataError("contrasts= is not supported for Dask DataFrames; code the factor yourself "
                         "(numeric columns) or fit a pandas DataFrame")
+    if na_action != "omit":
+        raise DataError(f"na_action={na_action!r} is not supported for Dask DataFrames: a Dask fit's "
+                        "per-row values cover the rows used (na_action='omit')")
 
 
 def _mixed_design(kind: str, formula: str, data: pd.DataFrame, safe: bool, weights: object,
@@ -151,7 +155,7 @@ def glmer(
         return lmer(formula, data, weights=weights, offset=offset, safe=safe, control=ctl, contrasts=contrasts,
                     na_action=na_action)
     if is_dask_dataframe(data):
-        _no_dask_contrasts(contrasts)
+        _dask_options(contrasts, na_action)
         return glmer_dask(formula, data, family=fam, nAGQ=nAGQ, weights=weights, offset=offset, safe=safe,
                           control=ctl)
     parsed, design = _mixed_design("glmer", formula, data, safe, weights, offset, binomial=fam.name == "binomial",

@@ -117,6 +117,10 @@ def test_what_dask_frames_cannot_do(client):
         lmer_dask("Reaction ~ Days + (1 | Subject)", ddf, weights=np.ones(180))
     with pytest.raises(mm.DataError, match="not a column"):
         lmer_dask("Reaction ~ Dayz + (1 | Subject)", ddf)
+    with pytest.raises(mm.DataError, match="na_action='exclude' is not supported for Dask"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", ddf, na_action="exclude")
+    with pytest.raises(mm.DataError, match="contrasts= is not supported for Dask"):
+        mm.glmer("Reaction ~ Days + (1 | Subject)", ddf, family="poisson", contrasts={"Subject": "contr.sum"})
 
 
 def test_bootstrap_through_the_dask_client_equals_the_serial_one(client):
