@@ -304,19 +304,38 @@ class LazyRows:
     """Per-row quantities of a Dask fit as lazy Dask Series over its fitted frame ``data``:
     one pass over the rows each, nothing computed until asked for.
 
-    A result using it provides ``data``, ``predictor``, ``sigma`` and ``binomial``.
+    A result using it provides ``data``, ``spec``, ``model``, ``fixef``, ``_b``, ``sigma``
+    and ``binomial``.
     """
 
     data: Any  # a dask.dataframe.DataFrame
     binomial: bool = False  # whether the response takes glmer's binomial forms
+    spec: ModelSpec
+    model: Any  # the Dask engine: CrossproductLMM or DaskGLMM
 
     if TYPE_CHECKING:  # supplied by the result
 
         @property
-        def predictor(self) -> Predictor: ...
+        def fixef(self) -> pd.Series: ...
+
+        @property
+        def _b(self) -> list[np.ndarray]: ...
 
         @property
         def sigma(self) -> float: ...
+
+    @property
+    def nobs(self) -> int:
+        return self.model.n
+
+    @property
+    def dropped_columns(self) -> tuple[str, ...]:
+        return self.spec.dropped
+
+    @cached_property
+    def predictor(self) -> Predictor:
+        """The spec, β̂ and the modes: what every partition's per-row values need."""
+        return Predictor(self.spec, self.fixef.to_numpy(), tuple(self._b), self.spec.offset is not None)
 
     @cached_property
     def _shipped(self):

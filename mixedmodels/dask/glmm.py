@@ -326,7 +326,7 @@ def glmer_dask(formula: str, ddf, family: str | Family = "binomial", nAGQ: int =
 
 # ----- the result ------------------------------------------------------------------------
 
-class DaskGlmerResult(GlmmEstimates, LazyRows):
+class DaskGlmerResult(LazyRows, GlmmEstimates):
     """A GLMM fitted on Dask data: the estimates and conditional modes as ``GlmerResult``
     computes them (a common base); per-row quantities as lazy Dask Series over the fitted
     frame ``data``."""
@@ -343,19 +343,6 @@ class DaskGlmerResult(GlmmEstimates, LazyRows):
         self.has_residual_row = model.family.has_dispersion
         self.binomial = model.family.name == "binomial"
         fit_warnings(report, self.is_singular())
-
-    @property
-    def nobs(self) -> int:
-        return self.model.n
-
-    @property
-    def dropped_columns(self) -> tuple[str, ...]:
-        return self.spec.dropped
-
-    @cached_property
-    def predictor(self) -> Predictor:
-        """The spec, β̂ and the modes: what every partition's per-row values need."""
-        return Predictor(self.spec, self.fixef.to_numpy(), tuple(self._b), self.spec.offset is not None)
 
     # ----- per-row quantities: lazy, one pass over the fitted frame each -------------------
     @cached_property

@@ -59,7 +59,6 @@ from ..engine.control import Control, resolve_control
 from ..engine.lmm import ProfiledLMM
 from ..engine.optimizer import OptimumReport
 from ..formula.parse import ParsedFormula
-from ..inference.prediction import Predictor
 from ..linalg.crossprod import CrossproductBuilder, Crossproducts, add_crossproducts, shift_response
 from ..results.lmer import ProfiledEstimates, fit_warnings
 from ..runtime.threads import fitting_threads
@@ -78,7 +77,7 @@ from .frames import (
 __all__ = ["lmer_dask", "DaskLmerResult", "is_dask_dataframe"]
 
 
-class DaskLmerResult(ProfiledEstimates, LazyRows):
+class DaskLmerResult(LazyRows, ProfiledEstimates):
     """A linear mixed model fitted from crossproducts (Dask data): the estimates and the
     conditional modes as ``LmerResult`` computes them (a common base), per-row quantities
     as lazy Dask Series over the fitted frame.
@@ -97,19 +96,6 @@ class DaskLmerResult(ProfiledEstimates, LazyRows):
         self._theta_engine = report.x
         self._factor = model.factor(report.x)
         fit_warnings(report, self.is_singular())
-
-    @property
-    def nobs(self) -> int:
-        return self.model.n
-
-    @property
-    def dropped_columns(self) -> tuple[str, ...]:
-        return self.spec.dropped
-
-    @cached_property
-    def predictor(self) -> Predictor:
-        """The spec, β̂ and the modes: what every partition's per-row values need."""
-        return Predictor(self.spec, self.fixef.to_numpy(), tuple(self._b), self.spec.offset is not None)
 
     # ----- per-row quantities: lazy, one pass over the rows each ----------------------------
     @cached_property
