@@ -151,7 +151,7 @@ def minimize_lbfgsb(
         res = minimize(value_and_gradient, x0, jac=True, method="L-BFGS-B", bounds=Bounds(lower, np.inf),
                        options={"maxfun": budget, "ftol": control.lbfgsb_ftol, "gtol": control.lbfgsb_gtol,
                                 "maxcor": control.lbfgsb_memory})
-        reason = str(res.message).lower()
+        reason = _lbfgsb_reason(str(res.message))
     except _BudgetSpent:
         reason = MAXEVAL_REACHED
     if "x" not in best:
@@ -184,6 +184,14 @@ def optimize(
     with fitting_threads():
         return _optimize(f, x0, lower, control, initial_step, control.deviance_noise if noise is None else noise,
                          gradient, reflect)
+
+
+def _lbfgsb_reason(message: str) -> str:
+    """L-BFGS-B's stopping message in words: scipy reports a failed line search as a bare "ABNORMAL: "."""
+    reason = message.strip().rstrip(":").strip().lower()
+    if reason.startswith("abnormal"):
+        return "line search could not lower the objective"
+    return reason
 
 
 def _optimize(f: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray, control: Control,
