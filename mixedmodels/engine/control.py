@@ -46,11 +46,10 @@ class Control:
     #: "auto" takes L-BFGS-B while the gradient's dense blocks (the terms after the largest, and X,
     #: by all random effects) hold at most this many numbers
     gradient_max_entries: int = 4_000_000
-    #: ... and the model has at least this many variance parameters or at most ``gradient_small_order``
-    #: random effects: with few parameters and many levels (a 1M-row random slope, 20,000 groups: 26
-    #: gradients in 9.5 s against 61 evaluations in 5.8 s) differences are cheaper than the gradient
+    #: ... and the model has at least this many variance parameters: with fewer, BOBYQA's extra
+    #: evaluations cost less than the gradients (sleepstudy's random slope: 44 evaluations in 5.5 ms
+    #: against 21 gradients in 8.1 ms; a 1M-row random slope: 5.8 s against 9.5 s)
     gradient_min_theta: int = 4
-    gradient_small_order: int = 1000
     #: most L-BFGS-B restarts after the first, while the check fails or a fake optimum on a bound is left
     gradient_restarts: int = 5
     #: the optimizer's first step for the bounded (diagonal) elements of θ

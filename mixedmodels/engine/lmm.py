@@ -86,14 +86,13 @@ class ProfiledLMM(TermSet):
     def uses_gradient(self) -> bool:
         """Whether the fit takes L-BFGS-B with the gradient: always for ``optimizer="lbfgsb"``; for
         "auto" while the gradient's dense blocks hold at most ``control.gradient_max_entries`` numbers
-        and the model has ``control.gradient_min_theta`` parameters or ``gradient_small_order`` effects."""
+        and the model has at least ``control.gradient_min_theta`` parameters."""
         ctl = self.control
         if ctl.optimizer != "auto":
             return ctl.optimizer == "lbfgsb"
         q = [t.q for t in self.terms]
         rest = sum(q[1:]) + self.p
-        worth_it = self.ntheta >= ctl.gradient_min_theta or sum(q) <= ctl.gradient_small_order
-        return worth_it and rest * (rest + q[0]) <= ctl.gradient_max_entries
+        return self.ntheta >= ctl.gradient_min_theta and rest * (rest + q[0]) <= ctl.gradient_max_entries
 
     def objective_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """The objective and its analytic gradient in θ (engine/gradient.py); (inf, NaN) where it has none."""
