@@ -31,6 +31,7 @@ from ..errors import DataError, DroppedRowsWarning, FormulaError, RankDeficiency
 from ..formula.parse import ParsedFormula, parse_formula, with_dot_expanded
 from ..formula.rdialect import python_part, r_spelling
 from ..formula.safety import check_formula, check_part
+from .covstruct import CovStructure
 from .reterm import ReTerm
 from .spec import Factor, GroupingFactor, ModelSpec, TermLayout, term_orders
 from .size import check_design_size
@@ -187,7 +188,8 @@ def with_terms(design: Design, parsed: ParsedFormula, reterms: tuple[ReTerm, ...
     ranova's reduced models.  The terms take the canonical order; each keeps its grouping factor."""
     groupings = {t.group: t.grouping for t in design.spec.terms}
     layouts = [TermLayout(bar=b, expr=t.expr, column_index=t.column_index, columns=t.columns,
-                          grouping=groupings[t.group], spec=t.spec) for b, t in enumerate(reterms)]
+                          grouping=groupings[t.group], spec=t.spec, structure=t.structure)
+               for b, t in enumerate(reterms)]
     canonical, report = term_orders(layouts)
     spec = replace(design.spec, parsed=parsed, terms=tuple(layouts[k] for k in canonical), report_order=report)
     return replace(design, reterms=tuple(reterms[k] for k in canonical), spec=spec)
@@ -268,7 +270,8 @@ def no_complete_rows(used: Iterable[str]) -> DataError:
 
 
 def check_groups(terms: Iterable[ReTerm | TermLayout], n: int, lmm: bool = True) -> None:
-    """Each grouping factor needs more than one level; an LMM's fewer effects than observations;
+    """Each grouping factor needs more than one level; an LMM's fewer effects than observations
+    (unless a cs() or ar1() structure ties them together);
     at most MAX_THETA covariance parameters (the optimizer's memory grows with their square)."""
     terms = list(terms)
     ntheta = sum(t.ntheta for t in terms)
@@ -284,7 +287,7 @@ def check_groups(terms: Iterable[ReTerm | TermLayout], n: int, lmm: bool = True)
             raise DataError(
                 f"grouping factor {t.group!r} has {t.nlevels} level; a random effect needs at least 2 levels"
             )
-        if lmm and t.q >= n:
+        if lmm and t.q >= n and not t.structure.has_rho(t.p):  # cs() and ar1() are identified by their ρ
             raise DataError(
                 f"the term ({t.expr} | {t.group}) has {t.q} random effects for {n} observations; "
                 "the random effects and the residual are not identifiable (is a grouping factor an "
@@ -336,8 +339,9 @@ def specify(parsed: ParsedFormula, parts: Evaluated, groupings: dict[tuple[str, 
     layouts = []
     for b, (bar, (_, names, bar_spec)) in enumerate(zip(parsed.random, parts.bars)):
         pieces = [tuple(range(len(names)))] if bar.correlated else [(j,) for j in range(len(names))]
+        structure = CovStructure(bar.structure, bar.hom)
         layouts += [TermLayout(bar=b, expr=bar.expr, column_index=idx, columns=tuple(names[j] for j in idx),
-                               grouping=groupings[bar.group], spec=bar_spec) for idx in pieces]
+                               grouping=groupings[bar.group], spec=bar_spec, structure=structure) for idx in pieces]
     canonical, report = term_orders(layouts)
     return ModelSpec(parsed=parsed, used=tuple(used), weights=weights, offset=offset, factors=factors,
                      xnames=tuple(parts.xnames), kept=tuple(range(len(parts.xnames))), fixed_spec=parts.fixed_spec,

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+
+from .covstruct import UNSTRUCTURED, CovStructure
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class ReTerm:
     group_columns: tuple[str, ...] = ()  # the data columns forming the grouping factor
     spec: Any = field(default=None, repr=False, compare=False)  # formulaic ModelSpec of the matrix
     column_index: tuple[int, ...] = ()  # which columns of spec's matrix this term uses (|| splits)
+    structure: CovStructure = UNSTRUCTURED  # us(), diag(), cs() or ar1(): how θ gives Tᵢ
 
     @property
     def nlevels(self) -> int:
@@ -45,24 +47,19 @@ class ReTerm:
 
     @property
     def ntheta(self) -> int:
-        return self.p * (self.p + 1) // 2
+        return self.structure.ntheta(self.p)
 
     def theta_lower(self) -> np.ndarray:
-        """Lower bounds of θ: 0 for the diagonal of Tᵢ, −∞ below it."""
-        rows, cols = lower_indices(self.p)
-        return np.where(rows == cols, 0.0, -np.inf)
+        """Lower bounds of θ: 0 for the diagonal of Tᵢ (or a structure's standard deviations), −∞ elsewhere."""
+        return self.structure.lower(self.p)
 
     def theta_start(self) -> np.ndarray:
         """Tᵢ = I, lme4's and MixedModels.jl's starting value."""
-        rows, cols = lower_indices(self.p)
-        return (rows == cols).astype(float)
+        return self.structure.start(self.p)
 
     def lambda_factor(self, theta: np.ndarray) -> np.ndarray:
-        """The lower-triangular pᵢ×pᵢ factor Tᵢ from its θ (lower triangle, column-major)."""
-        rows, cols = lower_indices(self.p)
-        T = np.zeros((self.p, self.p))
-        T[rows, cols] = theta
-        return T
+        """The lower-triangular pᵢ×pᵢ factor Tᵢ from its θ (unstructured: the lower triangle, column-major)."""
+        return self.structure.factor(theta, self.p)
 
     def times_b(self, b: np.ndarray) -> np.ndarray:
         """Zᵢ b for random effects b arranged as (nlevels, p)."""
@@ -97,13 +94,12 @@ class TermSet:
         """The Tᵢ factors of every term from the engine-ordered θ."""
         return [t.lambda_factor(theta[s]) for t, s in zip(self.terms, self._slices)]
 
+    @property
+    def theta_scales(self) -> np.ndarray:
+        """Which elements of θ scale Tᵢ (multiplying them by c multiplies Tᵢ by c): all but correlations'."""
+        return np.concatenate([t.structure.scales(t.p) for t in self.terms])
 
-@lru_cache(maxsize=None)
-def lower_indices(p: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of a p×p lower triangle, column by column (lme4's θ order).
+    def singular(self, theta: np.ndarray, tol: float) -> bool:
+        """Whether some term's covariance is (nearly) singular at θ (``CovStructure.at_boundary``)."""
+        return any(t.structure.at_boundary(theta[s], t.p, tol) for t, s in zip(self.terms, self._slices))
 
-    Cached (read-only): Tᵢ is rebuilt from θ at every objective evaluation.
-    """
-    cols, rows = np.triu_indices(p)
-    rows.flags.writeable = cols.flags.writeable = False
-    return rows, cols

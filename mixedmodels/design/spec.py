@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..formula.parse import ParsedFormula
+from .covstruct import UNSTRUCTURED, CovStructure
 from .reterm import ReTerm
 
 
@@ -118,6 +119,7 @@ class TermLayout:
     columns: tuple[str, ...]
     grouping: GroupingFactor
     spec: Any = field(repr=False, compare=False)  # formulaic ModelSpec of the bar's matrix
+    structure: CovStructure = UNSTRUCTURED  # us(), diag(), cs() or ar1()
 
     @property
     def group(self) -> str:
@@ -138,13 +140,14 @@ class TermLayout:
 
     @property
     def ntheta(self) -> int:
-        return self.p * (self.p + 1) // 2
+        return self.structure.ntheta(self.p)
 
     def term(self, codes: np.ndarray, matrix: np.ndarray) -> ReTerm:
         """The term on rows with these level codes and this raw model matrix Xᵢ."""
         return ReTerm(group=self.group, codes=codes, levels=self.grouping.labels,
                       matrix=np.ascontiguousarray(matrix), columns=self.columns, expr=self.expr,
-                      group_columns=self.grouping.columns, spec=self.spec, column_index=self.column_index)
+                      group_columns=self.grouping.columns, spec=self.spec, column_index=self.column_index,
+                      structure=self.structure)
 
 
 def term_orders(terms: list[TermLayout]) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -73,8 +73,10 @@ class GradientPlan:
         return cls(A00=A.diag[0], AR0=AR0, ARR=ARR, a0y=A.xz[0][p], aRy=aRy, ends=ends)
 
 
-def deviance_gradient(L: BlockedCholesky, plan: GradientPlan, terms: TermSet, n: int, REML: bool) -> np.ndarray:
-    """∂d/∂θ of the profiled deviance, θ in the engine's order, from the factor L at θ."""
+def deviance_gradient(L: BlockedCholesky, plan: GradientPlan, terms: TermSet, n: int, REML: bool,
+                      theta: np.ndarray) -> np.ndarray:
+    """∂d/∂θ of the profiled deviance, θ in the engine's order, from the factor L at θ; a structured
+    term's part by the chain rule through its ∂Tᵢ/∂θ (``CovStructure.pullback``)."""
     K, p = L.K, L.p
     T = L.lambdas
     p0 = T[0].shape[0]
@@ -115,8 +117,11 @@ def deviance_gradient(L: BlockedCholesky, plan: GradientPlan, terms: TermSet, n:
             rows = slice(plan.ends[i - 1], plan.ends[i])
             D = level_trace(SR0[rows], CR0[rows], pi) + level_trace(SRR[rows], CRR[rows], pi)
         D += vv * u[cols].reshape(-1, pi).T @ g[cols].reshape(-1, pi)
-        c, r = _lower_triangle(pi)
-        grad[s] = 2.0 * D[c, r]
+        if terms.terms[i].structure.structured:  # ∂d/∂Tᵢ[r, c] = 2 D[c, r]
+            grad[s] = terms.terms[i].structure.pullback(theta[s], pi, 2.0 * D.T)
+        else:
+            c, r = _lower_triangle(pi)
+            grad[s] = 2.0 * D[c, r]
     return grad
 
 
@@ -131,6 +136,8 @@ def reflect_bound_columns(terms: TermSet, theta: np.ndarray, grad: np.ndarray) -
     """
     out = theta.copy()
     for term, s in zip(terms.terms, terms.theta_slices()):
+        if term.structure.structured:  # its T's columns are not free: no reflection of them
+            continue
         p = term.p
         c, r = np.triu_indices(p)  # θ's (row r, column c) of Tᵢ
         t, g = out[s], grad[s]

@@ -76,7 +76,7 @@ class ProfiledLMM(TermSet):
             start, step = moment_start(self.crossprod, self, self.n, self.p, self.control.initial_step)
         else:
             start, step = rescaled_start(self.objective, np.asarray(theta0, dtype=float),
-                                         reliable_theta_limit(self.crossprod)), None
+                                         reliable_theta_limit(self.crossprod), self.theta_scales), None
         if not self.uses_gradient():
             return optimize(self.objective, start, self.theta_lower, self.control, initial_step=step)
         return optimize(self.objective, start, self.theta_lower, self.control, initial_step=step,
@@ -102,7 +102,7 @@ class ProfiledLMM(TermSet):
             value = deviance_from_factor(L, self.n, self.REML) - self._log_weights
             if not np.isfinite(value):
                 raise np.linalg.LinAlgError
-            return value, deviance_gradient(L, self.gradient_plan, self, self.n, self.REML)
+            return value, deviance_gradient(L, self.gradient_plan, self, self.n, self.REML, theta)
         except np.linalg.LinAlgError:
             return np.inf, np.full(len(theta), np.nan)
 

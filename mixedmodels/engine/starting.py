@@ -71,23 +71,30 @@ def reliable_theta_limit(A: Crossproducts) -> float:
     return float(np.sqrt(RELIABLE_CONDITION / max(largest, np.finfo(float).tiny)))
 
 
-def rescaled_start(f: Callable[[np.ndarray], float], theta0: np.ndarray, limit: float) -> np.ndarray:
+def rescaled_start(f: Callable[[np.ndarray], float], theta0: np.ndarray, limit: float,
+                   scales: np.ndarray | None = None) -> np.ndarray:
     """A given start, or the best of its multiples 10ᵏ θ₀ (k in ``RESCALE_POWERS``, largest element at
     most ``limit``) when f is not finite at θ₀, θ₀ exceeds the limit, or f falls as θ₀ shrinks a hundredfold.
+    Only the elements ``scales`` marks are multiplied (a structured term's correlation parameter is not a scale).
 
     A start scaled far off the optimum (θ × 1e6) leaves an optimizer where f is flat and its
     factorisation has lost every digit, or (θ × 1e8) where it cannot be evaluated; the
     deviance along θ's ray is cheap to scan (13 evaluations at most), as MixedModels.jl's
     "misscaling" test demands.  A sensible start costs two evaluations.
     """
-    size = float(np.abs(theta0).max()) if theta0.size else 0.0
+    mask = np.ones(theta0.shape, dtype=bool) if scales is None else scales
+
+    def times(c: float) -> np.ndarray:
+        return np.where(mask, theta0 * c, theta0)
+
+    size = float(np.abs(theta0[mask]).max()) if mask.any() else 0.0
     f0 = f(theta0) if size <= limit else np.inf
-    if np.isfinite(f0) and not f(theta0 * 1e-2) < f0:
+    if np.isfinite(f0) and not f(times(1e-2)) < f0:
         return theta0
-    scales = [10.0**k for k in RESCALE_POWERS if size * 10.0**k <= limit]
-    values = np.array([f(theta0 * s) for s in scales])
+    multiples = [10.0**k for k in RESCALE_POWERS if size * 10.0**k <= limit]
+    values = np.array([f(times(c)) for c in multiples])
     if not np.isfinite(values).any():
         raise FitError("the objective cannot be evaluated at the given start θ nor at any multiple "
                        "10^k θ (k from -12 to 0): give another start, or none")
     best = int(np.argmin(np.where(np.isfinite(values), values, np.inf)))
-    return theta0 * scales[best] if not f0 <= values[best] else theta0
+    return times(multiples[best]) if not f0 <= values[best] else theta0

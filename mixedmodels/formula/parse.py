@@ -27,13 +27,23 @@ _GROUPING_HELP = (
 )
 
 
+#: lme4 2.0's covariance structures of a random-effects term, and whether each has one
+#: standard deviation for all its columns unless ``hom =`` says otherwise (design/covstruct.py)
+STRUCTURES: dict[str, bool] = {"us": False, "diag": False, "cs": False, "ar1": True}
+_OPTION = re.compile(r"(\w+)\s*=\s*(\S+)")
+_LOGICAL = {"TRUE": True, "T": True, "True": True, "FALSE": False, "F": False, "False": False}
+
+
 @dataclass(frozen=True)
 class RandomTerm:
-    """One random-effect term ``(expr | group)`` or ``(expr || group)``."""
+    """One random-effect term ``(expr | group)``, ``(expr || group)`` or, with a covariance
+    structure, ``us(expr | group)``, ``diag(...)``, ``cs(...)``, ``ar1(...)`` (``hom`` resolved)."""
 
     expr: str
     group: tuple[str, ...]
     correlated: bool = True
+    structure: str = "us"
+    hom: bool = False
 
     @property
     def group_name(self) -> str:
@@ -116,7 +126,13 @@ def parse_formula(formula: str) -> ParsedFormula:
             raise FormulaError("empty term next to '+'", formula, plus)
         bar_end = _bar_end(layout, start, end)
         if bar_end is not None:
-            random.extend(_random_terms(layout, start, bar_end))
+            random.extend(_random_terms(layout, start, bar_end - 1))
+        else:
+            call = _structure_call(layout, start, end)
+            if call is not None:
+                random.extend(_structured_terms(layout, start, *call))
+                bar_end = call[-1] + 1
+        if bar_end is not None:
             # What may follow a bar in its summand is a removal like "- 1".
             start, end = _strip(formula, bar_end, end)
         if start < end:
@@ -228,10 +244,78 @@ def _bar_end(layout: _Layout, start: int, end: int) -> int | None:
     return bar_end if not rest or rest.startswith("-") else None
 
 
-def _random_terms(layout: _Layout, start: int, end: int) -> list[RandomTerm]:
-    """The terms of a parenthesised bar ``( expr | grouping )``."""
+def _structure_call(layout: _Layout, start: int, end: int) -> tuple[int, int, int] | None:
+    """(open parenthesis, end of the bar's argument, close parenthesis) of a summand that is a
+    call with a bar directly inside, ``ar1(0 + f | g)``, possibly followed by a removal.
+
+    ``I(a | b)`` (Python's "or" inside ``I``) is left to formulaic.
+    """
     text = layout.text
-    bars = layout.find("|", start + 1, end - 1, start)
+    name = _NAME.match(text, start, end)
+    if name is None or name.group() == "I":
+        return None
+    paren = name.end()
+    while paren < end and text[paren].isspace():
+        paren += 1
+    if paren >= end or text[paren] != "(":
+        return None
+    close = layout.closer[paren]
+    rest = text[close + 1:end].lstrip()
+    if (rest and not rest.startswith("-")) or not layout.find("|", paren + 1, close, paren):
+        return None
+    commas = layout.find(",", paren + 1, close, paren)
+    return paren, commas[0] if commas else close, close
+
+
+def _structured_terms(layout: _Layout, start: int, paren: int, stop: int, close: int) -> list[RandomTerm]:
+    """The terms of ``name(expr | grouping, hom = TRUE)``, ``name`` one of lme4 2.0's STRUCTURES."""
+    text = layout.text
+    name = text[start:paren].strip()
+    valid = ", ".join(f"{s}()" for s in STRUCTURES)
+    if name not in STRUCTURES:
+        raise FormulaError(f"{name}() is not a covariance structure; a random-effects term is (expr | g), "
+                           f"(expr || g) or one of {valid}, e.g. 'ar1(0 + f | g)'", text, start)
+    if not layout.find("|", paren + 1, stop, paren):
+        raise FormulaError(f"the first argument of {name}() is a random-effects term such as '0 + f | g'",
+                           text, paren + 1)
+    hom = STRUCTURES[name]
+    for option_start, option_end in layout.split(",", stop + 1, close, paren) if stop < close else []:
+        option_start, option_end = _strip(text, option_start, option_end)
+        option = _OPTION.fullmatch(text, option_start, option_end)
+        if option is None or option.group(1) != "hom" or option.group(2) not in _LOGICAL or name == "us":
+            takes = "no options" if name == "us" else "one option, hom = TRUE or FALSE"
+            raise FormulaError(f"{name}() takes {takes}, not {text[option_start:option_end]!r}", text, option_start)
+        hom = _LOGICAL[option.group(2)]
+    terms = _random_terms(layout, paren, stop)
+    if not terms[0].correlated:
+        raise FormulaError(f"{name}() takes a single '|'; for uncorrelated effects write diag(expr | g) or "
+                           "(expr || g)", text, layout.find("|", paren + 1, stop, paren)[0])
+    return [replace(t, structure=name, hom=hom) for t in terms]
+
+
+def without_structure_names(formula: str) -> str:
+    """``formula`` with each structured term's name and options blanked out (``ar1(0 + f | g, hom = TRUE)``
+    read as ``   (0 + f | g            )``), positions kept: what the safety check tokenizes.
+
+    The names and options are checked by :func:`parse_formula` (literal ``hom`` values only).
+    """
+    layout = _scan(formula)
+    tildes = layout.find("~", 0, len(formula), _TOP)
+    out = list(formula)
+    for piece_start, piece_end in layout.split("+", tildes[0] + 1 if tildes else 0, len(formula), _TOP):
+        start, end = _strip(formula, piece_start, piece_end)
+        call = _structure_call(layout, start, end) if start < end else None
+        if call is not None and _bar_end(layout, start, end) is None:
+            paren, stop, close = call
+            out[start:paren] = " " * (paren - start)
+            out[stop:close] = " " * (close - stop)
+    return "".join(out)
+
+
+def _random_terms(layout: _Layout, start: int, stop: int) -> list[RandomTerm]:
+    """The terms of the bar ``expr | grouping`` between the parenthesis at ``start`` and ``stop``."""
+    text = layout.text
+    bars = layout.find("|", start + 1, stop, start)
     double = len(bars) >= 2 and bars[1] == bars[0] + 1
     if len(bars) > (2 if double else 1):
         extra = bars[2] if double else bars[1]
@@ -243,7 +327,7 @@ def _random_terms(layout: _Layout, start: int, end: int) -> list[RandomTerm]:
             text,
             bars[0],
         )
-    groups = _groupings(layout, bars[-1] + 1, end - 1, start)
+    groups = _groupings(layout, bars[-1] + 1, stop, start)
     expr = text[expr_start:expr_end]
     return [RandomTerm(expr, group, correlated=not double) for group in groups]
 

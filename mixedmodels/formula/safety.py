@@ -29,7 +29,7 @@ from formulaic.utils.code import sanitize_variable_names
 
 from ..errors import FormulaError
 from .limits import check_size
-from .parse import ParsedFormula, parse_formula
+from .parse import ParsedFormula, parse_formula, without_structure_names
 from .rdialect import python_part
 
 DEFAULT_ALLOWED: frozenset[str] = frozenset({
@@ -70,7 +70,8 @@ def check_formula(formula: str, allowed: frozenset[str] = DEFAULT_ALLOWED) -> Pa
     if not isinstance(formula, str):
         raise FormulaError(f"a formula must be a str, not {type(formula).__name__}")
     check_size(formula)
-    python = python_part(formula)  # R's spellings as formulaic will read them
+    # R's spellings as formulaic will read them; structured terms' names and options are parse_formula's to check
+    python = python_part(without_structure_names(formula))
     end = 0
     try:
         for token in tokenize(python):

@@ -176,6 +176,10 @@ def ranova(fit: LmerResult) -> AnovaTable:
     """
     if not isinstance(fit, LmerResult):
         raise MixedModelsError(f"ranova needs an lmer fit (a linear mixed model), not {type(fit).__name__}")
+    structured = [t.structure.spelling(t.expr, t.group) for t in fit.reterms if t.structure.structured]
+    if structured:
+        raise MixedModelsError(f"ranova reduces unstructured terms only, not {', '.join(structured)}; compare "
+                               "the models you mean with mixedmodels.anova(m0, m1)")
     fits: dict[str, LmerResult | LmResult] = {"<none>": fit}
     for label, reterms in _reductions(fit):
         fits[label] = _refit(fit, reterms)

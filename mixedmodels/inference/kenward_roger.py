@@ -52,7 +52,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from ..errors import MixedModelsError
-from ..design.reterm import lower_indices
+from ..design.covstruct import lower_indices
 from .satterthwaite import FTest
 
 if TYPE_CHECKING:
@@ -81,6 +81,10 @@ def check_applicable(fit: LmerResult) -> None:
     if not getattr(fit, "REML", False):
         raise ValueError("Kenward-Roger's method is only available for REML fits; refit with REML=True "
                          "or use ddf='Satterthwaite'")
+    structured = [t.structure.spelling(t.expr, t.group) for t in fit.reterms if t.structure.structured]
+    if structured:
+        raise MixedModelsError(f"Kenward-Roger's method needs covariances linear in their parameters, which "
+                               f"{', '.join(structured)} are not; use ddf='Satterthwaite' instead")
     if fit.nobs > MAX_NOBS:
         raise MixedModelsError(
             f"Kenward-Roger's method works with dense n×n matrices and is limited to {MAX_NOBS} "

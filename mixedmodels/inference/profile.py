@@ -43,9 +43,9 @@ class LmmProfile:
         self.model = model
         self.n = model.n
         self.params: list[_Param] = []
-        for t_index, t in enumerate(model.terms):
-            self.params += [_Param("sd", t_index, a, a) for a in range(t.p)]
-            self.params += [_Param("cor", t_index, a, b) for b in range(t.p) for a in range(b + 1, t.p)]
+        for t_index, t in enumerate(model.terms):  # a structured term's own parameters: its SDs and ρ
+            self.params += [_Param("sd", t_index, a, a) for a in t.structure.sd_columns(t.p)]
+            self.params += [_Param("cor", t_index, a, b) for a, b in t.structure.correlation_pairs(t.p)]
         self.params.append(_Param("sigma"))
         self.psi_hat = self._psi_from_fit()
         self.d_min = self.fit.objective
@@ -64,9 +64,17 @@ class LmmProfile:
         return np.array(out)
 
     def lower_upper(self) -> tuple[np.ndarray, np.ndarray]:
-        lower = np.array([-1.0 if p.kind == "cor" else (1e-10 if p.kind == "sigma" else 0.0) for p in self.params])
-        upper = np.array([1.0 if p.kind == "cor" else np.inf for p in self.params])
-        return lower, upper
+        """Bounds of ψ: SDs ≥ 0, σ > 0, correlations in [−1, 1] (a structure's ρ in its own interval)."""
+        lower, upper = [], []
+        for prm in self.params:
+            if prm.kind == "cor":
+                t = self.model.terms[prm.term]
+                lo, hi = t.structure.rho_interval(t.p) if t.structure.structured else (-1.0, 1.0)
+            else:
+                lo, hi = (1e-10 if prm.kind == "sigma" else 0.0), np.inf
+            lower.append(lo)
+            upper.append(hi)
+        return np.array(lower), np.array(upper)
 
     def theta(self, psi: np.ndarray) -> np.ndarray | None:
         """θ (engine order) from SDs, correlations and σ; None if a covariance is not valid."""
@@ -82,6 +90,10 @@ class LmmProfile:
                     sd[prm.a] = value
                 else:
                     R[prm.a, prm.b] = R[prm.b, prm.a] = value
+            if t.structure.structured:
+                tau = sd[list(t.structure.sd_columns(t.p))] / sigma
+                pieces.append(t.structure.theta_of(tau, R[1, 0] if t.structure.has_rho(t.p) else 0.0, t.p))
+                continue
             C = _psd_cholesky(R)
             if C is None:
                 return None

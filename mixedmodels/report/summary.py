@@ -133,7 +133,7 @@ def print_form(fit: MixedModelResult) -> str:
 
 def random_effects_block_sd(fit: MixedModelResult) -> str:
     """The random effects as print.merMod shows them: standard deviations and correlations."""
-    return "Random effects:\n" + format_varcorr(fit.varcorr, ("Std.Dev.",), SUMMARY_DIGITS)
+    return "Random effects:\n" + format_varcorr(fit.varcorr, ("Std.Dev.",), SUMMARY_DIGITS, fit.varcorr.structures)
 
 
 def named_vector(names: list[str], values: list[str], gap: int = 2) -> str:
@@ -158,7 +158,7 @@ def scaled_residuals_block(r: np.ndarray) -> str:
 
 def random_effects_block(fit: MixedModelResult) -> str:
     """Groups, Name, Variance, Std.Dev. and the correlations of each term (summary's digits 4)."""
-    return "Random effects:\n" + format_varcorr(fit.varcorr, ("Variance", "Std.Dev."), SUMMARY_DIGITS)
+    return "Random effects:\n" + format_varcorr(fit.varcorr, ("Variance", "Std.Dev."), SUMMARY_DIGITS, fit.varcorr.structures)
 
 
 def observations_line(fit) -> str:

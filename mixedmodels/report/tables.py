@@ -22,7 +22,15 @@ class VarCorr(pd.DataFrame):
     vcov, sdcor), printed as ``print(VarCorr(m))``: standard deviations and correlations.
 
     A slice or a computed frame is a plain DataFrame (it no longer holds whole terms).
+    ``structures`` tags the groups of structured terms (lme4 2.0's 'cs', 'homcs', 'ar1', 'hetar1',
+    'diag', 'homdiag'): their rows are the structure's parameters, its SDs and the common ρ.
     """
+
+    _metadata = ["structures"]
+
+    def __init__(self, data: object = None, structures: Mapping[str, str] | None = None, **kwargs: object) -> None:
+        super().__init__(data, **kwargs)
+        self.structures = dict(structures or getattr(data, "structures", {}))
 
     @property
     def _constructor(self) -> type[pd.DataFrame]:
@@ -34,7 +42,7 @@ class VarCorr(pd.DataFrame):
         return pd.DataFrame(self)
 
     def __str__(self) -> str:
-        return format_varcorr(self, ("Std.Dev.",), VARCORR_DIGITS) + "\n"
+        return format_varcorr(self, ("Std.Dev.",), VARCORR_DIGITS, self.structures) + "\n"
 
     __repr__ = __str__
 
@@ -42,10 +50,14 @@ class VarCorr(pd.DataFrame):
         return display.pre(str(self).rstrip("\n"))
 
 
-def format_varcorr(table: pd.DataFrame, comp: tuple[str, ...], digits: int) -> str:
+def format_varcorr(table: pd.DataFrame, comp: tuple[str, ...], digits: int,
+                   structures: Mapping[str, str] | None = None) -> str:
     """lme4's formatVC of as.data.frame(VarCorr) rows: Groups, Name, the columns ``comp``
     ("Variance", "Std.Dev.") formatted together to ``digits``, and each term's correlations
-    (lower triangle, max(2, digits − 2) decimals, one width per term), printed left-aligned."""
+    (lower triangle, max(2, digits − 2) decimals, one width per term), printed left-aligned.
+    A structured term (``structures``: group → tag) shows its common ρ once, as '0.880 (ar1)'
+    or '0.081 (cs)', and a diag term no correlations (reformulas' format_corr)."""
+    structures = structures or {}
     terms: dict[str, list[str]] = {}
     sd: list[float] = []
     correlations: dict[tuple[str, str, str], float] = {}
@@ -58,19 +70,29 @@ def format_varcorr(table: pd.DataFrame, comp: tuple[str, ...], digits: int) -> s
     values = np.array(sd)
     shown = {"Variance": _common_width(format_vector(values**2, digits)),
              "Std.Dev.": _common_width(format_vector(values, digits))}
-    longest = max(len(names) for names in terms.values())
+    dig = max(2, digits - 2)
+    cells_of: dict[str, list[list[str]]] = {}
+    for grp, names in terms.items():
+        tag = structures.get(grp)
+        if tag is None:
+            p = len(names)
+            C = np.eye(p)
+            for a in range(p):
+                for b in range(a):
+                    C[a, b] = correlations.get((grp, names[b], names[a]), np.nan)
+            cells = _common_width(["NaN" if np.isnan(v) else f"{round(v, dig):.{dig}f}" for v in C.ravel()])
+            cells_of[grp] = [[cells[a * p + b] for b in range(a)] for a in range(p)]
+        else:
+            rho = [v for (g, _, _), v in correlations.items() if g == grp]
+            kind = "cs" if tag.endswith("cs") else "ar1"
+            first = [f"{'NaN' if np.isnan(rho[0]) else f'{round(rho[0], dig):.{dig}f}'} ({kind})"] if rho else []
+            cells_of[grp] = [first] + [[] for _ in names[1:]]
+    longest = 1 + max(len(row) for rows in cells_of.values() for row in rows)
     rows: list[list[str]] = []
     for grp, names in terms.items():
-        p = len(names)
-        C = np.eye(p)
-        for a in range(p):
-            for b in range(a):
-                C[a, b] = correlations.get((grp, names[b], names[a]), np.nan)
-        dig = max(2, digits - 2)
-        cells = _common_width(["NaN" if np.isnan(v) else f"{round(v, dig):.{dig}f}" for v in C.ravel()])
         for a, name in enumerate(names):
             k = len(rows)
-            corr = [cells[a * p + b] for b in range(a)]
+            corr = cells_of[grp][a]
             rows.append([grp if a == 0 else "", name] + [shown[c][k] for c in comp]
                         + (corr + [""] * (longest - 1 - len(corr)))[: longest - 1])
     header = ["Groups", "Name", *comp] + (["Corr"] + [""] * (longest - 2) if longest > 1 else [])

@@ -27,7 +27,8 @@ from ..engine.control import Control
 from ..engine.glmm import PirlsModel
 from ..engine.lmm import LinearMixedModel, ProfiledLMM
 from ..engine.optimizer import OptimumReport
-from ..design.reterm import ReTerm, lower_indices, z_times_b
+from ..design.covstruct import lower_indices
+from ..design.reterm import ReTerm, z_times_b
 from ..design.spec import ModelSpec
 from ..runtime.threads import with_fitting_threads
 from ..inference.bootstrap import bootstrap
@@ -121,7 +122,9 @@ class RandomEffectsFit(InformationCriteria):
     # ----- parameters ------------------------------------------------------------------
     @cached_property
     def theta(self) -> np.ndarray:
-        """Relative covariance factors, each term's lower triangle by columns (lme4's order)."""
+        """Relative covariance factors, each term's lower triangle by columns (lme4's order); for a
+        structured term (``cs()``, ``ar1()``, ``diag()``) its relative SDs τ and, for cs and ar1, the
+        unbounded parameter a of ρ (``mixedmodels.design.covstruct``; ``varcorr`` shows ρ itself)."""
         slices = self.model.theta_slices()
         return np.concatenate([self._theta_engine[slices[k]] for k in self.spec.report_order])
 
@@ -129,6 +132,10 @@ class RandomEffectsFit(InformationCriteria):
     def theta_names(self) -> list[str]:
         names = []
         for t in self.reterms:
+            if t.structure.structured:
+                names += [f"{t.group}.{t.columns[a]}" for a in t.structure.sd_columns(t.p)]
+                names += [f"{t.group}.a_rho"] * t.structure.has_rho(t.p)
+                continue
             for a, b in zip(*lower_indices(t.p)):
                 names.append(f"{t.group}.{t.columns[a]}" if a == b else f"{t.group}.{t.columns[a]}.{t.columns[b]}")
         return names
@@ -224,27 +231,29 @@ class RandomEffectsFit(InformationCriteria):
         """Variance components: the rows of lme4's ``as.data.frame(VarCorr(m))`` (grp, var1, var2,
         vcov, sdcor) as a DataFrame that prints as ``print(VarCorr(m))``."""
         rows: list[tuple[str, str | None, str | None, float, float]] = []
+        structures = {}
         for t, group, S in zip(self.reterms, self.term_groups, self.covariances):
             sd, R = sd_and_correlation(S)
-            for a, name in enumerate(t.columns):
-                rows.append((group, name, None, S[a, a], sd[a]))
-            for b in range(t.p):
-                for a in range(b + 1, t.p):
-                    rows.append((group, t.columns[b], t.columns[a], S[a, b], R[a, b]))
+            for a in t.structure.sd_columns(t.p):
+                rows.append((group, t.columns[a], None, S[a, a], sd[a]))
+            for a, b in t.structure.correlation_pairs(t.p):
+                rows.append((group, t.columns[b], t.columns[a], S[a, b], R[a, b]))
+            if t.structure.structured:
+                structures[group] = t.structure.tag
         if self.has_residual_row:
             rows.append(("Residual", None, None, self.sigma**2, self.sigma))
         frame = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
         # one missing-value marker in every column, as R's NA: the names as strings with NaN
         for column in ("var1", "var2"):
             frame[column] = frame[column].astype("str")
-        return VarCorr(frame)
+        return VarCorr(frame, structures=structures)
 
     def is_singular(self, tol: float | None = None) -> bool:
         """True when some θ on a diagonal (a standard deviation, relative to σ) is below ``tol``
-        (default: the fit's ``control.check_singular_tol``, lme4's 1e-4)."""
+        (default: the fit's ``control.check_singular_tol``, lme4's 1e-4), or a structured term's
+        correlation ρ is within ``tol`` of its interval's ends."""
         tol = self.model.control.check_singular_tol if tol is None else tol
-        lower = self.model.theta_lower
-        return bool(np.any(self._theta_engine[np.isfinite(lower)] < tol))
+        return self.model.singular(self._theta_engine, tol)
 
 
 class MixedModelResult(RandomEffectsFit):
