@@ -204,6 +204,22 @@ def test_gradient_of_structured_terms_is_the_derivative():
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("optimizer", ["bobyqa", "lbfgsb"])
+def test_both_optimizers_reach_glmmtmbs_optimum(optimizer):
+    for case in ("rep_cs_ML", "rep_ar1_REML"):
+        _, formula, reml = LMM_CASES[case]
+        fit = mm.lmer(formula, data("rep"), REML=reml, control=mm.Control(optimizer=optimizer))
+        assert fit.objective == pytest.approx(GLMMTMB[case]["objective"], rel=1e-8)
+        assert fit.optimum.converged
+
+
+def test_start_and_refit_keep_rho():
+    """A given start is rescaled in its SDs only: ρ's parameter is not a scale."""
+    fit = fitted("rep_ar1_ML")
+    again = mm.lmer(LMM_CASES["rep_ar1_ML"][1], data("rep"), REML=False, start=fit.theta * np.array([1e6, 1.0]))
+    assert again.objective == pytest.approx(fit.objective, rel=1e-9)
+
+
 def test_methods_that_need_linear_parameters_refuse():
     fit = fitted("rep_ar1_REML")
     with pytest.raises(MixedModelsError, match=r"ar1\(0 \+ timef \| id\)"):
@@ -215,3 +231,13 @@ def test_methods_that_need_linear_parameters_refuse():
 def test_misspelled_structure_is_named():
     with pytest.raises(FormulaError, match=r"ar\(\) is not a covariance structure.*us\(\), diag\(\), cs\(\), ar1\(\)"):
         mm.lmer("y_ar ~ timef + ar(0 + timef | id)", data("rep"))
+
+
+def test_dask_fits_take_structures():
+    dd = pytest.importorskip("dask.dataframe")
+    parts = dd.from_pandas(data("rep"), npartitions=3)
+    fit = mm.lmer(LMM_CASES["rep_ar1_ML"][1], parts, REML=False)
+    assert fit.objective == pytest.approx(GLMMTMB["rep_ar1_ML"]["objective"], rel=1e-8)
+    assert fit.varcorr.structures == {"id": "ar1"}
+    glmm = mm.glmer(GLMM_CASES["count_ar1"][1], parts, family="poisson")
+    assert glmm.objective == pytest.approx(GLMMTMB["count_ar1"]["objective"], rel=1e-8)
