@@ -70,18 +70,19 @@ def check_formula(formula: str, allowed: frozenset[str] = DEFAULT_ALLOWED) -> Pa
     if not isinstance(formula, str):
         raise FormulaError(f"a formula must be a str, not {type(formula).__name__}")
     check_size(formula)
-    # R's spellings as formulaic will read them; structured terms' names and options are parse_formula's to check
-    python = python_part(without_structure_names(formula))
+    shown = python_part(formula)  # R's spellings as formulaic will read them
+    # structured terms' names and options blanked (positions kept): parse_formula checks them below
+    python = without_structure_names(shown)
     end = 0
     try:
         for token in tokenize(python):
             end = token.source_end or end
-            _check_token(token, python, allowed)
+            _check_token(token, shown, allowed)
     except formulaic.errors.FormulaicError as exc:
         problem, _, context = str(exc).partition("\n\n")
         marker = context.find("\u29db")  # formulaic marks the offending character in the formula's copy
         position = min(marker if marker >= 0 else end + 1, len(python))
-        raise FormulaError(f"this formula cannot be checked: {problem}", python, position) from None
+        raise FormulaError(f"this formula cannot be checked: {problem}", shown, position) from None
     return dataclasses.replace(parse_formula(formula), checked=True)  # one '~', bars, limits
 
 

@@ -71,3 +71,11 @@ def test_errors_name_the_structure(formula, message, caret):
 def test_safety_check_rejects_code_around_structures(formula):
     with pytest.raises(FormulaError):
         check_formula(formula)
+
+
+def test_safety_errors_show_the_structure_as_written():
+    with pytest.raises(FormulaError) as info:
+        check_formula("y ~ x + ar1(0 + I(__import__('os')) | g, hom = TRUE)")
+    formula_line, caret_line = str(info.value).splitlines()[-2:]
+    assert "ar1(0 + I(__import__('os')) | g, hom = True)" in formula_line
+    assert formula_line[caret_line.index("^"):].startswith("__import__")
