@@ -114,6 +114,17 @@ def test_agreement_with_lme4_2_published_values():
         np.testing.assert_allclose(fit.vcov.to_numpy(), V, rtol=5e-4, atol=1e-6 * np.abs(V).max())
 
 
+def test_glmer_agreement_with_lme4_2_published_values():
+    """lme4 2.0's test data: glmmTMB's Laplace fits of Contraception with us, cs and diag (1 + urban | district)
+    (logLik within 1e-8; the covariance within 5e-4 and vcov within 3e-3, lme4 2.0's own tolerances)."""
+    d = mm.datasets.load("Contraception")
+    for key, structure in [("gm_us", "us"), ("gm_cs", "cs"), ("gm_diag", "diag")]:
+        fit, ref = mm.glmer(f"use ~ age + urban + {structure}(1 + urban | district)", d, family="binomial"), PUBLISHED[key]
+        assert fit.loglik == pytest.approx(ref["logLik"], rel=1e-8), key
+        np.testing.assert_allclose(fit.covariances[0], np.array(ref["var"]), rtol=5e-4, atol=1e-6)
+        np.testing.assert_allclose(fit.vcov.to_numpy(), np.array(ref["vcov"]), rtol=3e-3)
+
+
 def test_us_is_the_plain_term_and_diag_the_double_bar():
     d = data("sleep")
     plain, us = mm.lmer("Reaction ~ Days + (Days | Subject)", d), mm.lmer("Reaction ~ Days + us(Days | Subject)", d)
