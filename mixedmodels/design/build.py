@@ -279,7 +279,7 @@ def check_groups(terms: Iterable[ReTerm | TermLayout], n: int, lmm: bool = True)
         widest = max(terms, key=lambda t: t.ntheta)
         raise DataError(
             f"the random effects have {ntheta:,} covariance parameters, more than the {MAX_THETA:,} the optimizer "
-            f"can take; the term ({widest.expr} | {widest.group}) alone has {widest.p} columns and {widest.ntheta:,} "
+            f"can take; the term {widest.structure.spelling(widest.expr, widest.group)} alone has {widest.p} columns and {widest.ntheta:,} "
             "(is a factor with many levels in the left part of a bar? use (1 | f:g) or '||')"
         )
     for t in terms:
@@ -289,7 +289,7 @@ def check_groups(terms: Iterable[ReTerm | TermLayout], n: int, lmm: bool = True)
             )
         if lmm and t.q >= n and not t.structure.has_rho(t.p):  # cs() and ar1() are identified by their ρ
             raise DataError(
-                f"the term ({t.expr} | {t.group}) has {t.q} random effects for {n} observations; "
+                f"the term {t.structure.spelling(t.expr, t.group)} has {t.q} random effects for {n} observations; "
                 "the random effects and the residual are not identifiable (is a grouping factor an "
                 "observation id?)"
             )
@@ -381,7 +381,7 @@ def model_rows(spec: ModelSpec, frame: pd.DataFrame, w: np.ndarray | None, o: np
             "converting them in the formula")
     for t in spec.terms:
         if tuple(parts.bars[t.bar][1][j] for j in t.column_index) != t.columns:
-            raise DataError(f"a partition's columns of the term ({t.expr} | {t.group}) differ "
+            raise DataError(f"a partition's columns of the term {t.structure.spelling(t.expr, t.group)} differ "
                             "from the data's; make factors categorical columns of the data")
     return assemble(spec, parts, frame, w, o)
 

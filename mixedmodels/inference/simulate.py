@@ -146,7 +146,7 @@ def _factors(terms: tuple[ReTerm, ...], spec: ModelSpec,
     order = spec.report_order
     needed = sum(terms[i].ntheta for i in order)
     if values.size != needed:
-        layout = ", ".join(f"({terms[i].expr} | {terms[i].group}): {terms[i].ntheta}" for i in order)
+        layout = ", ".join(f"{terms[i].structure.spelling(terms[i].expr, terms[i].group)}: {terms[i].ntheta}" for i in order)
         raise DataError(f"theta has {values.size} values; the random effects need {needed} in lme4's order ({layout})")
     ordered, lambdas, start = [], [], 0
     for i in order:

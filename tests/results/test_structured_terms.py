@@ -252,3 +252,13 @@ def test_dask_fits_take_structures():
     assert fit.varcorr.structures == {"id": "ar1"}
     glmm = mm.glmer(GLMM_CASES["count_ar1"][1], parts, family="poisson")
     assert glmm.objective == pytest.approx(GLMMTMB["count_ar1"]["objective"], rel=1e-8)
+
+
+def test_simulation_from_given_parameters_takes_the_structures_theta():
+    """mm.simulate's θ for a structured term is (τ…, a); a wrong length names the term as written."""
+    d = data("rep")
+    beta = [10.0, 0.5, 1.0, 1.5, 2.0]
+    y = mm.simulate("~ timef + ar1(0 + timef | id)", d, beta=beta, theta=[1.5, 1.0], sigma=1.0, seed=3)
+    assert y.shape == (600, 1)
+    with pytest.raises(Exception, match=r"ar1\(0 \+ timef \| id\): 2"):
+        mm.simulate("~ timef + ar1(0 + timef | id)", d, beta=beta, theta=[1.5], sigma=1.0, seed=3)
