@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.errors import FormulaError, MixedModelsError
+from mixedmodels.errors import DataError, FormulaError, MixedModelsError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "covstruct"
 GLMMTMB = json.loads((FIXTURES / "glmmtmb.json").read_text(encoding="utf-8"))
@@ -260,5 +260,5 @@ def test_simulation_from_given_parameters_takes_the_structures_theta():
     beta = [10.0, 0.5, 1.0, 1.5, 2.0]
     y = mm.simulate("~ timef + ar1(0 + timef | id)", d, beta=beta, theta=[1.5, 1.0], sigma=1.0, seed=3)
     assert y.shape == (600, 1)
-    with pytest.raises(Exception, match=r"ar1\(0 \+ timef \| id\): 2"):
+    with pytest.raises(DataError, match=r"ar1\(0 \+ timef \| id\): 2"):
         mm.simulate("~ timef + ar1(0 + timef | id)", d, beta=beta, theta=[1.5], sigma=1.0, seed=3)
