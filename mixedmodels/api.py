@@ -37,6 +37,10 @@ def lmer(
 ) -> LmerResult | DaskLmerResult:
     """Fit a linear mixed model from an lme4 formula, by REML (default) or ML.
 
+    Random-effects terms may carry lme4 2.0's covariance structures: ``us(1 + x | g)``,
+    ``diag(1 + x | g)``, ``cs(0 + f | g)``, ``ar1(0 + f | g)`` (``hom = TRUE/FALSE``; see
+    ``mixedmodels.design.covstruct``).
+
     ``weights`` and ``offset`` are column names or vectors as long as ``data``.
     Rows with a missing value in any variable the model uses are dropped and
     counted (``m.n_dropped``); ``data`` itself is never modified.  A Dask DataFrame
@@ -132,6 +136,8 @@ def glmer(
     na_action: str = "omit",
 ) -> GlmerResult | LmerResult | DaskGlmerResult | DaskLmerResult:
     """Fit a generalized linear mixed model from an lme4 formula by maximum likelihood.
+
+    Random-effects terms may carry lme4 2.0's covariance structures, as in ``lmer``.
 
     ``family`` is a name ('binomial', 'poisson', 'Gamma', 'inverse_gaussian',
     'gaussian') or a family object such as ``mm.families.Binomial(link="probit")``.
