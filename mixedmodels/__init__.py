@@ -3,6 +3,7 @@
 from .io import datasets
 from .engine import families
 from .inference.anova import AnovaTable, anova, drop1, ranova
+from .inference.deletion import Influence, influence
 from .inference.emmeans import EmmContrasts, EmmGrid, difflsmeans, emmeans, ls_means
 from .inference.simulate import simulate_formula as simulate
 from .api import glmer, glmer_nb, lmer
@@ -56,6 +57,9 @@ __all__ = [
     "anova",
     "ranova",
     "drop1",
+    "step",
+    "influence",
+    "Influence",
     "emmeans",
     "ls_means",
     "difflsmeans",

@@ -195,6 +195,27 @@ def with_terms(design: Design, parsed: ParsedFormula, reterms: tuple[ReTerm, ...
     return replace(design, reterms=tuple(reterms[k] for k in canonical), spec=spec)
 
 
+def with_rows(design: Design, keep: np.ndarray) -> Design:
+    """The design on a subset of its rows (a boolean mask over the rows used): group-deletion
+    refits, as R's ``update(m, subset = ...)``.  Grouping factors lose the levels left without
+    rows, as R's ``factor()`` drops them; X keeps its columns and must keep its rank."""
+    keep = np.asarray(keep, dtype=bool)
+    reterms = []
+    for t in design.reterms:
+        present, codes = np.unique(t.codes[keep], return_inverse=True)
+        reterms.append(replace(t, codes=codes.astype(np.int64), levels=t.levels[present],
+                               matrix=np.ascontiguousarray(t.matrix[keep])))
+    X = np.ascontiguousarray(design.X[keep])
+    if X.shape[1] and np.linalg.matrix_rank(X) < X.shape[1]:
+        raise DataError("without these rows the fixed-effects matrix loses rank (a level of a fixed factor "
+                        "or a covariate's only values are in them); the coefficients cannot all be refitted")
+    return replace(design, y=design.y[keep], X=X, reterms=tuple(reterms),
+                   weights=None if design.weights is None else design.weights[keep],
+                   offset=None if design.offset is None else design.offset[keep],
+                   rows=design.rows[keep], frame=None if design.frame is None else design.frame[keep],
+                   data_positions=None if design.data_positions is None else design.data_positions[keep])
+
+
 # ----- the columns, complete cases and dropped rows ---------------------------------------
 
 def level_columns(used: Iterable[str], dtypes: pd.Series) -> list[str]:

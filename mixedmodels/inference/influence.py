@@ -1,11 +1,14 @@
-"""Leverage and influence of observations in an LMM: lme4's ``hatvalues`` and ``cooks.distance``.
+"""Leverage and influence of observations in an LMM: lme4's ``hatvalues``, ``cooks.distance`` and
+``rstudent``.
 
 The fitted values ŷ = Xβ̂ + Zb̂ are linear in y: ŷ = H y.  With A = W^½ [ZΛ X]
 (W the prior weights) and M = AᵀA + diag(I_q, 0) the penalised system that the
 blocked Cholesky factors, H = A M⁻¹ Aᵀ (on the weighted scale), so the leverage
 of row i is hᵢ = aᵢᵀ M⁻¹ aᵢ = ‖C⁻¹aᵢ‖², C the Cholesky factor of M — lme4's
 colSums(C_L²) + colSums(C_R²).  Cook's distance is lme4's
-Dᵢ = (rᵢ / (1 − hᵢ))² hᵢ / (σ̂² p), rᵢ the Pearson residual and p the rank of X.
+Dᵢ = (rᵢ / (1 − hᵢ))² hᵢ / (σ̂² p), rᵢ the Pearson residual and p the rank of X; the
+studentized residual is lme4's rstudent.merMod, sign(dᵢ) √(dᵢ² + hᵢ rᵢ²/(1 − hᵢ)) / σ̂ with dᵢ
+the deviance residual, which for an LMM (dᵢ = rᵢ) is rᵢ / (σ̂ √(1 − hᵢ)).
 The system is formed densely, so the random effects times the rows are limited
 to ``MAX_CELLS``.
 """
@@ -64,3 +67,13 @@ def cooks_distance(fit: LmerResult) -> pd.Series:
         d = (r / (1 - h)) ** 2 * h / (fit.sigma**2 * p)
     d[np.isinf(d)] = np.nan
     return fit.design.per_data_row(d, "cooks distance")
+
+
+def rstudent(fit: LmerResult) -> pd.Series:
+    """lme4's rstudent for an LMM: rᵢ / (σ̂ √(1 − hᵢ)), rᵢ the Pearson residual (NaN where hᵢ = 1)."""
+    h = leverage(fit)
+    r = fit.scaled_residuals().loc[fit.rows_used].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = r / np.sqrt(1 - h)
+    t[np.isinf(t)] = np.nan
+    return fit.design.per_data_row(t, "rstudent")

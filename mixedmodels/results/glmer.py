@@ -12,6 +12,7 @@ from scipy import stats
 from ..errors import ConvergenceWarning, FamilyError, warn
 from ..engine.families import Family, NegativeBinomial
 from ..formula.parse import ParsedFormula
+from ..design.build import with_rows
 from ..engine.glmm import GeneralizedLinearMixedModel, PirlsModel, PirlsStart, PirlsState, final_report
 from ..engine.optimizer import OptimumReport
 from ..linalg.derivatives import finite_difference_hessian
@@ -170,6 +171,17 @@ class GlmerResult(GlmmEstimates, MixedModelResult):
         refitted = GlmerResult(self.parsed, model, final_report(*stages), self.data_name)
         refitted.extra_parameters = self.extra_parameters
         return refitted
+
+    def refit_rows(self, keep: np.ndarray) -> GlmerResult:
+        """The same model fitted to a subset of its rows (a boolean mask over the rows used), started
+        from this fit's (θ, β): the refits of group-deletion influence.  With
+        ``Control(laplace="lme4")`` both stages run, as in lme4, whose Laplace deviance depends on
+        where stage 1 ends."""
+        model = GeneralizedLinearMixedModel(with_rows(self.design, keep), self.family, nAGQ=self.nAGQ,
+                                            control=self.control)
+        warm = self.nAGQ > 0 and self.control.laplace == "exact"
+        stages = model.fit(start=self.optimum.x) if warm else model.fit()
+        return GlmerResult(self.parsed, model, final_report(*stages), self.data_name)
 
     def residuals_of(self, type: str = "deviance") -> pd.Series:
         """Residuals of type 'deviance' (default, as R), 'pearson', 'response' or 'working'."""

@@ -20,7 +20,7 @@ import pandas as pd
 from ..linalg.blockchol import BlockedCholesky
 from ..linalg.covariance import sd_and_correlation
 from .criteria import InformationCriteria
-from ..design.build import Design
+from ..design.build import Design, with_rows
 from ..errors import ConvergenceWarning, SingularFitWarning, match_arg, warn
 from ..formula.parse import ParsedFormula
 from ..engine.control import Control
@@ -34,7 +34,7 @@ from ..runtime.threads import with_fitting_threads
 from ..inference.bootstrap import bootstrap
 from ..inference.confint import confint
 from ..inference.fixed_tests import anova_table
-from ..inference.influence import cooks_distance, hatvalues
+from ..inference.influence import cooks_distance, hatvalues, rstudent
 from ..inference.kenward_roger import check_applicable, kenward_roger
 from ..inference.parameters import parameters
 from ..inference.satterthwaite import satterthwaite
@@ -547,6 +547,12 @@ class LmerResult(ProfiledEstimates, MixedModelResult):
         model = self.model.with_REML(False)
         return LmerResult(self.parsed, model, model.fit(theta0=self._theta_engine), self.data_name)
 
+    def refit_rows(self, keep: np.ndarray) -> LmerResult:
+        """The same model fitted to a subset of its rows (a boolean mask over the rows used),
+        started from this fit's θ: the refits of group-deletion influence."""
+        model = LinearMixedModel(with_rows(self.design, keep), REML=self.REML, control=self.control)
+        return LmerResult(self.parsed, model, model.fit(theta0=self._theta_engine), self.data_name)
+
     # ----- fitted values -----------------------------------------------------------------
     @cached_property
     def _fitted_values(self) -> np.ndarray:
@@ -584,6 +590,10 @@ class LmerResult(ProfiledEstimates, MixedModelResult):
     def cooks_distance(self) -> pd.Series:
         """Cook's distances as lme4's cooks.distance: (rᵢ/(1 − hᵢ))² hᵢ / (σ̂² p)."""
         return cooks_distance(self)
+
+    def rstudent(self) -> pd.Series:
+        """Studentized residuals as lme4's rstudent: rᵢ / (σ̂ √(1 − hᵢ)), rᵢ the Pearson residuals."""
+        return rstudent(self)
 
     @with_fitting_threads
     def satterthwaite(self, L: np.ndarray | None = None) -> pd.DataFrame:
