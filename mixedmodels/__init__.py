@@ -4,6 +4,7 @@ from .io import datasets
 from .engine import families
 from .inference.anova import AnovaTable, anova, drop1, ranova
 from .inference.deletion import Influence, influence
+from .inference.step import StepResult, step
 from .inference.emmeans import EmmContrasts, EmmGrid, difflsmeans, emmeans, ls_means
 from .inference.simulate import simulate_formula as simulate
 from .api import glmer, glmer_nb, lmer
@@ -60,6 +61,7 @@ __all__ = [
     "step",
     "influence",
     "Influence",
+    "StepResult",
     "emmeans",
     "ls_means",
     "difflsmeans",

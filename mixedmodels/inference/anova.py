@@ -136,7 +136,7 @@ def drop1(fit: LmerResult | GlmerResult, test: str = "none") -> AnovaTable:
     terms = fixed_terms_of(fit)
     for t in terms:
         if t.columns and not any(set(t.variables) < set(o.variables) for o in terms):
-            fits[t.name] = _without_term(full, t.name, t.columns)
+            fits[t.name] = without_fixed_term(full, t.name, t.columns)
     npar = np.array([np.nan] + [full.df - m.df for m in list(fits.values())[1:]])
     columns: dict[str, object] = {"npar": npar, "AIC": [m.aic for m in fits.values()]}
     if test == "Chisq":
@@ -146,18 +146,20 @@ def drop1(fit: LmerResult | GlmerResult, test: str = "none") -> AnovaTable:
     return AnovaTable(pd.DataFrame(columns, index=list(fits)), heading, dict(fits))
 
 
-def _without_term(fit: LmerResult | GlmerResult, term: str, columns: Sequence[int]) -> LmerResult | GlmerResult:
-    """The ML fit of the model without one fixed term's columns (R's ``update(m, . ~ . - term)``)."""
+def without_fixed_term(fit: LmerResult | GlmerResult, term: str, columns: Sequence[int],
+                       fixed: str | None = None) -> LmerResult | GlmerResult:
+    """The fit of the model without one fixed term's columns, by the fit's criterion (R's
+    ``update(m, . ~ . - term)``); ``fixed`` is the new fixed part's text (default '<fixed> - term')."""
     d = fit.design
     keep = [j for j in range(d.X.shape[1]) if j not in columns]
     design = replace(d, X=np.ascontiguousarray(d.X[:, keep]),
                      spec=replace(d.spec, kept=tuple(d.spec.kept[j] for j in keep)))
     p = fit.parsed
-    fixed = f"{p.fixed} - {term}"
+    fixed = f"{p.fixed} - {term}" if fixed is None else fixed
     pieces = [f"offset({o})" for o in p.offsets] + [f"({b.expr} | {b.group_name})" for b in p.random]
     parsed = replace(p, fixed=fixed, text=" + ".join([f"{p.response} ~ {fixed}", *pieces]))
     if isinstance(fit, LmerResult):
-        model = LinearMixedModel(design, REML=False, control=fit.control)
+        model = LinearMixedModel(design, REML=fit.REML, control=fit.control)
         return LmerResult(parsed, model, model.fit(), fit.data_name)
     glmm = GeneralizedLinearMixedModel(design, fit.family, nAGQ=fit.nAGQ, control=fit.control)
     stage1, stage2 = glmm.fit()

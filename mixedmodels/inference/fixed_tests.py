@@ -200,18 +200,12 @@ _ROWS: dict[str, Callable[[LmerResult, np.ndarray], tuple[float, float, float, f
     "Satterthwaite": _satterthwaite_row, "Kenward-Roger": _kenward_roger_row}
 
 
-def anova_table(fit: LmerResult, ddf: str = "Satterthwaite", type: int = 3) -> AnovaTable:
-    """lmerTest's table of type I, II or III tests: Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F).
+def f_tests(fit: LmerResult, contrasts: dict[str, np.ndarray], ddf: str) -> pd.DataFrame:
+    """One row of lmerTest's ``contestMD`` per hypothesis: Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F).
 
     Mean Sq = F σ² (for Kenward-Roger the F before its scaling), Sum Sq = Mean Sq · NumDF.
     A term without estimable coefficients (all its columns aliased) gets an empty row.
     """
-    missing: list[str] = []
-    if type == 3:
-        contrasts, missing = type3_contrasts(fit)
-    else:
-        build = type1_contrasts if type == 1 else type2_contrasts
-        contrasts = build(fit.design.X, fixed_terms_of(fit))
     rows = {}
     for name, L in contrasts.items():
         if L.shape[0] == 0:
@@ -220,8 +214,19 @@ def anova_table(fit: LmerResult, ddf: str = "Satterthwaite", type: int = 3) -> A
         f_for_ss, num_df, den_df, F, p = _ROWS[ddf](fit, L)
         mean_sq = f_for_ss * fit.sigma**2
         rows[name] = (mean_sq * num_df, mean_sq, num_df, den_df, F, p)
-    table = pd.DataFrame.from_dict(rows, orient="index",
-                                   columns=["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"])
+    return pd.DataFrame.from_dict(rows, orient="index",
+                                  columns=["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"])
+
+
+def anova_table(fit: LmerResult, ddf: str = "Satterthwaite", type: int = 3) -> AnovaTable:
+    """lmerTest's table of type I, II or III tests (``f_tests``), with its heading."""
+    missing: list[str] = []
+    if type == 3:
+        contrasts, missing = type3_contrasts(fit)
+    else:
+        build = type1_contrasts if type == 1 else type2_contrasts
+        contrasts = build(fit.design.X, fixed_terms_of(fit))
+    table = f_tests(fit, contrasts, ddf)
     heading = [f"{_TYPE_NAMES[type]} Analysis of Variance Table with {ddf}'s method"]
     if missing:
         heading = [f"Missing cells for: {', '.join(missing)}. ", "Interpret type III hypotheses with care.",
