@@ -12,6 +12,9 @@ sleep-deprivation study (18 subjects, 10 days each) and on the cbpp herds:
 3. What do we predict, and how sure are we?  Population predictions with
    confidence and prediction intervals.
 4. Does the grouping matter at all?  A GLMM against the same GLM without herds.
+5. Is one subject driving the result?  Each subject deleted and the model
+   refitted (group-deletion influence), and the studentized residuals.
+6. Which model would backward elimination keep?  lmerTest's step().
 """
 
 import numpy as np
@@ -57,3 +60,29 @@ plain = mm.glm("cbind(incidence, size - incidence) ~ period", cbpp, family="bino
 print(mm.anova(herds, plain, names=["herds", "plain"]))
 risk = mm.emmeans(herds, "period", type="response").table
 print("infection risk by period:", np.round(risk["prob"].to_numpy(), 3).tolist())
+
+section("5. Is one subject driving the slope?",
+        "Each subject deleted in turn and the random-slope model refitted: Cook's distance",
+        "summarises how far the fixed effects move (in units of their covariance); dfbetas",
+        "gives the move of each coefficient in standard errors.  Studentized residuals flag",
+        "single readings instead: the residual over its own standard error.")
+slope = mm.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+inf = mm.influence(slope, groups="Subject")
+cooks = inf.cooks_distance().sort_values(ascending=False)
+top = cooks.index[0]
+print(cooks.head(3).round(3).to_string())
+change = inf.dfbeta().loc[top, "Days"]
+print(f"without subject {top} the slope is {inf.fixed_effects_deleted.loc[top, 'Days']:.2f} ms/day "
+      f"({change:+.2f}; {inf.dfbetas().loc[top, 'Days']:+.2f} standard errors)")
+rs = slope.rstudent()
+worst = rs.abs().idxmax()
+print(f"largest studentized residual: {rs[worst]:.2f} (subject {sleep.loc[worst, 'Subject']}, "
+      f"day {sleep.loc[worst, 'Days']:.0f})")
+
+section("6. Which model would backward elimination keep?",
+        "lmerTest's step(): random terms by likelihood-ratio tests (alpha 0.1), then fixed",
+        "terms by F tests (alpha 0.05), the interaction before its main effects.  The phases add",
+        "nothing to a linear trend in days.  The p-values of the model found ignore the search",
+        "that chose it: treat step() as a description, not as a test.")
+chosen = mm.step(mm.lmer("Reaction ~ Days * phase + (Days | Subject)", data))
+print(chosen)

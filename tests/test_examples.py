@@ -207,3 +207,6 @@ def test_after_the_fit_numbers(runs):
     risk = re.search(r"infection risk by period: \[" + NUMBER, out)
     assert risk and float(risk.group(1)) == pytest.approx(0.198, abs=0.001)  # lme4: plogis(-1.3983)
     assert re.search(r"herds\s+5 194\.05", out)
+    assert value(rf"without subject 309 the slope is {NUMBER}", out) == pytest.approx(10.95, abs=0.01)  # lme4: 10.9500
+    assert value(rf"largest studentized residual: {NUMBER}", out) == pytest.approx(5.53, abs=0.01)  # lme4: 5.5270
+    assert "Model found:\nReaction ~ Days + (Days | Subject)" in out
