@@ -100,6 +100,9 @@ def influence(fit: LmerResult | GlmerResult, groups: str | Sequence[str] | None 
     the fit's data, or from ``data`` (the data frame the model was fitted to) when the
     model does not use it.
     """
+    if not hasattr(fit, "refit_rows"):
+        raise MixedModelsError(f"influence refits an lmer or glmer fit with its rows in memory, not a "
+                               f"{type(fit).__name__}")
     if getattr(fit, "extra_parameters", 0):
         raise MixedModelsError("influence does not refit glmer_nb's dispersion θ; delete the groups and refit "
                                "with mixedmodels.glmer_nb yourself")

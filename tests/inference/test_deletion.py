@@ -87,3 +87,9 @@ def test_rstudent_from_leverage_and_pearson_residuals():
     fit = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
     expected = fit.scaled_residuals() / np.sqrt(1 - fit.hatvalues())
     assert fit.rstudent().to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-12)
+
+
+def test_fits_without_rows_in_memory_are_refused():
+    fit = mm.lm("Reaction ~ Days", mm.datasets.load("sleepstudy"))
+    with pytest.raises(mm.MixedModelsError, match="lmer or glmer fit"):
+        mm.influence(fit)  # type: ignore[arg-type]

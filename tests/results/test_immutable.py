@@ -42,6 +42,7 @@ def _arguments(fit: Any, tmp: Path) -> dict[str, dict[str, Any]]:
         "inverse_link": {"eta": np.linspace(-1, 1, 5)},
         "link_derivative": {"eta": np.linspace(-1, 1, 5)},
         "refit": {"y": fit.design.y},
+        "refit_rows": {"keep": np.arange(fit.nobs) % 7 != 0},
         "save": {"path": tmp / "fit.npz"},
         "bootstrap": {"nsim": 2, "seed": 1},
         "simulate": {"seed": 1},
