@@ -7,7 +7,9 @@ from .inference.deletion import Influence, influence
 from .inference.step import StepResult, step
 from .inference.emmeans import EmmContrasts, EmmGrid, difflsmeans, emmeans, ls_means
 from .inference.simulate import simulate_formula as simulate
-from .api import glmer, glmer_nb, lmer
+from .api import glmer, glmer_nb, gls, lmer
+from .design.residual import AR1, CAR1, CompSymm, Symm, VarIdent, VarPower
+from .results.residual import GlsResult, ResidualLmerResult
 from .engine.control import Control
 from .dask.lmm import DaskLmerResult, lmer_dask
 from .dask.glmm import DaskGlmerResult, glmer_dask
@@ -43,6 +45,15 @@ __all__ = [
     "lmer",
     "glmer",
     "glmer_nb",
+    "gls",
+    "GlsResult",
+    "ResidualLmerResult",
+    "AR1",
+    "CAR1",
+    "CompSymm",
+    "Symm",
+    "VarIdent",
+    "VarPower",
     "Control",
     "lmer_dask",
     "DaskLmerResult",

@@ -17,6 +17,12 @@ from .results.glmer import GlmerResult
 from .engine.lmm import LinearMixedModel
 from .results.lmer import LmerResult, different_scales
 from .runtime.threads import with_fitting_threads
+from .design.residual import Correlation, Variance, bind, structure_columns
+from .engine.residual import GlsModel, ResidualLMM
+from .errors import FormulaError
+from .formula.parse import parse_formula
+from .formula.safety import check_formula
+from .results.residual import GlsResult, ResidualLmerResult
 
 EXACT_FIT = 1e-6  # a residual SD below this fraction of the response's SD is an exact fit
 
@@ -34,8 +40,15 @@ def lmer(
     control: Control | None = None,
     contrasts: dict[str, str] | None = None,
     na_action: str = "omit",
+    residual: Correlation | None = None,
+    variance: Variance | None = None,
 ) -> LmerResult | DaskLmerResult:
     """Fit a linear mixed model from an lme4 formula, by REML (default) or ML.
+
+    ``residual=`` correlates the residuals within groups and ``variance=`` lets their variance
+    vary, as nlme's ``correlation=`` and ``weights=``: ``mm.AR1(time="week", group="id")``,
+    ``mm.CAR1``, ``mm.CompSymm``, ``mm.Symm``; ``mm.VarIdent("arm")``, ``mm.VarPower("dose")``
+    (see ``mixedmodels.design.residual``; the fit is then a ``ResidualLmerResult``).
 
     Random-effects terms may carry lme4 2.0's covariance structures: ``us(1 + x | g)``,
     ``diag(1 + x | g)``, ``cs(0 + f | g)``, ``ar1(0 + f | g)`` (``hom = TRUE/FALSE``; see
@@ -55,6 +68,9 @@ def lmer(
     without newdata with NaN to all the data's rows; "omit" (default) gives the rows used.
     """
     ctl = resolve_control(control, maxeval)
+    if residual is not None or variance is not None:
+        return _lmer_structured(formula, data, REML, residual, variance, weights, offset, start, safe, ctl,
+                                contrasts, na_action)
     if is_dask_dataframe(data):
         if start is not None:
             raise DataError("start is not supported for Dask data")
@@ -67,6 +83,56 @@ def lmer(
     fit = LmerResult(parsed, model, report, data_name=data.attrs.get("name"))
     _warn_if_exact(fit)
     return fit
+
+
+def _lmer_structured(formula: str, data: pd.DataFrame, REML: bool, residual: Correlation | None,
+                     variance: Variance | None, weights: object, offset: object, start: object, safe: bool,
+                     ctl: Control, contrasts: dict[str, str] | None, na_action: str) -> ResidualLmerResult:
+    """lmer with a residual structure: the joint fit of θ and the structure's parameters."""
+    _structure_options(data, weights, start)
+    extra = structure_columns(residual, variance, data.columns)
+    parsed, design = _mixed_design("lmer", formula, data, safe, None, offset, contrasts=contrasts,
+                                   na_action=na_action, extra=tuple(extra))
+    assert design.frame is not None
+    structure = bind(residual, variance, design.frame, design.reterms)
+    engine = ResidualLMM(design, structure, REML=REML, control=ctl)
+    model, report = engine.fit()
+    return ResidualLmerResult(parsed, engine, model, report, data_name=data.attrs.get("name"))
+
+
+def _structure_options(data: object, weights: object, start: object) -> None:
+    """What a fit with a residual structure does not take is refused, never ignored."""
+    if is_dask_dataframe(data):
+        raise DataError("residual= and variance= are not supported for Dask DataFrames; fit a pandas DataFrame")
+    if weights is not None:
+        raise DataError("weights= cannot be combined with residual= or variance=; express unequal variances "
+                        "with variance=mm.VarIdent(...) or mm.VarPower(...), as nlme's weights=")
+    if start is not None:
+        raise DataError("start= is not supported with residual= or variance=")
+
+
+@with_fitting_threads
+def gls(formula: str, data: pd.DataFrame, residual: Correlation | None = None, variance: Variance | None = None,
+        REML: bool = True, offset: object = None, safe: bool = False, control: Control | None = None,
+        contrasts: dict[str, str] | None = None, na_action: str = "omit") -> GlsResult:
+    """Generalized least squares, nlme's ``gls``: a linear model (no random effects) whose residuals
+    are correlated within groups (``residual=``) or of unequal variance (``variance=``), by REML
+    (default) or ML.  Without either it is ``lm``'s fit with nlme's likelihood.
+    """
+    ctl = resolve_control(control, None)
+    _structure_options(data, None, None)
+    parsed = check_formula(formula) if safe else parse_formula(formula)
+    if parsed.random:
+        bar = parsed.random[0]
+        raise FormulaError(f"gls fits no random effects; for the term ({bar.expr} | {bar.group_name}) use "
+                           "lmer(..., residual=...)", formula)
+    extra = structure_columns(residual, variance, data.columns)
+    design = build_design(parsed, data, offset=offset, contrasts=contrasts, na_action=na_action,
+                          extra=tuple(extra))
+    check_residual_df(design.X.shape[1], design.n)
+    assert design.frame is not None
+    model = GlsModel(design, bind(residual, variance, design.frame, ()), REML=REML, control=ctl)
+    return GlsResult(parsed, model, model.fit(), data_name=data.attrs.get("name"))
 
 
 def _warn_if_exact(fit: LmerResult) -> None:
@@ -93,11 +159,11 @@ def _dask_options(contrasts: dict[str, str] | None, na_action: str) -> None:
 
 def _mixed_design(kind: str, formula: str, data: pd.DataFrame, safe: bool, weights: object,
                   offset: object, binomial: bool = False, contrasts: dict[str, str] | None = None,
-                  na_action: str = "omit"):
+                  na_action: str = "omit", extra: tuple[str, ...] = ()):
     """The parsed formula and the design of a mixed model, after the checks every fit shares."""
     parsed = mixed_formula(kind, formula, safe)
     design = build_design(parsed, data, weights=weights, offset=offset, binomial=binomial, contrasts=contrasts,
-                          na_action=na_action)
+                          na_action=na_action, extra=extra)
     check_groups(design.reterms, design.n, lmm=kind == "lmer")
     if kind == "lmer":
         check_residual_df(design.X.shape[1], design.n)

@@ -128,8 +128,12 @@ def build_design(
     binomial: bool = False,
     contrasts: Mapping[str, str] | None = None,
     na_action: str = "omit",
+    extra: tuple[str, ...] = (),
 ) -> Design:
     """Evaluate every part of the model on the complete cases of ``data`` (the pandas backend).
+
+    ``extra`` names further columns a row needs to be complete (a residual structure's time,
+    group and covariates), kept in ``Design.frame``.
 
     ``binomial`` admits the response forms of binomial GLMMs (cbind, factors,
     booleans); their trials multiply the prior weights.  ``contrasts`` codes factors
@@ -152,16 +156,17 @@ def build_design(
     used = used_columns(parsed, data.columns)
     w = optional_vector(weights, data, "weights")
     o = optional_vector(offset, data, "offset")
-    complete = complete_cases(data, used, w, o)
+    needed = used + [c for c in extra if c not in used]
+    complete = complete_cases(data, needed, w, o)
     outside = {c: _outside(data[c], levels) for c, levels in restricted_levels(parsed) if c in data.columns}
     for mask in outside.values():
         complete &= ~mask
     n_dropped = int((~complete).sum())
     restricted = [f"{mask.sum()} with a value of {c!r} outside its C(levels=...), which R's factor(levels=) "
                   "makes missing" for c, mask in outside.items() if mask.any()]
-    report_dropped(n_dropped, len(data), missing_columns(data, used, w, o) if n_dropped else (), used,
+    report_dropped(n_dropped, len(data), missing_columns(data, needed, w, o) if n_dropped else (), needed,
                    "; the rows used are in m.rows_used", restricted)
-    frame = _model_frame(data.loc[complete, used] if n_dropped else data[used])
+    frame = _model_frame(data.loc[complete, needed] if n_dropped else data[needed])
     _check_factor_levels(parsed, frame)
     factors = {c: Factor.of(frame[c], frame[c].dtype) for c in level_columns(used, frame.dtypes)}
     groupings = {g: GroupingFactor.of(frame[list(g)], tuple(factors.get(c) or Factor.of(frame[c], frame[c].dtype)

@@ -116,7 +116,7 @@ class LinearMixedModel(ProfiledLMM):
 
     def __init__(self, design: Design, REML: bool = True, control: Control = DEFAULT_CONTROL):
         y = design.y if design.offset is None else design.y - design.offset
-        b0 = _least_squares(design.X, y, design.weights)  # the response enters as y − Xb₀: see shift_response
+        b0 = least_squares(design.X, y, design.weights)  # the response enters as y − Xb₀: see shift_response
         A = CrossproductBuilder(design.reterms)(np.column_stack([design.X, y - design.X @ b0]), design.weights)
         w = design.weights
         super().__init__(design.reterms, replace(A, beta_shift=b0), design.n, design.X.shape[1], REML,
@@ -124,7 +124,7 @@ class LinearMixedModel(ProfiledLMM):
         self.design = design
 
 
-def _least_squares(X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+def least_squares(X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     """The (weighted) least-squares coefficients of y on X."""
     if not X.shape[1]:
         return np.zeros(0)
@@ -134,8 +134,12 @@ def _least_squares(X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> np.nda
 
 def deviance_from_factor(L: BlockedCholesky, n: int, REML: bool) -> float:
     """The profiled deviance of docs/design.md from the blocked Cholesky factor."""
-    r2 = L.r**2
+    return profiled_deviance(L.logdet_z(), L.logdet_x(), L.r**2, n, L.p, REML)
+
+
+def profiled_deviance(logdet_z: float, logdet_x: float, r2: float, n: int, p: int, REML: bool) -> float:
+    """log|L_Z|² + n(1 + log 2π + log(r²/n)) (ML), or with log|L_X|² and ν = n − p in place of n (REML)."""
     if REML:
-        nu = n - L.p
-        return L.logdet_z() + L.logdet_x() + nu * (1.0 + _LOG_2PI + np.log(r2 / nu))
-    return L.logdet_z() + n * (1.0 + _LOG_2PI + np.log(r2 / n))
+        nu = n - p
+        return logdet_z + logdet_x + nu * (1.0 + _LOG_2PI + np.log(r2 / nu))
+    return logdet_z + n * (1.0 + _LOG_2PI + np.log(r2 / n))

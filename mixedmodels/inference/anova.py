@@ -25,12 +25,13 @@ from ..engine.lmm import LinearMixedModel
 from ..design.build import with_terms
 from ..design.reterm import ReTerm
 from ..results.lmer import LmerResult
+from ..results.residual import GlsResult
 from ..report.tables import AnovaTable
 from .fixed_tests import fixed_terms_of
 
 _INTERCEPT = "(Intercept)"
 #: the fits anova compares: likelihoods of linear models, or of generalized ones
-Comparable = LmerResult | GlmerResult | LmResult | GlmResult
+Comparable = LmerResult | GlmerResult | LmResult | GlmResult | GlsResult
 
 
 # ----- anova ---------------------------------------------------------------------------------
@@ -59,7 +60,7 @@ def anova(*models: object, refit: bool = True, names: Sequence[str] | None = Non
     reml = [getattr(m, "REML", False) for m in fitted]
     if refit and any(reml):
         warn("refitting model(s) with ML (instead of REML)", RefitWarning)
-        fitted = tuple(m.refit_ml() if isinstance(m, LmerResult) and m.REML else m for m in fitted)
+        fitted = tuple(m.refit_ml() if isinstance(m, (LmerResult, GlsResult)) and m.REML else m for m in fitted)
     elif any(reml) and not all(reml):
         warn("some models fit with REML = TRUE, some not", MixedModelsWarning)
 
@@ -89,8 +90,8 @@ def anova(*models: object, refit: bool = True, names: Sequence[str] | None = Non
 
 
 def _comparable(model: object) -> Comparable:
-    if not isinstance(model, (LmerResult, GlmerResult, LmResult, GlmResult)):
-        raise TypeError(f"anova compares lmer, glmer, lm and glm fits, not {type(model).__name__}")
+    if not isinstance(model, (LmerResult, GlmerResult, LmResult, GlmResult, GlsResult)):
+        raise TypeError(f"anova compares lmer, glmer, lm, glm and gls fits, not {type(model).__name__}")
     return model
 
 

@@ -8,6 +8,7 @@ A term's own block is block diagonal (one pᵢ×pᵢ block per level, stored as 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,6 +132,14 @@ class CrossproductBuilder:
         self.zts = [zt_matrix(t) for t in reterms]
         self.patterns = [[_pattern(reterms[j], reterms[k]) for k in range(j)] for j in range(len(reterms))]
         self.plans = PlanCache()
+
+    def with_matrices(self, reterms: tuple[ReTerm, ...]) -> CrossproductBuilder:
+        """A builder for the same terms (codes) with new model matrices, sharing the patterns and plans:
+        a residual structure's whitened rows at each of its parameters."""
+        other = copy.copy(self)
+        other.reterms = reterms
+        other.zts = [zt_matrix(t) for t in reterms]
+        return other
 
     def __call__(self, Xy: np.ndarray, w: np.ndarray | None) -> Crossproducts:
         reterms = self.reterms

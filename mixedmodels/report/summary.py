@@ -44,6 +44,7 @@ class Summary:
             self._fit_criterion(),
             scaled_residuals_block(self.fit.scaled_residuals("pearson").loc[self.fit.rows_used].to_numpy()),
             random_effects_block(self.fit) + "\n" + observations_line(self.fit),
+            residual_structure_block(self.fit),
             fixed_effects_block(self.coefficients),
             fixed_correlation_block(self.fit.vcov),
         ]
@@ -159,6 +160,31 @@ def scaled_residuals_block(r: np.ndarray) -> str:
 def random_effects_block(fit: MixedModelResult) -> str:
     """Groups, Name, Variance, Std.Dev. and the correlations of each term (summary's digits 4)."""
     return "Random effects:\n" + format_varcorr(fit.varcorr, ("Variance", "Std.Dev."), SUMMARY_DIGITS, fit.varcorr.structures)
+
+
+def residual_structure_block(fit) -> str:
+    """nlme's "Correlation Structure:" and "Variance function:" sections of a fit with a residual
+    structure (``fit.residual_structure``), else ''."""
+    structure = getattr(fit, "residual_structure", None)
+    if structure is None:
+        return ""
+    correlation, variance = fit.correlation_parameters, fit.variance_parameters
+    parts = []
+    if structure.correlation is not None:
+        spec = structure.correlation.spec
+        parts.append(f"Correlation Structure: {spec.title}\n Formula: {spec.formula()} \n Parameter estimate(s):\n"
+                     + named_numbers(correlation))
+    if structure.variance is not None:
+        spec = structure.variance.spec
+        parts.append(f"Variance function:\n Structure: {spec.title}\n Formula: {spec.formula()} \n"
+                     " Parameter estimates:\n" + named_numbers(variance))
+    return "\n".join(parts)
+
+
+def named_numbers(values: pd.Series) -> str:
+    """R's print of a named numeric vector (7 significant digits, print.gap 1)."""
+    cells = format_vector(values.to_numpy(dtype=float), 7)
+    return named_vector([str(k) for k in values.index], cells, gap=1)
 
 
 def observations_line(fit) -> str:

@@ -62,6 +62,8 @@ def format_varcorr(table: pd.DataFrame, comp: tuple[str, ...], digits: int,
     sd: list[float] = []
     correlations: dict[tuple[str, str, str], float] = {}
     for grp, var1, var2, sdcor in zip(table["grp"], table["var1"], table["var2"], table["sdcor"]):
+        if grp == "Residual" and not pd.isna(var1):
+            continue  # a residual structure's parameter (Phi, Rho, …): the summary prints it as nlme
         if pd.isna(var2):
             terms.setdefault(str(grp), []).append("" if pd.isna(var1) else str(var1))
             sd.append(float(sdcor))

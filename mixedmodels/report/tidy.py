@@ -37,7 +37,8 @@ def _ran_pars(fit) -> pd.DataFrame:
     rows = []
     for r in fit.varcorr.itertuples(index=False):
         if r.grp == "Residual":
-            rows.append(("Residual", "sd__Observation", r.sdcor))
+            structure_parameter = not pd.isna(r.var1) and r.var1 != "nan"
+            rows.append(("Residual", r.var1 if structure_parameter else "sd__Observation", r.sdcor))
         elif r.var2 is None or pd.isna(r.var2):
             rows.append((r.grp, f"sd__{r.var1}", r.sdcor))
         else:
