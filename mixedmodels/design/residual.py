@@ -13,8 +13,8 @@ C_g a square root of R_g:
     AR(1):  Rᵢⱼ = φ^|tᵢ − tⱼ| (whole-number times; a continuous time for CAR(1)), a Markov
             chain, so C⁻¹ is bidiagonal: e₁ = x₁, eₖ = (xₖ − ρₖ xₖ₋₁)/√(1 − ρₖ²), ρₖ = φ^(tₖ − tₖ₋₁),
             log|R| = Σₖ log(1 − ρₖ²): O(n);
-    compound symmetry: R = (1 − ρ)I + ρ11ᵀ of order m, R^(−1/2) = (1 − ρ)^(−1/2)(I − P) +
-            (1 + (m − 1)ρ)^(−1/2) P with P = 11ᵀ/m, log|R| = (m − 1) log(1 − ρ) + log(1 + (m − 1)ρ);
+    compound symmetry: R = (1 − ρ)I + ρ11ᵀ, whitened by nlme's Helmert contrasts (one cumulative
+            sum), log|R| = (m − 1) log(1 − ρ) + log(1 + (m − 1)ρ);
     general (corSymm): R over the distinct times, each group's submatrix by Cholesky, groups
             sharing a pattern of times whitened together.
 
@@ -232,14 +232,18 @@ class Autoregressive(BoundCorrelation):
 
 
 class CompoundSymmetry(BoundCorrelation):
-    """ρ between any two rows of a group: whitened through the group means."""
+    """ρ between any two rows of a group, whitened by nlme's Helmert factor (so the normalized
+    residuals agree with nlme's): a group's first row becomes its sum over √(m(1 + (m − 1)ρ)), its
+    k-th row ((k − 1)xₖ − Σ_{j<k} xⱼ)/√((1 − ρ)(k − 1)k), with log|R| = log(1 + (m − 1)ρ) + (m − 1) log(1 − ρ)."""
 
     names = ("Rho",)
 
     def __init__(self, spec: Correlation, groups: Groups):
         super().__init__(spec, groups)
+        self.k = _positions(groups)
         self.m = groups.sizes.astype(float)
         self.largest = max(int(self.m.max()), 2)
+        self.head = np.flatnonzero(groups.first)
 
     def start(self) -> np.ndarray:
         return np.array([_CS_MAP.a_of(0.0, self.largest)])
@@ -251,16 +255,19 @@ class CompoundSymmetry(BoundCorrelation):
         return pd.Series([self.rho(a)], index=["Rho"])
 
     def whiten(self, a: np.ndarray, M: np.ndarray) -> np.ndarray:
-        rho, codes = self.rho(a), self.groups.codes
-        within = (1.0 - rho) ** -0.5
-        between = (1.0 + (self.m - 1.0) * rho) ** -0.5
-        means = np.stack([np.bincount(codes, weights=M[:, j], minlength=len(self.m)) for j in range(M.shape[1])],
-                         axis=1) / self.m[:, None]
-        return within * M + ((between - within)[:, None] * means)[codes]
+        rho, k, codes = self.rho(a), self.k[:, None], self.groups.codes
+        total = np.cumsum(M, axis=0)
+        before = total - M
+        before -= np.repeat(before[self.head], np.diff(np.append(self.head, len(M))), axis=0)  # within the group
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = ((k - 1.0) * M - before) / np.sqrt((1.0 - rho) * (k - 1.0) * k)
+        sums = (before + M)[np.append(self.head[1:], len(M)) - 1]  # each group's total
+        out[self.head] = sums / np.sqrt(self.m * (1.0 + (self.m - 1.0) * rho))[:, None]
+        return out
 
     def logdet(self, a: np.ndarray) -> float:
         rho = self.rho(a)
-        return float(np.sum((self.m - 1.0) * np.log(1.0 - rho) + np.log(1.0 + (self.m - 1.0) * rho)))
+        return float(np.sum(np.log(1.0 + (self.m - 1.0) * rho) + (self.m - 1.0) * np.log(1.0 - rho)))
 
 
 class General(BoundCorrelation):
@@ -275,14 +282,15 @@ class General(BoundCorrelation):
             raise DataError(f"{_call(spec)}: {len(self.times)} distinct times; a general correlation has one "
                             f"parameter per pair, so at most {MAX_TIMES} are allowed; use AR1 or CAR1")
         T = len(self.times)
-        self.names = tuple(f"cor({_label(self.times[j])},{_label(self.times[i])})"
-                           for j in range(T) for i in range(j + 1, T))
+        pairs = [(i, j) for j in range(T) for i in range(j + 1, T)]  # nlme's order: by column of the lower triangle
+        self.pairs = (np.array([i for i, _ in pairs], dtype=int), np.array([j for _, j in pairs], dtype=int))
+        self.names = tuple(f"cor({_label(self.times[j])},{_label(self.times[i])})" for i, j in pairs)
         self.lower = np.tril_indices(T, -1)
         starts = np.flatnonzero(groups.first)
         ends = np.append(starts[1:], len(position))
         patterns: dict[tuple[int, ...], list[int]] = {}
         for s, e in zip(starts, ends):
-            patterns.setdefault(tuple(position[s:e]), []).append(s)
+            patterns.setdefault(tuple(position[s:e]), []).append(int(s))
         self.patterns = [(np.array(key), np.array(firsts)[:, None] + np.arange(len(key)))
                          for key, firsts in patterns.items()]
 
@@ -295,7 +303,7 @@ class General(BoundCorrelation):
 
     def estimates(self, a: np.ndarray) -> pd.Series:
         R = self.correlation(a)
-        return pd.Series(R[self.lower], index=list(self.names))
+        return pd.Series(R[self.pairs], index=list(self.names))
 
     def whiten(self, a: np.ndarray, M: np.ndarray) -> np.ndarray:
         R = self.correlation(a)
@@ -425,11 +433,11 @@ def bind(correlation: Correlation | None, variance: Variance | None, frame: pd.D
     spec = correlation
     group = None if spec is None else spec.group
     if spec is not None and group is None and reterms:
-        groups = {t.group_columns: t for t in reterms}
-        if len(groups) > 1:
+        factors = {t.group_columns: t for t in reterms}
+        if len(factors) > 1:
             raise DataError(f"{_call(spec)}: the random effects have several grouping factors "
-                            f"({', '.join(t.group for t in groups.values())}); name the residual groups with group=")
-        term = next(iter(groups.values()))
+                            f"({', '.join(t.group for t in factors.values())}); name the residual groups with group=")
+        term = next(iter(factors.values()))
         codes, labels = term.codes, term.levels
     elif group is not None:
         codes, labels = _codes(frame[group])
@@ -437,37 +445,53 @@ def bind(correlation: Correlation | None, variance: Variance | None, frame: pd.D
         if isinstance(spec, (CompSymm, Symm)):
             raise DataError(f"{_call(spec)}: without random effects name the groups, e.g. group='subject'")
         codes, labels = np.zeros(len(frame), dtype=np.int64), pd.Index(["(all)"])
-    time = None
-    if spec is not None and spec.time is not None:
-        time = _numeric(frame[spec.time], spec)
-        if isinstance(spec, AR1) and not np.all(time == np.round(time)):
-            raise DataError(f"{_call(spec)}: AR1 needs whole-number times but {spec.time!r} has fractional "
-                            "values; use CAR1 for continuous time")
+    time = None if spec is None or spec.time is None else _times(spec, frame)
     order = np.lexsort((np.arange(len(codes)),) + (() if time is None else (time,)) + (codes,))
     sorted_codes = codes[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = sorted_codes[1:] != sorted_codes[:-1]
-    sorted_time = None if time is None else time[order]
-    if sorted_time is not None:
-        repeated = ~first[1:] & (sorted_time[1:] == sorted_time[:-1])
-        if repeated.any():
-            k = int(np.flatnonzero(repeated)[0]) + 1
-            raise DataError(f"{_call(spec)}: time {_label(sorted_time[k])} appears twice in group "
-                            f"{labels[sorted_codes[k]]!r} of {spec.group or 'the residual groups'}; each time "
-                            f"must be distinct within a group (column {spec.time!r})")
-    groups = Groups(order=order, codes=sorted_codes, labels=labels, first=first, time=sorted_time)
+    groups = Groups(order=order, codes=sorted_codes, labels=labels, first=first,
+                    time=None if time is None else time[order])
     if spec is not None:
-        for t in reterms:
-            tc = t.codes[order]
-            head = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
-            if np.any(tc != tc[head]):
-                k = int(np.flatnonzero(tc != tc[head])[0])
-                raise DataError(f"{_call(spec)}: residual group {labels[sorted_codes[k]]!r} spans several levels "
-                                f"of the random-effects factor {t.group!r}; the residual groups must be nested in "
-                                "every grouping factor (as nlme requires)")
+        _check_distinct_times(spec, groups)
+        _check_nested(spec, groups, reterms)
     bound = None if spec is None else _KINDS[type(spec)](spec, groups)
     var = None if variance is None else BoundVariance(variance, frame, order)
     return ResidualStructure(bound, var, groups)
+
+
+def _times(spec: Correlation, frame: pd.DataFrame) -> np.ndarray:
+    """The time column, numeric and finite; whole numbers for AR1."""
+    time = _numeric(frame[spec.time], spec)
+    if isinstance(spec, AR1) and not np.all(time == np.round(time)):
+        raise DataError(f"{_call(spec)}: AR1 needs whole-number times but {spec.time!r} has fractional "
+                        "values; use CAR1 for continuous time")
+    return time
+
+
+def _check_distinct_times(spec: Correlation, groups: Groups) -> None:
+    t = groups.time
+    if t is None:
+        return
+    repeated = ~groups.first[1:] & (t[1:] == t[:-1])
+    if repeated.any():
+        k = int(np.flatnonzero(repeated)[0]) + 1
+        raise DataError(f"{_call(spec)}: time {_label(t[k])} appears twice in group "
+                        f"{str(groups.labels[groups.codes[k]])!r} of {spec.group or 'the residual groups'!r}; "
+                        f"each time must be distinct within a group (column {spec.time!r})")
+
+
+def _check_nested(spec: Correlation, groups: Groups, reterms: tuple[ReTerm, ...]) -> None:
+    """Each residual group within one level of every grouping factor, as nlme requires."""
+    head = np.maximum.accumulate(np.where(groups.first, np.arange(len(groups.order)), 0))
+    for t in reterms:
+        tc = t.codes[groups.order]
+        split = tc != tc[head]
+        if split.any():
+            k = int(np.flatnonzero(split)[0])
+            raise DataError(f"{_call(spec)}: residual group {str(groups.labels[groups.codes[k]])!r} spans several "
+                            f"levels of the random-effects factor {t.group!r}; the residual groups must be nested "
+                            "in every grouping factor (as nlme requires)")
 
 
 def _positions(groups: Groups) -> np.ndarray:

@@ -19,15 +19,16 @@ from ..design.build import Design
 from ..design.residual import ResidualStructure
 from ..linalg.crossprod import CrossproductBuilder
 from .control import DEFAULT_CONTROL, Control
-from .lmm import ProfiledLMM, least_squares, profiled_deviance
+from .lmm import LinearMixedModel, ProfiledLMM, least_squares, profiled_deviance
 from .optimizer import OptimumReport, optimize
 from .starting import moment_start
 
 PHI_STEP = 0.5  # BOBYQA's initial step for each structure parameter (unbounded, of order 1)
 
 
-class WhitenedLMM(ProfiledLMM):
-    """The LMM at fixed φ: whitened crossproducts, log|V(φ)| in the deviance (as −Σ log wᵢ is)."""
+class WhitenedLMM(LinearMixedModel):
+    """The LMM at fixed φ: whitened crossproducts, log|V(φ)| in the deviance (as −Σ log wᵢ is).  A
+    ``LinearMixedModel`` of the design's rows, whose crossproducts are those of the whitened rows."""
 
     def __init__(self, design: Design, builder: CrossproductBuilder, rows: np.ndarray, beta_shift: np.ndarray,
                  structure: ResidualStructure, phi: np.ndarray, REML: bool, control: Control):
@@ -38,7 +39,8 @@ class WhitenedLMM(ProfiledLMM):
         whitened = tuple(replace(t, matrix=np.ascontiguousarray(white[:, e - t.p:e])) for t, e in zip(terms, ends))
         Xy = np.ascontiguousarray(white[:, ends[-1] if len(ends) else 0:])
         A = replace(builder.with_matrices(whitened)(Xy, None), beta_shift=beta_shift)
-        super().__init__(design.reterms, A, design.n, design.X.shape[1], REML, -structure.logdet(phi), control)
+        ProfiledLMM.__init__(self, design.reterms, A, design.n, design.X.shape[1], REML, -structure.logdet(phi),
+                             control)
         self.design = design
         self.structure = structure
         self.phi = np.asarray(phi, dtype=float)
@@ -119,7 +121,7 @@ class GlsModel:
                 return np.inf
             p = self.p
             logdet_x = 2.0 * float(np.log(np.diag(L)[:p]).sum())
-            value = profiled_deviance(0.0, logdet_x, L[p, p] ** 2, self.n, p, REML) + self.structure.logdet(phi)
+            value = profiled_deviance(0.0, logdet_x, float(L[p, p]) ** 2, self.n, p, REML) + self.structure.logdet(phi)
         return float(value) if np.isfinite(value) else np.inf
 
     def with_REML(self, REML: bool) -> GlsModel:

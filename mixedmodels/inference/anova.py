@@ -25,7 +25,7 @@ from ..engine.lmm import LinearMixedModel
 from ..design.build import with_terms
 from ..design.reterm import ReTerm
 from ..results.lmer import LmerResult
-from ..results.residual import GlsResult
+from ..results.residual import GlsResult, ResidualLmerResult
 from ..report.tables import AnovaTable
 from .fixed_tests import fixed_terms_of
 
@@ -95,6 +95,13 @@ def _comparable(model: object) -> Comparable:
     return model
 
 
+def _no_structure(fit: object, what: str) -> None:
+    """drop1 and ranova refit without the residual structure, so they refuse a fit that has one."""
+    if isinstance(fit, ResidualLmerResult):
+        raise MixedModelsError(f"{what} does not refit residual structures; compare the models you want with "
+                               "mm.anova(m0, m1)")
+
+
 def _model_names(models: Sequence[Comparable], names: Sequence[str] | None) -> list[str]:
     """Given names, else formulas; duplicates become 'MODEL1', 'MODEL2', ... as lme4."""
     if names is not None:
@@ -128,6 +135,7 @@ def drop1(fit: LmerResult | GlmerResult, test: str = "none") -> AnovaTable:
     """
     if not isinstance(fit, (LmerResult, GlmerResult)):
         raise MixedModelsError(f"drop1 needs an lmer or glmer fit, not {type(fit).__name__}")
+    _no_structure(fit, "drop1")
     if test not in ("none", "Chisq"):
         raise ValueError(f"test must be 'none' or 'Chisq', not {test!r}")
     if getattr(fit, "extra_parameters", 0):
@@ -177,6 +185,7 @@ def ranova(fit: LmerResult) -> AnovaTable:
     restricted log-likelihoods; without any random term left the reduced model is
     an ``lm``.  The data are not needed: the reduced models reuse the fit's design.
     """
+    _no_structure(fit, "ranova")
     if not isinstance(fit, LmerResult):
         raise MixedModelsError(f"ranova needs an lmer fit (a linear mixed model), not {type(fit).__name__}")
     structured = [t.structure.spelling(t.expr, t.group) for t in fit.reterms if t.structure.structured]

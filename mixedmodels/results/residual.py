@@ -102,8 +102,11 @@ class ResidualLmerResult(StructureParameters, LmerResult):
     def varcorr(self) -> pd.DataFrame:
         """lme4's rows, then the residual structure's parameters as rows of group 'Residual'."""
         base = super().varcorr
-        extra = pd.DataFrame(self.structure_rows(), columns=list(base.columns)).astype({"var1": str, "var2": str})
-        return VarCorr(pd.concat([pd.DataFrame(base), extra], ignore_index=True), structures=base.structures)
+        extra = pd.DataFrame(self.structure_rows(), columns=list(base.columns))
+        frame = pd.concat([pd.DataFrame(base), extra], ignore_index=True)
+        for column in ("var1", "var2"):  # as lme4's rows: names as strings, NaN where missing
+            frame[column] = frame[column].astype("str")
+        return VarCorr(frame, structures=base.structures)
 
     def residuals_of(self, type: str = "response") -> pd.Series:
         """nlme's ``resid(m, type=)``: 'response' (y − fitted), 'pearson' (divided by σ̂ gᵢ) or
@@ -222,10 +225,10 @@ class GlsResult(StructureParameters, InformationCriteria):
 
     @cached_property
     def vcov(self) -> pd.DataFrame:
-        """σ̂² (XᵀV⁻¹X)⁻¹."""
+        """r²/(n − p) (XᵀV⁻¹X)⁻¹: nlme's varBeta, which scales an ML fit's σ̂² by n/(n − p)."""
         Linv = solve_triangular(self._LX, np.eye(self.p), lower=True)
         names = list(self.design.xnames)
-        return pd.DataFrame(self.sigma**2 * (Linv.T @ Linv), index=names, columns=names)
+        return pd.DataFrame(self._r**2 / self.df_resid * (Linv.T @ Linv), index=names, columns=names)
 
     @property
     def objective(self) -> float:
