@@ -2,6 +2,7 @@
 
 from .io import datasets
 from .engine import families
+from .inference.acf import acf
 from .inference.anova import AnovaTable, anova, drop1, ranova
 from .inference.deletion import Influence, influence
 from .inference.step import StepResult, step
@@ -46,6 +47,7 @@ __all__ = [
     "glmer",
     "glmer_nb",
     "gls",
+    "acf",
     "GlsResult",
     "ResidualLmerResult",
     "AR1",

@@ -104,6 +104,8 @@ def _structure_options(data: object, weights: object, start: object) -> None:
     """What a fit with a residual structure does not take is refused, never ignored."""
     if is_dask_dataframe(data):
         raise DataError("residual= and variance= are not supported for Dask DataFrames; fit a pandas DataFrame")
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if weights is not None:
         raise DataError("weights= cannot be combined with residual= or variance=; express unequal variances "
                         "with variance=mm.VarIdent(...) or mm.VarPower(...), as nlme's weights=")

@@ -20,6 +20,9 @@ the line with ``;`` to avoid the returned figure being displayed twice.
 ``spaghetti``
     Per-group fitted curves against a predictor, the observations faint and the
     population curve bold.
+``acf_plot``
+    Within-group autocorrelation of the residuals by lag with nlme's ±z/√n
+    bounds (``plot(ACF(m), alpha = 0.05)``).
 ``profile_plot``
     ζ, the signed square root of the profiled deviance's excess, against each
     parameter (lme4's ``xyplot(profile(fit))``).
@@ -38,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..inference.acf import acf
 from ..inference.parameters import parameters
 from ..inference.profile import LmmProfile, parameter_labels
 
@@ -542,4 +546,22 @@ def profile_plot(fit, which: str | Sequence[str] | None = None, level: float = 0
             a.set_ylabel("ζ")
     if ax is None:
         fig.suptitle(f"Profile ζ with {100 * level:g}% limits")
+    return fig
+
+
+def acf_plot(fit, max_lag: int | None = None, type: str = "pearson", group: str | None = None, alpha: float = 0.05,
+             ax=None, fig=None):
+    """Autocorrelation of the within-group residuals (``mixedmodels.acf``) as bars by lag, with the
+    ±z₁₋α/₂/√n_used bounds of nlme's ``plot(ACF(m), alpha = alpha)``."""
+    table = acf(fit, max_lag=max_lag, type=type, group=group)
+    fig, axes = _panels(1, ax, fig, 1, (5.0, 3.5))
+    ax = axes[0]
+    ax.vlines(table["lag"], 0, table["ACF"], colors="black", gid="acf")
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    bound = stats.norm.ppf(1 - alpha / 2) / np.sqrt(table["n_used"].to_numpy(dtype=float))
+    ax.plot(table["lag"], bound, linestyle="--", color="tab:blue", gid="bounds")
+    ax.plot(table["lag"], -bound, linestyle="--", color="tab:blue")
+    ax.set_xlabel("Lag")
+    ax.set_ylabel("Autocorrelation")
+    ax.set_title(f"{type.capitalize()} residuals within groups")
     return fig

@@ -319,3 +319,17 @@ def test_missing_matplotlib_gives_an_install_hint(monkeypatch):
 def test_importing_mixedmodels_does_not_import_matplotlib():
     code = "import sys, mixedmodels; assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_acf_plot_draws_the_autocorrelations_and_nlmes_bounds():
+    fit = mm.lmer("Reaction ~ Days + (1 | Subject)", mm.datasets.load("sleepstudy"),
+                  residual=mm.AR1(time="Days", group="Subject"))
+    table = mm.acf(fit, type="normalized")
+    fig = plots.acf_plot(fit, type="normalized", alpha=0.01)
+    ax = fig.axes[0]
+    bars = next(c for c in ax.collections if c.get_gid() == "acf")
+    tops = [seg[1][1] for seg in bars.get_segments()]
+    np.testing.assert_allclose(tops, table["ACF"])
+    bound = next(line for line in ax.lines if line.get_gid() == "bounds")
+    np.testing.assert_allclose(bound.get_ydata(), stats.norm.ppf(0.995) / np.sqrt(table["n_used"]))
+    plt.close(fig)

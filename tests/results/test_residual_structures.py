@@ -160,3 +160,27 @@ def test_predictions_and_residuals(fits):
     np.testing.assert_allclose(pearson, m.residuals / (m.sigma * ratio), rtol=1e-12)
     g = fits["sim_gls_ar1_REML"]
     np.testing.assert_allclose(g.predict(data.iloc[:5]), g.fitted.iloc[:5], rtol=1e-12)
+
+
+@pytest.mark.parametrize("key, type", [("plain_pearson", "pearson"), ("ar1_pearson", "pearson"),
+                                       ("ar1_normalized", "normalized")])
+def test_acf_agrees_with_nlme(fits, key, type):
+    """nlme's ACF(m, maxLag = 5, resType = type), with and without the AR(1) structure."""
+    if key.startswith("plain"):
+        m = mm.lmer("y ~ week + arm + (week | id)", DATA["growth_ar1"])
+        assert m.objective == pytest.approx(NLME["sim_slope_plain_REML"]["objective"], abs=1e-6)
+    else:
+        m = fits["sim_ar1_slope_varident_REML"]
+    table = mm.acf(m, max_lag=5, type=type)
+    ref = NLME["acf"][key]
+    np.testing.assert_allclose(table["ACF"], ref["ACF"], atol=1e-5)
+    assert list(table["n_used"]) == ref["n_used"]
+
+
+def test_acf_errors(fits):
+    plain = mm.lmer("y ~ week + arm + (week | id)", DATA["growth_ar1"])
+    with pytest.raises(mm.MixedModelsError, match="normalized residuals need a fit with a residual structure"):
+        mm.acf(plain, type="normalized")
+    with pytest.raises(mm.DataError, match="max_lag must be between 0 and 7"):
+        mm.acf(plain, max_lag=8)
+    assert len(mm.acf(plain)) == 8  # nlme's default: min(7, floor(10 log10(8))) + 1 lags
