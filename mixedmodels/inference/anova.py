@@ -98,8 +98,8 @@ def _comparable(model: object) -> Comparable:
 def _no_structure(fit: object, what: str) -> None:
     """drop1 and ranova refit without the residual structure, so they refuse a fit that has one."""
     if isinstance(fit, ResidualLmerResult):
-        raise MixedModelsError(f"{what} does not refit residual structures; compare the models you want with "
-                               "mm.anova(m0, m1)")
+        raise MixedModelsError(f"{what} not offered for fits with a residual structure (its refits would drop "
+                               "it); compare the models you want with mm.anova(m0, m1)")
 
 
 def _model_names(models: Sequence[Comparable], names: Sequence[str] | None) -> list[str]:

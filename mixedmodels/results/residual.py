@@ -159,6 +159,12 @@ class ResidualLmerResult(StructureParameters, LmerResult):
     def cooks_distance(self) -> NoReturn:
         _not_offered("cooks_distance()")
 
+    def rstudent(self) -> NoReturn:
+        _not_offered("rstudent()")
+
+    def refit_rows(self, keep: np.ndarray) -> NoReturn:
+        _not_offered("influence() (its refits would drop the structure)")
+
     def save(self, path) -> NoReturn:
         _not_offered("save()")
 

@@ -158,7 +158,8 @@ def test_rows_missing_a_structure_column_are_dropped_and_counted(growth):
 def test_what_a_structured_fit_does_not_offer(growth):
     m = mm.lmer(FORMULA, growth, residual=mm.AR1(time="week"))
     for call in (m.satterthwaite, lambda: m.summary(ddf="Satterthwaite"), lambda: m.simulate(), m.hatvalues,
-                 lambda: m.confint(method="profile")):
+                 lambda: m.confint(method="profile"), m.rstudent, lambda: mm.influence(m, groups="id"),
+                 lambda: mm.step(m), lambda: mm.drop1(m), lambda: mm.ranova(m), lambda: m.save("x.npz")):
         with pytest.raises(mm.MixedModelsError, match="not offered for fits with a residual structure"):
             call()
     assert "t value" in str(m.summary())
