@@ -27,7 +27,7 @@ from ..design.reterm import ReTerm
 from ..results.lmer import LmerResult
 from ..results.residual import GlsResult, ResidualLmerResult
 from ..report.tables import AnovaTable
-from .fixed_tests import fixed_terms_of
+from .fixed_tests import FixedTerm, fixed_terms_of
 
 _INTERCEPT = "(Intercept)"
 #: the fits anova compares: likelihoods of linear models, or of generalized ones
@@ -124,28 +124,30 @@ def _chisq_pvalues(chisq: np.ndarray, df: np.ndarray) -> np.ndarray:
 
 
 # ----- drop1 ---------------------------------------------------------------------------------
-def drop1(fit: LmerResult | GlmerResult, test: str = "none") -> AnovaTable:
-    """Each droppable fixed-effect term removed in turn, as lme4's ``drop1(m, test = "Chisq")``.
+def drop1(fit: LmerResult | GlmerResult | LmResult, test: str = "none") -> AnovaTable:
+    """Each droppable fixed-effect term removed in turn, as lme4's ``drop1(m, test = "Chisq")``
+    (R's ``drop1(lm_fit, test = "F")`` for an ``lm`` fit).
 
     A term is droppable when no other term contains all its variables (R's
     ``drop.scope``: ``Days`` in ``Days * grp`` is not).  The models are compared by
     their maximum likelihood (REML fits are refitted by ML, as lme4's
     ``extractAIC``): AIC, and with ``test="Chisq"`` the likelihood-ratio statistic
-    and its χ² p-value on the number of coefficients dropped.
+    and its χ² p-value on the number of coefficients dropped.  An ``lm`` fit gets R's
+    ``drop1.lm`` table instead: Df, Sum of Sq, RSS and AIC, with ``test="F"`` the F test.
     """
+    if isinstance(fit, LmResult):
+        return _drop1_lm(fit, test)
     if not isinstance(fit, (LmerResult, GlmerResult)):
-        raise MixedModelsError(f"drop1 needs an lmer or glmer fit, not {type(fit).__name__}")
+        raise MixedModelsError(f"drop1 needs an lmer, glmer or lm fit, not {type(fit).__name__}")
     _no_structure(fit, "drop1")
     if test not in ("none", "Chisq"):
-        raise ValueError(f"test must be 'none' or 'Chisq', not {test!r}")
+        raise ValueError(f"test must be 'none' or 'Chisq' for a mixed model, not {test!r}")
     if getattr(fit, "extra_parameters", 0):
         raise MixedModelsError("drop1 does not refit glmer_nb's dispersion; compare glmer_nb fits with mm.anova")
     full = fit.refit_ml() if isinstance(fit, LmerResult) else fit
-    fits: dict[str, LmerResult | GlmerResult] = {"<none>": full}
-    terms = fixed_terms_of(fit)
-    for t in terms:
-        if t.columns and not any(set(t.variables) < set(o.variables) for o in terms):
-            fits[t.name] = without_fixed_term(full, t.name, t.columns)
+    fits: dict[str, LmerResult | GlmerResult | LmResult] = {"<none>": full}
+    for t in droppable_terms(fit):
+        fits[t.name] = without_fixed_term(full, t.name, t.columns)
     npar = np.array([np.nan] + [full.df - m.df for m in list(fits.values())[1:]])
     columns: dict[str, object] = {"npar": npar, "AIC": [m.aic for m in fits.values()]}
     if test == "Chisq":
@@ -155,8 +157,37 @@ def drop1(fit: LmerResult | GlmerResult, test: str = "none") -> AnovaTable:
     return AnovaTable(pd.DataFrame(columns, index=list(fits)), heading, dict(fits))
 
 
-def without_fixed_term(fit: LmerResult | GlmerResult, term: str, columns: Sequence[int],
-                       fixed: str | None = None) -> LmerResult | GlmerResult:
+def droppable_terms(fit: LmerResult | GlmerResult | LmResult) -> list[FixedTerm]:
+    """The fixed terms with coefficients that no other term contains (R's ``drop.scope``)."""
+    terms = [t for t in fixed_terms_of(fit) if t.columns]
+    return [t for t in terms if not any(set(t.variables) < set(o.variables) for o in terms)]
+
+
+def _drop1_lm(fit: LmResult, test: str) -> AnovaTable:
+    """R's ``drop1.lm``: the residual sum of squares without each droppable term, AIC as
+    ``extractAIC`` (n log(RSS/n) + 2p), and with ``test="F"`` F = (ΔRSS/Df) / (RSS/(n − p))."""
+    if test not in ("none", "F"):
+        raise ValueError(f"test must be 'none' or 'F' for an lm fit, not {test!r}")
+    fits: dict[str, LmResult] = {"<none>": fit}
+    for t in droppable_terms(fit):
+        reduced = without_fixed_term(fit, t.name, t.columns)
+        assert isinstance(reduced, LmResult)
+        fits[t.name] = reduced
+    rss = np.array([m.rss for m in fits.values()])
+    df = np.array([np.nan] + [fit.p - m.p for m in list(fits.values())[1:]])
+    n = fit.nobs
+    columns: dict[str, object] = {"Df": df, "Sum of Sq": np.concatenate([[np.nan], rss[1:] - rss[0]]),
+                                  "RSS": rss, "AIC": [n * np.log(m.rss / n) + 2 * m.p for m in fits.values()]}
+    if test == "F":
+        F = (rss - rss[0]) / df / (rss[0] / fit.df_resid)
+        with np.errstate(invalid="ignore"):
+            columns.update({"F value": F, "Pr(>F)": stats.f.sf(F, df, fit.df_resid)})
+    heading = ["Single term deletions", "", "Model:", fit.formula]
+    return AnovaTable(pd.DataFrame(columns, index=list(fits)), heading, dict(fits))
+
+
+def without_fixed_term(fit: LmerResult | GlmerResult | LmResult, term: str, columns: Sequence[int],
+                       fixed: str | None = None) -> LmerResult | GlmerResult | LmResult:
     """The fit of the model without one fixed term's columns, by the fit's criterion (R's
     ``update(m, . ~ . - term)``); ``fixed`` is the new fixed part's text (default '<fixed> - term')."""
     d = fit.design
@@ -166,7 +197,10 @@ def without_fixed_term(fit: LmerResult | GlmerResult, term: str, columns: Sequen
     p = fit.parsed
     fixed = f"{p.fixed} - {term}" if fixed is None else fixed
     pieces = [f"offset({o})" for o in p.offsets] + [f"({b.expr} | {b.group_name})" for b in p.random]
-    parsed = replace(p, fixed=fixed, text=" + ".join([f"{p.response} ~ {fixed}", *pieces]))
+    lead = [] if fixed == "1" and pieces else [fixed]  # R's update: 'y ~ (1 | g)', 'y ~ 1'
+    parsed = replace(p, fixed=fixed, text=f"{p.response} ~ " + " + ".join([*lead, *pieces]))
+    if isinstance(fit, LmResult):
+        return LmResult(parsed, design, fit.data_name)
     if isinstance(fit, LmerResult):
         model = LinearMixedModel(design, REML=fit.REML, control=fit.control)
         return LmerResult(parsed, model, model.fit(), fit.data_name)

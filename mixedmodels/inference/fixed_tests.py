@@ -39,6 +39,7 @@ from .satterthwaite import satterthwaite_f
 
 if TYPE_CHECKING:
     from ..protocols import FittedModel
+    from ..results.lm import LmResult
     from ..results.lmer import LmerResult
 
 _ZAP_DIGITS = 7  # R's zapsmall default, as lmerTest uses it
@@ -180,7 +181,7 @@ def cell_means_coding(fit: LmerResult, terms: Sequence[FixedTerm], intercept: bo
     return np.column_stack(blocks), names
 
 
-def fixed_terms_of(fit: FittedModel) -> list[FixedTerm]:
+def fixed_terms_of(fit: FittedModel | LmResult) -> list[FixedTerm]:
     """The fitted model's terms with their columns of X (aliased columns belong to none)."""
     return fixed_terms(fit.design.model_spec, fit.design.kept_columns)
 

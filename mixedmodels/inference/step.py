@@ -8,7 +8,9 @@ none is above.  Then the fixed part: each marginal term (contained in no other t
 lmerTest's ``drop.scope``) is tested by lmerTest's ``drop1``, an F test of its
 coefficients being zero with Satterthwaite's (or Kenward–Roger's) denominator df; the
 term with the largest p-value above ``alpha_fixed`` is removed, and so on.  Terms named
-in ``keep`` are never removed.  The reduced models reuse the fit's design (no data).
+in ``keep`` are never removed.  When every random term is eliminated the model is an lm,
+and its fixed part is reduced by R's ``drop1(lm, test = "F")`` as lmerTest does.  The
+reduced models reuse the fit's design (no data).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..errors import MixedModelsError, match_arg
 from ..report.tables import AnovaTable
 from ..results.lm import LmResult
 from ..results.lmer import LmerResult
-from .anova import ranova, without_fixed_term
+from .anova import drop1, droppable_terms, ranova, without_fixed_term
 from .fixed_tests import FixedTerm, f_tests, fixed_terms_of, type1_contrasts
 
 _INTERCEPT = "(Intercept)"
@@ -36,11 +38,12 @@ class StepResult:
 
     random: AnovaTable
     fixed: AnovaTable
-    model: LmerResult
+    model: LmerResult | LmResult
     drop1: AnovaTable  # the F tests of the model found
 
-    def get_model(self) -> LmerResult:
-        """The final model (lmerTest's ``get_model(step(m))``)."""
+    def get_model(self) -> LmerResult | LmResult:
+        """The final model (lmerTest's ``get_model(step(m))``): an lm fit when every random term
+        was eliminated."""
         return self.model
 
     def __str__(self) -> str:
@@ -64,11 +67,6 @@ def step(fit: LmerResult, ddf: str = "Satterthwaite", alpha_random: float = 0.1,
         if not 0 <= alpha <= 1:
             raise ValueError(f"{name} must be a probability between 0 and 1, not {alpha!r}")
     random, model = reduce_random_part(fit, alpha_random if reduce_random else 1.0)
-    if not isinstance(model, LmerResult):
-        raise MixedModelsError(
-            "step eliminated every random-effects term, leaving a linear model; its fixed part would be "
-            "reduced by lm's F tests, which mixedmodels does not offer. Look at the random-effects table with "
-            "step(m, reduce_fixed=False) or keep a random term with a smaller alpha_random")
     fixed, model, last = reduce_fixed_part(model, ddf, alpha_fixed if reduce_fixed else 1.0, keep)
     return StepResult(random, fixed, model, last)
 
@@ -95,9 +93,10 @@ def reduce_random_part(fit: LmerResult, alpha: float) -> tuple[AnovaTable, LmerR
     return AnovaTable(rows, ["Backward reduced random-effect table:", ""], {}), model
 
 
-def reduce_fixed_part(fit: LmerResult, ddf: str, alpha: float,
-                      keep: Sequence[str]) -> tuple[AnovaTable, LmerResult, AnovaTable]:
-    """lmerTest's ``reduce_fixed``: the elimination table, the reduced model and its drop1 table."""
+def reduce_fixed_part(fit: LmerResult | LmResult, ddf: str, alpha: float,
+                      keep: Sequence[str]) -> tuple[AnovaTable, LmerResult | LmResult, AnovaTable]:
+    """lmerTest's ``reduce_fixed``: the elimination table, the reduced model and its drop1 table.
+    An lm (every random term eliminated) is reduced by R's ``drop1(lm, test = "F")``, as lmerTest."""
     if fit.design.dropped_columns:
         raise MixedModelsError(
             f"step's F tests need a fixed-effects design of full rank; this one drops "
@@ -108,7 +107,7 @@ def reduce_fixed_part(fit: LmerResult, ddf: str, alpha: float,
         raise MixedModelsError(f"keep names {', '.join(map(repr, unknown))}, not a fixed term of the model; "
                                f"its terms are {', '.join(map(repr, names))}")
     eliminated = []
-    table = drop1_f(fit, ddf)
+    table = _term_tests(fit, ddf)
     while True:
         p = table["Pr(>F)"].drop(index=[k for k in keep if k in table.index])
         above = p[p.notna() & (p > alpha)]
@@ -117,29 +116,37 @@ def reduce_fixed_part(fit: LmerResult, ddf: str, alpha: float,
         term = str(above.idxmax())
         eliminated.append(table.loc[[term]])
         fit = _without(fit, term)
-        table = drop1_f(fit, ddf)
-    rows = pd.concat([*eliminated, table])
+        table = _term_tests(fit, ddf)
+    rows = pd.concat([*eliminated, table]).astype(float)  # an empty table of tests is of object dtype
     rows.insert(0, "Eliminated", [*range(1, len(eliminated) + 1), *[0] * len(table)])
-    heading = ["Backward reduced fixed-effect table:", f"Degrees of freedom method: {ddf}", ""]
+    heading = ["Backward reduced fixed-effect table:"]
+    if isinstance(fit, LmerResult):
+        heading += [f"Degrees of freedom method: {ddf}", ""]
     return AnovaTable(rows, heading, {}), fit, table
+
+
+def _term_tests(fit: LmerResult | LmResult, ddf: str) -> AnovaTable:
+    """The F test of each marginal term: lmerTest's drop1 for an lmer fit, R's drop1.lm for an lm."""
+    if isinstance(fit, LmResult):
+        return drop1(fit, test="F").iloc[1:]
+    return drop1_f(fit, ddf)
 
 
 def drop1_f(fit: LmerResult, ddf: str) -> AnovaTable:
     """lmerTest's ``drop1(m)``: an F test of each marginal term's coefficients being zero (the
     term's rows of the identity; with at most one term or coefficient, the type I hypotheses)."""
     terms = [t for t in fixed_terms_of(fit) if t.columns]
-    marginal = [t for t in terms if not any(set(t.variables) < set(o.variables) for o in terms)]
     X = fit.design.X
     if X.shape[1] <= 1 or len(terms) <= 1:
         contrasts = type1_contrasts(X, terms)
     else:
         contrasts = {t.name: np.eye(X.shape[1])[list(t.columns)] for t in terms}
-    table = f_tests(fit, {t.name: contrasts[t.name] for t in marginal}, ddf)
+    table = f_tests(fit, {t.name: contrasts[t.name] for t in droppable_terms(fit)}, ddf)
     heading = [f"Single term deletions using {ddf}'s method:", "", "Model:", fit.formula]
     return AnovaTable(table, heading, {})
 
 
-def _without(fit: LmerResult, term: str) -> LmerResult:
+def _without(fit: LmerResult | LmResult, term: str) -> LmerResult | LmResult:
     """The fit without the fixed term, its fixed part written as the remaining terms."""
     terms: list[FixedTerm] = [t for t in fixed_terms_of(fit) if t.columns]
     dropped = next(t for t in terms if t.name == term)
@@ -147,5 +154,5 @@ def _without(fit: LmerResult, term: str) -> LmerResult:
     lead = [] if _INTERCEPT in fit.design.xnames else ["0"]
     fixed = " + ".join(lead + rest) or "1"
     reduced = without_fixed_term(fit, term, dropped.columns, fixed)
-    assert isinstance(reduced, LmerResult)
+    assert isinstance(reduced, (LmerResult, LmResult))
     return reduced

@@ -81,14 +81,14 @@ class LmResult(InformationCriteria):
         return pd.Series(self._beta, index=list(self.design.xnames), name="Estimate")
 
     @cached_property
-    def _rss(self) -> float:
-        """Weighted residual sum of squares Σ wᵢ rᵢ²."""
+    def rss(self) -> float:
+        """Weighted residual sum of squares Σ wᵢ rᵢ² (R's ``deviance(lm)``)."""
         return float(np.sum((self._sqrt_w * self.residuals.to_numpy()) ** 2))
 
     @cached_property
     def sigma(self) -> float:
         """Residual standard deviation with the n − p denominator, as R's ``sigma(lm)``."""
-        return float(np.sqrt(self._rss / self.df_resid))
+        return float(np.sqrt(self.rss / self.df_resid))
 
     @cached_property
     def vcov(self) -> pd.DataFrame:
@@ -112,7 +112,7 @@ class LmResult(InformationCriteria):
     def _loglik(self, REML: bool) -> float:
         """R's ``logLik.lm``: profiled over σ; REML uses n − p and subtracts log|det R|."""
         n = self.df_resid if REML else self.nobs
-        val = 0.5 * (2 * np.sum(np.log(self._sqrt_w)) - n * (_LOG_2PI + 1 - np.log(n) + np.log(self._rss)))
+        val = 0.5 * (2 * np.sum(np.log(self._sqrt_w)) - n * (_LOG_2PI + 1 - np.log(n) + np.log(self.rss)))
         if REML:
             val -= float(np.sum(np.log(np.abs(np.diag(self._R)))))
         return float(val)

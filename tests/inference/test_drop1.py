@@ -58,5 +58,25 @@ def test_without_a_test_only_aic_and_errors():
     assert np.isnan(table.loc["<none>", "npar"])
     with pytest.raises(ValueError, match="test must be"):
         mm.drop1(fit, test="F")
-    with pytest.raises(mm.MixedModelsError, match="lmer or glmer fit"):
-        mm.drop1(mm.lm("Reaction ~ Days", mm.datasets.load("sleepstudy")))
+    with pytest.raises(mm.MixedModelsError, match="lmer, glmer or lm fit"):
+        mm.drop1(mm.glm("Reaction ~ Days", mm.datasets.load("sleepstudy")))
+    with pytest.raises(ValueError, match="'none' or 'F' for an lm fit"):
+        mm.drop1(mm.lm("Reaction ~ Days", mm.datasets.load("sleepstudy")), test="Chisq")
+
+
+LM_REF = json.loads((TOOLBOX / "drop1_lm.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(LM_REF))
+def test_lm_tables_match_r(name):
+    """R's drop1(lm_fit, test = "F"): Df, Sum of Sq, RSS, AIC (extractAIC), F and its p-value."""
+    case = LM_REF[name]
+    data = pd.read_csv(TOOLBOX / "sleepstudy_grp.csv").assign(w=lambda d: np.resize([1, 2, 0.5], len(d)))
+    table = mm.drop1(mm.lm(case["formula"], data, weights=case["weights"] or None), test="F")
+    assert list(table.index) == case["rows"]
+    for column, key in [("Df", "Df"), ("Sum of Sq", "SumSq"), ("RSS", "RSS"), ("AIC", "AIC"),
+                        ("F value", "F"), ("Pr(>F)", "p")]:
+        want = np.array([np.nan if v is None else v for v in case[key]], dtype=float)
+        assert table[column].to_numpy() == pytest.approx(want, rel=1e-9, nan_ok=True), column
+    printed = str(table).splitlines()
+    assert printed == [line.rstrip().replace("‘", "'").replace("’", "'") for line in case["printed"]]
