@@ -13,8 +13,8 @@ def parameters(fit) -> pd.Series:
     """Every parameter, one row each: 'sd_(Intercept)|Subject', 'cor_(Intercept).Days|Subject', 'sigma', β."""
     values, names = [], []
     for r in fit.varcorr.itertuples(index=False):
-        if r.grp == "Residual":
-            names.append("sigma")
+        if r.grp == "Residual":  # σ, or a residual structure's parameter (Phi, varIdent.B, …) by its name
+            names.append("sigma" if pd.isna(r.var1) else str(r.var1))
         elif pd.isna(r.var2):
             names.append(f"sd_{r.var1}|{r.grp}")
         else:

@@ -122,6 +122,9 @@ def print_form(fit: MixedModelResult) -> str:
     observations and groups, and the fixed effects as a named vector (digits 4)."""
     lines = [heading(fit, *method_title(fit, "lmerModLmerTest"), long=False), fit_criterion(fit, 4),
              random_effects_block_sd(fit), observations_line(fit).split("\n")[0]]
+    structure = residual_structure_block(fit)
+    if structure:
+        lines.append(structure)
     if len(fit.fixef):
         lines += ["Fixed Effects:", named_vector(list(fit.fixef.index), format_vector(fit.fixef.to_numpy(), SUMMARY_DIGITS))]
     else:

@@ -114,6 +114,18 @@ class ResidualLmerResult(StructureParameters, LmerResult):
         r = self.design.y - self._fitted_values
         return self.design.per_data_row(self._normalized(r, self.sigma, type), f"{type} residuals")
 
+    def distribution_variance(self) -> float:
+        """The residual variance for icc() and r2(): σ̂² times the mean of gᵢ² over the rows (σ̂²
+        without a variance function), as random slopes enter through the mean of zᵢᵀΣzᵢ."""
+        return self.sigma**2 * float(np.mean(self.residual_structure.sd_ratios(self.phi) ** 2))
+
+    def scaled_residuals(self, type: str = "pearson") -> pd.Series:
+        """'pearson': (y − fitted)/(σ̂ gᵢ), nlme's standardized within-group residuals (the summary's);
+        'response': (y − fitted)/σ̂."""
+        type = match_arg(type, ("pearson", "response"), "type")
+        r = (self.design.y - self._fitted_values) / (self.residual_structure.sd_ratios(self.phi) if type == "pearson" else 1.0)
+        return self.design.per_data_row(r / self.sigma, "scaled residuals")
+
     def refit_ml(self) -> ResidualLmerResult:
         if not self.REML:
             return self

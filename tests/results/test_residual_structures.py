@@ -106,6 +106,7 @@ def test_summary_prints_the_structures_as_nlme(fits):
     text = str(fits["sim_ar1_slope_varident_REML"].summary())
     assert "Correlation Structure: AR(1)\n Formula: ~week | id \n Parameter estimate(s):" in text
     assert "Variance function:\n Structure: Different standard deviations per stratum\n Formula: ~1 | arm" in text
+    assert "Correlation Structure: AR(1)" in str(fits["sim_ar1_slope_varident_REML"])  # print(m) too
     gls_text = str(fits["orth_gls_cs_REML"].summary())
     assert gls_text.startswith("Generalized least squares fit by REML") and "Correlation Structure: Compound symmetry" in gls_text
 
@@ -184,3 +185,20 @@ def test_acf_errors(fits):
     with pytest.raises(mm.DataError, match="max_lag must be between 0 and 7"):
         mm.acf(plain, max_lag=8)
     assert len(mm.acf(plain)) == 8  # nlme's default: min(7, floor(10 log10(8))) + 1 lags
+
+
+def test_parameters_and_wald_intervals_name_the_structure_parameters(fits):
+    m = fits["sim_ar1_slope_varident_REML"]
+    params = m.parameters()
+    assert list(params.index[3:6]) == ["sigma", "Phi", "varIdent.B"]
+    assert params["Phi"] == pytest.approx(m.correlation_parameters["Phi"])
+    ci = m.confint()
+    np.testing.assert_allclose(ci.loc["week"], m.fixef["week"] + np.array([-1, 1]) * 1.959964 * m.se["week"], rtol=1e-6)
+
+
+def test_icc_uses_the_mean_residual_variance(fits):
+    m = fits["sim_ar1_slope_varident_REML"]
+    g = np.where(DATA["growth_ar1"]["arm"] == "B", m.variance_parameters["B"], 1.0)
+    resid = m.sigma**2 * np.mean(g**2)
+    re = m.random_variances()["id"]
+    assert m.icc()["adjusted"] == pytest.approx(re / (re + resid), rel=1e-12)
