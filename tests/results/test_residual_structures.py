@@ -1,7 +1,8 @@
 """Residual correlation and variance structures agree with nlme 3.1-162's lme and gls
 (tests/fixtures/resid_struct: make_fixtures.R writes the data sets and nlme_fits.json).
 
-Orthodont and BodyWeight (nlme's data) and a simulated AR(1) growth curve, by REML and ML:
+Orthodont and BodyWeight (nlme's data) and a simulated AR(1) growth curve (also its first four weeks with
+some visits missing, for corSymm's patterns of times), by REML and ML:
 −2 log-likelihood within 1e-6, fixed effects within 1e-4 of their SE, SEs and σ within 1e-4
 relative, random-effect SDs within 1e-4 relative (2e-3 absolute at the singular fit), φ, ρ and
 the variance functions' parameters within 1e-4, nlme's normalized residuals within 1e-4.
@@ -32,6 +33,7 @@ def load(name: str) -> pd.DataFrame:
 
 
 DATA = {name: load(name) for name in ("orthodont", "bodyweight", "growth_ar1")}
+DATA["growth_first4"] = DATA["growth_ar1"][DATA["growth_ar1"]["week"] < 4]  # some visits missing
 
 CASES = {  # fixture id: (kind, data, formula, structure arguments)
     "orth_ar1": ("lmer", "orthodont", "distance ~ age + Sex + (1 | Subject)",
@@ -47,6 +49,7 @@ CASES = {  # fixture id: (kind, data, formula, structure arguments)
     "sim_ar1_slope_varident": ("lmer", "growth_ar1", "y ~ week + arm + (week | id)",
                                {"residual": mm.AR1(time="week", group="id"), "variance": mm.VarIdent("arm")}),
     "sim_gls_ar1": ("gls", "growth_ar1", "y ~ week + arm", {"residual": mm.AR1(time="week", group="id")}),
+    "sim_gls_symm_missing": ("gls", "growth_first4", "y ~ week + arm", {"residual": mm.Symm(time="week", group="id")}),
 }
 
 
