@@ -206,6 +206,7 @@ class Autoregressive(BoundCorrelation):
         gap = np.diff(t, prepend=t[0])
         self.gap = np.where(groups.first, 0.0, gap)
         self.continuous = isinstance(spec, CAR1)
+        self._last: tuple[float, np.ndarray] | None = None
 
     def start(self) -> np.ndarray:
         return np.array([np.log(0.2 / 0.8)]) if self.continuous else np.zeros(1)
@@ -217,8 +218,14 @@ class Autoregressive(BoundCorrelation):
         return pd.Series([self.phi(a)], index=["Phi"])
 
     def _lag_correlations(self, a: np.ndarray) -> np.ndarray:
-        rho = np.power(self.phi(a), self.gap)
-        return np.where(self.groups.first, 0.0, rho)
+        """ρₖ = φ^(tₖ − tₖ₋₁) (0 at a group's first row); the last φ's kept, as whiten and logdet
+        of one evaluation ask for the same."""
+        phi = self.phi(a)
+        if self._last is None or self._last[0] != phi:
+            rho = np.power(phi, self.gap)
+            rho[self.groups.first] = 0.0
+            self._last = (phi, rho)
+        return self._last[1]
 
     def whiten(self, a: np.ndarray, M: np.ndarray) -> np.ndarray:
         rho = self._lag_correlations(a)

@@ -30,10 +30,10 @@ class WhitenedLMM(LinearMixedModel):
     """The LMM at fixed φ: whitened crossproducts, log|V(φ)| in the deviance (as −Σ log wᵢ is).  A
     ``LinearMixedModel`` of the design's rows, whose crossproducts are those of the whitened rows."""
 
-    def __init__(self, design: Design, builder: CrossproductBuilder, rows: np.ndarray, beta_shift: np.ndarray,
+    def __init__(self, design: Design, builder: CrossproductBuilder, columns: np.ndarray, beta_shift: np.ndarray,
                  structure: ResidualStructure, phi: np.ndarray, REML: bool, control: Control):
+        """``columns``: the sorted rows of [Z's raw matrices, X, y − Xb₀] (``beta_shift`` b₀)."""
         terms = builder.reterms
-        columns = np.column_stack([t.matrix for t in terms] + [rows])
         white = structure.whiten(phi, columns)
         ends = np.cumsum([t.p for t in terms], dtype=int)
         whitened = tuple(replace(t, matrix=np.ascontiguousarray(white[:, e - t.p:e])) for t, e in zip(terms, ends))
@@ -54,15 +54,16 @@ class ResidualLMM:
         y = design.y if design.offset is None else design.y - design.offset
         self.beta_shift = least_squares(design.X, y, None)
         order = structure.order
-        self.rows = np.column_stack([design.X, y - design.X @ self.beta_shift])[order]
         self.builder = CrossproductBuilder(tuple(replace(t, codes=t.codes[order], matrix=t.matrix[order])
                                                  for t in design.reterms))
+        self.columns = np.column_stack([t.matrix for t in design.reterms]
+                                       + [design.X, y - design.X @ self.beta_shift])[order]
         self.design, self.structure, self.REML, self.control = design, structure, REML, control
         self.ntheta = sum(t.ntheta for t in design.reterms)
 
     def at(self, phi: np.ndarray) -> WhitenedLMM:
         """The model at fixed φ."""
-        return WhitenedLMM(self.design, self.builder, self.rows, self.beta_shift, self.structure, phi,
+        return WhitenedLMM(self.design, self.builder, self.columns, self.beta_shift, self.structure, phi,
                            self.REML, self.control)
 
     def with_REML(self, REML: bool) -> ResidualLMM:
