@@ -24,7 +24,7 @@ half the diagonal).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -192,6 +192,83 @@ class CovStructure:
         lo, hi = self.rho_interval(p)
         rho = self.split(theta, p)[1]
         return bool(rho - lo < tol or hi - rho < tol)
+
+
+@dataclass(frozen=True)
+class StackedStructure(CovStructure):
+    """Several terms of one grouping factor taken as one: T = blockdiag(T₁, …, Tₘ) over the
+    parts' columns, θ the parts' θ one after another.
+
+    The engine amalgamates the terms of a grouping factor into one term of this structure
+    (as MixedModels.jl does), so that an evaluation handles each level's effects in one
+    block instead of looping over pairs of terms; results and reports see the parts.
+    """
+
+    name: str = "stacked"
+    parts: tuple[tuple[CovStructure, int], ...] = ()  # each part's structure and its number of columns
+
+    def _offsets(self) -> list[tuple[CovStructure, int, slice, slice]]:
+        """Each part with its columns' slice in T and its slice of θ."""
+        out, col, at = [], 0, 0
+        for structure, p in self.parts:
+            k = structure.ntheta(p)
+            out.append((structure, p, slice(col, col + p), slice(at, at + k)))
+            col, at = col + p, at + k
+        return out
+
+    def spelling(self, expr: str, group: str) -> str:
+        return f"({expr} || {group})"
+
+    def ntheta(self, p: int) -> int:
+        return sum(structure.ntheta(q) for structure, q in self.parts)
+
+    def lower(self, p: int) -> np.ndarray:
+        return np.concatenate([structure.lower(q) for structure, q in self.parts])
+
+    def start(self, p: int) -> np.ndarray:
+        return np.concatenate([structure.start(q) for structure, q in self.parts])
+
+    def scales(self, p: int) -> np.ndarray:
+        return np.concatenate([structure.scales(q) for structure, q in self.parts])
+
+    @cached_property
+    def _free(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Where θ's elements sit in T when every part is unstructured (each θ one element of T); else None."""
+        if any(structure.structured for structure, _ in self.parts):
+            return None
+        pieces = [(lower_indices(q), cols.start) for _, q, cols, _ in self._offsets()]
+        return (np.concatenate([rows + at for (rows, _), at in pieces]),
+                np.concatenate([columns + at for (_, columns), at in pieces]))
+
+    def factor(self, theta: np.ndarray, p: int) -> np.ndarray:
+        free = self._free
+        T = np.zeros((p, p))
+        if free is not None:  # unstructured parts only: θ is a set of T's elements
+            T[free] = theta
+            return T
+        for structure, q, cols, s in self._offsets():
+            T[cols, cols] = structure.factor(theta[s], q)
+        return T
+
+    def jacobian(self, theta: np.ndarray, p: int) -> np.ndarray:
+        out = np.zeros((self.ntheta(p), p, p))
+        for structure, q, cols, s in self._offsets():
+            if structure.structured:
+                out[s, cols, cols] = structure.jacobian(theta[s], q)
+            else:
+                rows, columns = lower_indices(q)
+                out[np.arange(s.start, s.stop), rows + cols.start, columns + cols.start] = 1.0
+        return out
+
+    def pullback(self, theta: np.ndarray, p: int, dT: np.ndarray) -> np.ndarray:
+        free = self._free
+        if free is not None:
+            return dT[free]
+        return np.concatenate([structure.pullback(theta[s], q, dT[cols, cols]) if structure.structured
+                               else dT[cols, cols][lower_indices(q)] for structure, q, cols, s in self._offsets()])
+
+    def at_boundary(self, theta: np.ndarray, p: int, tol: float) -> bool:
+        return any(structure.at_boundary(theta[s], q, tol) for structure, q, _, s in self._offsets())
 
 
 UNSTRUCTURED = CovStructure()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .covstruct import UNSTRUCTURED, CovStructure
+from .covstruct import UNSTRUCTURED, CovStructure, StackedStructure
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,35 @@ class ReTerm:
         if self.p == 1:
             return self.matrix[:, 0] * b[self.codes, 0]
         return np.einsum("ij,ij->i", self.matrix, b[self.codes])
+
+
+def same_factor_groups(terms: Sequence[ReTerm]) -> list[list[int]]:
+    """The positions of the terms, grouped by grouping factor (same name, levels and codes), in
+    the order of each group's first term."""
+    groups: list[list[int]] = []
+    for i, t in enumerate(terms):
+        for g in groups:
+            first = terms[g[0]]
+            if (first.group == t.group and first.levels.equals(t.levels)
+                    and np.array_equal(first.codes, t.codes)):
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    return groups
+
+
+def stacked_term(parts: Sequence[ReTerm]) -> ReTerm:
+    """Terms of one grouping factor as one term: their columns side by side, each level's effects
+    the parts' effects in turn, T block diagonal (``StackedStructure``)."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    return ReTerm(group=first.group, codes=first.codes, levels=first.levels,
+                  matrix=np.hstack([t.matrix for t in parts]),
+                  columns=tuple(c for t in parts for c in t.columns),
+                  expr=" + ".join(t.expr for t in parts), group_columns=first.group_columns,
+                  structure=StackedStructure(parts=tuple((t.structure, t.p) for t in parts)))
 
 
 def z_times_b(terms: Sequence[ReTerm], b: Sequence[np.ndarray], n: int) -> np.ndarray:

@@ -82,7 +82,7 @@ def deviance_gradient(L: BlockedCholesky, plan: GradientPlan, terms: TermSet, n:
     p0 = T[0].shape[0]
     nl0 = plan.A00.shape[0]
     m = plan.ends[-1] + (p if REML else 0)  # the rows of R that S covers
-    L00_inv = np.linalg.inv(L.L[0][0])
+    L00_inv = L.first_inverse if L.first_inverse is not None else np.linalg.inv(L.L[0][0])
     LR0, LRR = _rest_of_factor(L, m)
     SRR = _inverse_from_cholesky(LRR)
     SR0 = -_times_stack(SRR @ LR0, L00_inv)

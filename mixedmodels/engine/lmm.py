@@ -11,17 +11,17 @@ from __future__ import annotations
 import copy
 from typing import TypeVar
 from functools import cached_property
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..linalg.blockchol import BlockedCholesky, factorize
-from ..linalg.crossprod import CrossproductBuilder, Crossproducts
+from ..linalg.crossprod import CrossproductBuilder, Crossproducts, stacked_crossproducts
 from ..design.build import Design
 from .control import DEFAULT_CONTROL, Control
 from .gradient import GradientPlan, deviance_gradient, reflect_bound_columns
 from .optimizer import OptimumReport, optimize
-from ..design.reterm import ReTerm, TermSet
+from ..design.reterm import ReTerm, TermSet, same_factor_groups, stacked_term
 from .starting import moment_start, reliable_theta_limit, rescaled_start
 
 _LOG_2PI = np.log(2 * np.pi)
@@ -54,7 +54,7 @@ class ProfiledLMM(TermSet):
         """−2 log-likelihood (ML) or the REML criterion, profiled over β and σ."""
         REML = self.REML if REML is None else REML
         try:
-            L = self.factor(np.asarray(theta, dtype=float))
+            L = self.amalgamated.factor(np.asarray(theta, dtype=float), self.p)
         except np.linalg.LinAlgError:
             return np.inf
         return deviance_from_factor(L, self.n, REML) - self._log_weights
@@ -90,25 +90,74 @@ class ProfiledLMM(TermSet):
         ctl = self.control
         if ctl.optimizer != "auto":
             return ctl.optimizer == "lbfgsb"
-        q = [t.q for t in self.terms]
+        q = [t.q for t in self.amalgamated.terms.terms]
         rest = sum(q[1:]) + self.p
         return self.ntheta >= ctl.gradient_min_theta and rest * (rest + q[0]) <= ctl.gradient_max_entries
 
     def objective_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """The objective and its analytic gradient in θ (engine/gradient.py); (inf, NaN) where it has none."""
         theta = np.asarray(theta, dtype=float)
+        merged = self.amalgamated
         try:
-            L = self.factor(theta)
+            L = merged.factor(theta, self.p)
             value = deviance_from_factor(L, self.n, self.REML) - self._log_weights
             if not np.isfinite(value):
                 raise np.linalg.LinAlgError
-            return value, deviance_gradient(L, self.gradient_plan, self, self.n, self.REML, theta)
+            grad = deviance_gradient(L, self.gradient_plan, merged.terms, self.n, self.REML, merged.theta(theta))
+            return value, merged.model_order(grad)
         except np.linalg.LinAlgError:
             return np.inf, np.full(len(theta), np.nan)
 
     @cached_property
     def gradient_plan(self) -> GradientPlan:
-        return GradientPlan.from_crossproducts(self.crossprod)
+        return GradientPlan.from_crossproducts(self.amalgamated.crossprod)
+
+    @cached_property
+    def amalgamated(self) -> Amalgamation:
+        """The terms with those of each grouping factor taken as one, for the evaluations."""
+        return amalgamate(self, self.crossprod)
+
+
+@dataclass(frozen=True)
+class Amalgamation:
+    """A model's terms with those of each grouping factor taken as one (``stacked_term``; in
+    the canonical order, by decreasing ℓᵢpᵢ), as MixedModels.jl does: ``(1 + x || g)`` and
+    other terms of one factor become one block per level, so an evaluation handles each
+    level's effects at once instead of looping over pairs of terms.  The deviance is the
+    same function of θ (the effects are only reordered); ``order`` says where the stacked
+    terms' θ sits in the model's θ (None: nothing was stacked)."""
+
+    terms: TermSet
+    crossprod: Crossproducts
+    order: np.ndarray | None
+
+    def theta(self, theta: np.ndarray) -> np.ndarray:
+        """The stacked terms' θ from the model's."""
+        return theta if self.order is None else theta[self.order]
+
+    def model_order(self, values: np.ndarray) -> np.ndarray:
+        """A vector over the stacked terms' θ (a gradient) in the model's θ order."""
+        if self.order is None:
+            return values
+        out = np.empty_like(values)
+        out[self.order] = values
+        return out
+
+    def factor(self, theta: np.ndarray, p: int) -> BlockedCholesky:
+        """L at the model's θ, in the stacked layout."""
+        return factorize(self.crossprod, self.terms.lambdas(self.theta(theta)), p)
+
+
+def amalgamate(terms: TermSet, A: Crossproducts) -> Amalgamation:
+    """The ``Amalgamation`` of a model's terms and crossproducts."""
+    groups = same_factor_groups(terms.terms)
+    if len(groups) == len(terms.terms):
+        return Amalgamation(terms, A, None)
+    groups.sort(key=lambda g: -sum(terms.terms[j].q for j in g))
+    slices = terms.theta_slices()
+    order = np.concatenate([np.arange(slices[j].start, slices[j].stop) for g in groups for j in g])
+    stacked = TermSet(tuple(stacked_term([terms.terms[j] for j in g]) for g in groups))
+    return Amalgamation(stacked, stacked_crossproducts(A, groups), order)
 
 
 class LinearMixedModel(ProfiledLMM):

@@ -54,6 +54,7 @@ class BlockedCholesky:
     lambdas: list[np.ndarray]  # Tᵢ of each term
     p: int  # number of fixed effects
     beta_shift: np.ndarray | None = None  # b₀ when the last column is y − Xb₀ (Crossproducts.beta_shift)
+    first_inverse: np.ndarray | None = None  # L₀₀⁻¹ (ℓ, p, p) where the factorisation formed it (few levels)
 
     @property
     def K(self) -> int:
@@ -166,7 +167,11 @@ def factorize(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> BlockedCho
     T: list[np.ndarray | None] = [*lambdas, None]  # None: the [X y] row, on which Λ does not act
     A_row = [*A.off, A.xz]  # A_row[j][k] = A_jk, k < j
     L00 = _stack_cholesky(_quadratic_stack(A.diag[0], lambdas[0]) + np.eye(lambdas[0].shape[0]))
-    B0 = _stack_right_solve_lower_t(np.broadcast_to(lambdas[0], L00.shape), L00)  # Λ₀ L₀₀⁻ᵀ, block diagonal
+    inverse = np.linalg.inv(L00) if 1 < L00.shape[1] and L00.shape[0] <= SMALL_STACK else None  # one batched call
+    if inverse is not None:
+        B0 = lambdas[0] @ inverse.transpose(0, 2, 1)  # Λ₀ L₀₀⁻ᵀ, block diagonal
+    else:
+        B0 = _stack_right_solve_lower_t(np.broadcast_to(lambdas[0], L00.shape), L00)
     L: list[list] = [[L00]] + [[_times_block_diag(_lam_t_left(T[j], A_row[j][0]), B0)] for j in range(1, K + 1)]
     for k in range(1, K + 1):
         if k < K and stacked[k]:
@@ -189,7 +194,8 @@ def factorize(A: Crossproducts, lambdas: list[np.ndarray], p: int) -> BlockedCho
         for j, R in zip(range(k + 1, K + 1), below):
             L[j].append(solved[start:start + R.shape[0]])
             start += R.shape[0]
-    return BlockedCholesky(L=L, lambdas=lambdas, p=p, beta_shift=A.beta_shift if p else None)
+    return BlockedCholesky(L=L, lambdas=lambdas, p=p, beta_shift=A.beta_shift if p else None,
+                           first_inverse=inverse)
 
 
 def check_dense_budget(A: Crossproducts, stacked: tuple[bool, ...]) -> None:
@@ -478,6 +484,8 @@ def _quadratic_stack(D: np.ndarray, T: np.ndarray) -> np.ndarray:
     instead of ℓ tiny ones.
     """
     nl, p, _ = D.shape
+    if 1 < p and nl <= SMALL_STACK:  # on a few levels numpy's batched product has less overhead (18 × 11²: 27 -> 8 us)
+        return (T.T @ D) @ T
     kron = (T[:, None, :, None] * T[None, :, None, :]).reshape(p * p, p * p)
     return (D.reshape(nl, p * p) @ kron).reshape(D.shape)
 
@@ -508,6 +516,8 @@ def _rowwise_dot(X: np.ndarray, Y: np.ndarray) -> np.ndarray | float:
 
 def _stack_right_solve_lower_t(B: np.ndarray, L: np.ndarray) -> np.ndarray:
     """B_s L_s⁻ᵀ for each level s: (ℓ, m, p) right-hand sides, (ℓ, p, p) lower factors."""
+    if 1 < L.shape[1] and L.shape[0] <= SMALL_STACK:  # one batched LAPACK call (18 × 11²: 58 -> 33 us)
+        return np.linalg.solve(L, B.transpose(0, 2, 1)).transpose(0, 2, 1)
     X = np.empty(B.shape)
     for a in range(L.shape[1]):
         X[:, :, a] = (B[:, :, a] - np.einsum("lmb,lb->lm", X[:, :, :a], L[:, a, :a])) / L[:, a, a][:, None]

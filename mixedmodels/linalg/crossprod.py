@@ -82,6 +82,77 @@ def add_crossproducts(parts: list[Crossproducts]) -> Crossproducts:
     )
 
 
+def stacked_crossproducts(A: Crossproducts, groups: list[list[int]]) -> Crossproducts:
+    """A for the terms of each group (of one grouping factor) taken as one term, the groups in
+    the given order: each level's effects are the group's terms' effects in turn
+    (``design.reterm.stacked_term``).  The blocks are A's, with their rows and columns moved."""
+    widths = [D.shape[1] for D in A.diag]
+    maps = {}  # each original term's effects → their positions in its group's term
+    for g in groups:
+        at = 0
+        for j in g:
+            nl, width = A.diag[j].shape[0], sum(widths[i] for i in g)
+            maps[j] = (np.arange(nl)[:, None] * width + at + np.arange(widths[j])).ravel()
+            at += widths[j]
+    diag = []
+    for g in groups:
+        nl, width = A.diag[g[0]].shape[0], sum(widths[i] for i in g)
+        D = np.zeros((nl, width, width))
+        starts = np.cumsum([0] + [widths[j] for j in g])
+        for a, j in enumerate(g):
+            D[:, starts[a]:starts[a + 1], starts[a]:starts[a + 1]] = A.diag[j]
+            for b, k in enumerate(g[:a]):
+                S = _level_stack(_term_block(A, j, k), nl, widths[j], widths[k])
+                D[:, starts[a]:starts[a + 1], starts[b]:starts[b + 1]] = S
+                D[:, starts[b]:starts[b + 1], starts[a]:starts[a + 1]] = S.transpose(0, 2, 1)
+        diag.append(D)
+    sizes = [D.shape[0] * D.shape[1] for D in diag]
+    off = tuple(tuple(_moved_block(A, groups[J], groups[I], maps, (sizes[J], sizes[I])) for I in range(J))
+                for J in range(len(groups)))
+    xz = []
+    for g, size in zip(groups, sizes):
+        B = np.zeros((A.xx.shape[0], size))
+        for j in g:
+            B[:, maps[j]] = A.xz[j]
+        xz.append(B)
+    return Crossproducts(diag=tuple(diag), off=off, xz=tuple(xz), xx=A.xx, beta_shift=A.beta_shift)
+
+
+def _term_block(A: Crossproducts, j: int, k: int):
+    """Zⱼᵀ W Zₖ for two different terms, from the stored lower block."""
+    return A.off[j][k] if j > k else A.off[k][j].T
+
+
+def _level_stack(B, nl: int, pj: int, pk: int) -> np.ndarray:
+    """The (ℓ, pⱼ, pₖ) diagonal level blocks of Zⱼᵀ W Zₖ for two terms of one grouping factor."""
+    if sp.issparse(B):  # its entries lie in the level blocks: each one lands in its place
+        C = sp.coo_matrix(B)
+        out = np.zeros((nl, pj, pk))
+        out[C.row // pj, C.row % pj, C.col % pk] = C.data
+        return out
+    level = np.arange(nl)[:, None, None]
+    return np.asarray(B)[level * pj + np.arange(pj)[:, None], level * pk + np.arange(pk)]
+
+
+def _moved_block(A: Crossproducts, rows: list[int], cols: list[int], maps: dict, shape: tuple[int, int]):
+    """The block between two groups' terms from the blocks between their parts: sparse while
+    they all are and it stays below ``CrossproductBuilder.DENSE_FILL``, else dense."""
+    parts = [(maps[j], maps[k], _term_block(A, j, k)) for j in rows for k in cols]
+    if all(sp.issparse(B) for _, _, B in parts):
+        coo = [(r, c, sp.coo_matrix(B)) for r, c, B in parts]
+        out = sp.csr_matrix((np.concatenate([B.data for _, _, B in coo]),
+                             (np.concatenate([r[B.row] for r, _, B in coo]),
+                              np.concatenate([c[B.col] for _, c, B in coo]))), shape=shape)
+        if out.nnz <= CrossproductBuilder.DENSE_FILL * shape[0] * shape[1]:
+            out.sort_indices()
+            return out
+        return out.toarray()
+    dense = np.zeros(shape)
+    for r, c, B in parts:
+        dense[np.ix_(r, c)] = B.toarray() if sp.issparse(B) else B
+    return dense
+
+
 def _add_blocks(blocks):
     if not all(sp.issparse(B) for B in blocks):
         return sum(B.toarray() if sp.issparse(B) else B for B in blocks)

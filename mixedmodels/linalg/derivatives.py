@@ -106,10 +106,12 @@ def richardson_hessian(f: Callable[[np.ndarray], float], x: np.ndarray, d: float
 
 
 def forward_difference_jacobian(g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, gx: np.ndarray,
-                                h: np.ndarray) -> np.ndarray:
+                                h: np.ndarray, known: dict[int, np.ndarray] | None = None) -> np.ndarray:
     """(g(x + hᵢeᵢ) − g(x)) / hᵢ stacked along the first axis: the Hessian of f from its analytic
-    gradient g in k evaluations (the optimizer's check with a gradient)."""
-    return np.array([(g(shifted(x, i, h[i])) - gx) / h[i] for i in range(len(x))])
+    gradient g in k evaluations (the optimizer's check with a gradient); ``known`` holds
+    g(x + hᵢeᵢ) already evaluated, by i."""
+    known = {} if known is None else known
+    return np.array([((known[i] if i in known else g(shifted(x, i, h[i]))) - gx) / h[i] for i in range(len(x))])
 
 
 def shifted(x: np.ndarray, i: int, delta: float) -> np.ndarray:
