@@ -270,7 +270,7 @@ def _escape_or_check(fg: ValueAndGradient, x: np.ndarray, lower: np.ndarray, fx:
     bound, the full check k + 1 (sleepstudy with 11 terms: 163 -> 120 gradients a fit).
     """
     h = gradient_check_steps(x, scale)
-    inside = {int(i): fg(shifted(x, i, h[i]))[1] for i in np.flatnonzero((x - lower) <= h)}
+    inside = {i: fg(shifted(x, i, h[i]))[1] for i in map(int, np.flatnonzero((x - lower) <= h))}
     escape = np.zeros(len(x), dtype=bool)
     escape[[i for i, g in inside.items() if g[i] < 0]] = True
     if escape.any():

@@ -126,9 +126,10 @@ def _term_block(A: Crossproducts, j: int, k: int):
 def _level_stack(B, nl: int, pj: int, pk: int) -> np.ndarray:
     """The (ℓ, pⱼ, pₖ) diagonal level blocks of Zⱼᵀ W Zₖ for two terms of one grouping factor."""
     if sp.issparse(B):  # its entries lie in the level blocks: each one lands in its place
-        C = sp.coo_matrix(B)
+        C = sp.csr_matrix(B)
+        rows = np.repeat(np.arange(C.shape[0]), np.diff(C.indptr))
         out = np.zeros((nl, pj, pk))
-        out[C.row // pj, C.row % pj, C.col % pk] = C.data
+        out[rows // pj, rows % pj, C.indices % pk] = C.data
         return out
     level = np.arange(nl)[:, None, None]
     return np.asarray(B)[level * pj + np.arange(pj)[:, None], level * pk + np.arange(pk)]
