@@ -199,7 +199,7 @@ def _optimize(f: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarra
               reflect: Reflection | None) -> OptimumReport:
     scale = np.ones(len(x0)) if initial_step is None else np.asarray(initial_step, dtype=float)
     if gradient is not None:
-        x, fun, nfev, reason, (ok, grad, gain, H) = _minimize_by_gradient(gradient, x0, lower, control, scale,
+        x, fun, nfev, reason, (ok, grad, gain, H) = _minimize_by_gradient(f, gradient, x0, lower, control, scale,
                                                                              reflect)
     else:
         minimize = derivative_free_minimizer(control)
@@ -224,8 +224,8 @@ def _optimize(f: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarra
     return OptimumReport(x=x, fun=fun, nfev=nfev, converged=ok, gradient=grad, message=message, hessian=H)
 
 
-def _minimize_by_gradient(fg: ValueAndGradient, x0: np.ndarray, lower: np.ndarray, control: Control,
-                          scale: np.ndarray, reflect: Reflection | None
+def _minimize_by_gradient(f: Callable[[np.ndarray], float], fg: ValueAndGradient, x0: np.ndarray,
+                          lower: np.ndarray, control: Control, scale: np.ndarray, reflect: Reflection | None
                           ) -> tuple[np.ndarray, float, int, str, tuple[bool, np.ndarray, float, np.ndarray]]:
     """L-BFGS-B and its check, restarted (at most ``control.gradient_restarts`` times, if
     ``control.restart``) while the check fails or ``reflect`` offers a point of equal f from which
@@ -245,7 +245,7 @@ def _minimize_by_gradient(fg: ValueAndGradient, x0: np.ndarray, lower: np.ndarra
             if restart is None:
                 break
         else:
-            restart, tried = _step_off_bounds(fg, x, lower, escape, scale)
+            restart, tried = _step_off_bounds(f, x, lower, escape, scale)
             nfev += tried
         x2, fun2, nfev2, reason = minimize_lbfgsb(fg, restart, lower, control, control.maxeval - nfev)
         nfev += nfev2
@@ -278,13 +278,13 @@ def _escape_or_check(fg: ValueAndGradient, x: np.ndarray, lower: np.ndarray, fx:
     return check_optimum_by_gradient(fg, x, lower, fx, control, scale=scale, inside=inside)
 
 
-def _step_off_bounds(fg: ValueAndGradient, x: np.ndarray, lower: np.ndarray, escape: np.ndarray,
+def _step_off_bounds(f: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray, escape: np.ndarray,
                      scale: np.ndarray) -> tuple[np.ndarray, int]:
     """x with the ``escape`` parameters moved off their bound by the best of ``ESCAPE_STEPS`` × their
     scale; and the number of evaluations spent.  The deviance falls only a short way in from the
     bound where the optimum is near it, and far where it is not."""
     trials = [np.where(escape, lower + step * scale, x) for step in ESCAPE_STEPS]
-    values = [fg(t)[0] for t in trials]
+    values = [f(t) for t in trials]  # values only: cheaper than with the gradient
     return trials[int(np.argmin(values))], len(trials)
 
 
