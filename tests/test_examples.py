@@ -60,7 +60,7 @@ def test_every_example_is_collected():
         "quickstart.py", "schools_random_intercept.py", "school_varying_slopes.py",
         "cross_level_interaction.py", "growth_curves.py", "three_level.py",
         "hospital_binary_glmer.py", "crossed_random_effects.py", "power_analysis.py",
-        "plots_gallery.py", "centering_contextual.py", "after_the_fit.py",
+        "plots_gallery.py", "centering_contextual.py", "after_the_fit.py", "residual_correlation.py",
     }
     assert expected <= set(SCRIPTS)
 
@@ -210,3 +210,16 @@ def test_after_the_fit_numbers(runs):
     assert value(rf"without subject 309 the slope is {NUMBER}", out) == pytest.approx(10.95, abs=0.01)  # lme4: 10.9500
     assert value(rf"largest studentized residual: {NUMBER}", out) == pytest.approx(5.53, abs=0.01)  # lme4: 5.5270
     assert "Model found:\nReaction ~ Days + (Days | Subject)" in out
+
+
+def test_residual_correlation_numbers(runs):
+    out = runs["residual_correlation.py"].stdout
+    aic = {name: value(rf"{name}\s+df = \d+, AIC = {NUMBER}", out) for name in ("random slopes", "AR\\(1\\) residuals", "both")}
+    assert aic["both"] < aic["AR\\(1\\) residuals"] < aic["random slopes"]  # simulated with slopes and AR(1)
+    assert 0.4 < value(rf"both\s+df = 9, AIC = {NUMBER}, Phi = {NUMBER}", out, 2) < 0.9  # simulated φ = 0.6
+    # the LRT's χ² is the difference of the ML deviances printed above it
+    match = re.search(rf"slopes\s+8 .* {NUMBER}\s*\nboth\s+9 .* {NUMBER} {NUMBER}\s+1 ", out)
+    assert match
+    dev0, dev1, chisq = map(float, match.groups())
+    assert chisq == pytest.approx(dev0 - dev1, abs=0.06)  # deviances printed to 0.1
+    assert abs(value(rf"Lag-1 autocorrelation of the normalized residuals: {NUMBER}", out)) < 0.25

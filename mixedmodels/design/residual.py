@@ -206,7 +206,9 @@ class Autoregressive(BoundCorrelation):
         gap = np.diff(t, prepend=t[0])
         self.gap = np.where(groups.first, 0.0, gap)
         self.continuous = isinstance(spec, CAR1)
-        self._last: tuple[float, np.ndarray] | None = None
+        # φ^gap for the distinct gaps only (a few for whole-number times), then spread to the rows
+        self.distinct_gaps, self.gap_index = np.unique(self.gap, return_inverse=True)
+        self._last: tuple[float, np.ndarray] | None = None  # (φ, ρ) of the last φ asked
 
     def start(self) -> np.ndarray:
         return np.array([np.log(0.2 / 0.8)]) if self.continuous else np.zeros(1)
@@ -218,13 +220,12 @@ class Autoregressive(BoundCorrelation):
         return pd.Series([self.phi(a)], index=["Phi"])
 
     def _lag_correlations(self, a: np.ndarray) -> np.ndarray:
-        """ρₖ = φ^(tₖ − tₖ₋₁) (0 at a group's first row); the last φ's kept, as whiten and logdet
-        of one evaluation ask for the same."""
+        """ρₖ of every row (0 for a group's first), computed once per φ: the whitening and the
+        log-determinant at one φ share it."""
         phi = self.phi(a)
         if self._last is None or self._last[0] != phi:
-            rho = np.power(phi, self.gap)
-            rho[self.groups.first] = 0.0
-            self._last = (phi, rho)
+            rho = np.power(phi, self.distinct_gaps)[self.gap_index]
+            self._last = (phi, np.where(self.groups.first, 0.0, rho))
         return self._last[1]
 
     def whiten(self, a: np.ndarray, M: np.ndarray) -> np.ndarray:

@@ -165,10 +165,29 @@ def _add_blocks(blocks):
 
 def zt_matrix(term: ReTerm) -> sp.csr_matrix:
     """Zᵢᵀ as a sparse qᵢ × n matrix, pᵢ entries per observation."""
-    n, p = term.matrix.shape
-    rows = (term.codes[:, None] * p + np.arange(p)).ravel()
-    cols = np.repeat(np.arange(n), p)
-    return sp.csr_matrix((term.matrix.ravel(), (rows, cols)), shape=(term.q, n))
+    return ZtPattern.of(term).matrix(term)
+
+
+@dataclass(frozen=True)
+class ZtPattern:
+    """Where each entry of a term's raw matrix lands in Zᵢᵀ's CSR arrays: the pattern depends on the
+    codes alone, so a term with new matrix values (whitened rows) reuses it without sorting."""
+
+    order: np.ndarray  # the raveled matrix's entries in CSR order
+    indices: np.ndarray
+    indptr: np.ndarray
+    shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, term: ReTerm) -> ZtPattern:
+        n, p = term.matrix.shape
+        rows = (term.codes[:, None] * p + np.arange(p)).ravel()
+        order = np.argsort(rows, kind="stable")  # by row, observations in order within a row
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=term.q))])
+        return cls(order, order // p, indptr, (term.q, n))
+
+    def matrix(self, term: ReTerm) -> sp.csr_matrix:
+        return sp.csr_matrix((term.matrix.ravel()[self.order], self.indices, self.indptr), shape=self.shape)
 
 
 def block_diagonal_crossprod(term: ReTerm, w: np.ndarray | None) -> np.ndarray:
@@ -201,7 +220,8 @@ class CrossproductBuilder:
 
     def __init__(self, reterms: tuple[ReTerm, ...]):
         self.reterms = reterms
-        self.zts = [zt_matrix(t) for t in reterms]
+        self.zt_patterns = [ZtPattern.of(t) for t in reterms]
+        self.zts = [z.matrix(t) for z, t in zip(self.zt_patterns, reterms)]
         self.patterns = [[_pattern(reterms[j], reterms[k]) for k in range(j)] for j in range(len(reterms))]
         self.plans = PlanCache()
 
@@ -210,7 +230,7 @@ class CrossproductBuilder:
         a residual structure's whitened rows at each of its parameters."""
         other = copy.copy(self)
         other.reterms = reterms
-        other.zts = [zt_matrix(t) for t in reterms]
+        other.zts = [z.matrix(t) for z, t in zip(self.zt_patterns, reterms)]
         return other
 
     def __call__(self, Xy: np.ndarray, w: np.ndarray | None) -> Crossproducts:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -105,3 +107,20 @@ def test_shift_response_keeps_the_profiled_problem():
     np.testing.assert_allclose(shifted.xx[:2, 2], 0, atol=1e-8)
     assert shifted.xx[2, 2] == pytest.approx(np.sum((y - X @ b0) ** 2), rel=1e-10)
     np.testing.assert_allclose(shifted.xz[0][2], dense_z(term).T @ (y - X @ b0), atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(6, 40), l1=st.integers(1, 6), p1=st.integers(1, 3))
+def test_with_matrices_reuses_the_pattern_for_new_values(seed, n, l1, p1):
+    """New matrix values on the same codes (a residual structure's whitened rows): the builder's kept
+    Zᵀ pattern gives the crossproducts a fresh builder computes."""
+    rng = np.random.default_rng(seed)
+    terms = (make_term(rng, n, l1, p1, "g"), make_term(rng, n, 3, 1, "h"))
+    new = tuple(replace(t, matrix=rng.standard_normal(t.matrix.shape)) for t in terms)
+    Xy = rng.standard_normal((n, 3))
+    reused, fresh = CrossproductBuilder(terms).with_matrices(new)(Xy, None), CrossproductBuilder(new)(Xy, None)
+    for a, b in zip(reused.xz, fresh.xz):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    for a, b in zip(reused.diag, fresh.diag):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dense(reused.off[1][0]), dense(fresh.off[1][0]), rtol=1e-12, atol=1e-12)
