@@ -12,16 +12,19 @@ from .profile import profile_confint
 
 
 def confint(fit, method: str = "wald", level: float = 0.95, nsim: int = 500, seed: int | None = None,
-            progress: bool | None = None, executor=None) -> pd.DataFrame:
-    """Confidence intervals, one row per parameter (see ``parameters``); ``executor`` as in bootstrap."""
+            progress: bool | None = None, executor=None, scale: str = "sd") -> pd.DataFrame:
+    """Confidence intervals, one row per parameter (see ``parameters``); ``executor`` as in bootstrap.
+    ``scale="variance"``: profile intervals of variances and covariances (lme4's ``prof.scale = "varcov"``)."""
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, not {level}")
+    if scale != "sd" and method != "profile":
+        raise ValueError(f"scale={scale!r} is for method='profile'; the {method!r} intervals are on the SD scale")
     if method == "wald":
         return wald_confint(fit, level)
     if method == "boot":
         return bootstrap(fit, nsim, seed, progress=progress, executor=executor).confint(level)
     if method == "profile":
-        return profile_confint(fit, level)
+        return profile_confint(fit, level, scale)
     raise ValueError(f"method must be 'wald', 'profile' or 'boot', not {method!r}")
 
 

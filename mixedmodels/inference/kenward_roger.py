@@ -34,9 +34,19 @@ weights, while its Φ (lme4's vcov) uses them; here V has σ²W⁻¹ throughout,
 weighted fits differ from lmerTest's numbers (they agree with pbkrtest's own
 computation given the weighted V).
 
-Everything is computed with dense n×n matrices (V⁻¹ and products with it), so
-fits are limited to ``MAX_NOBS`` observations; Satterthwaite's method has no
-such limit.  Only REML fits are supported, as in lmerTest.
+No n×n matrix is formed: with Λ any factor of the random effects' covariance in
+σ² units (ZΨZᵀ = σ²ZΛΛᵀZᵀ) and A = ZᵀWZ, Woodbury's identity gives
+
+    V⁻¹ = σ⁻² (W − WZ B ZᵀW),   B = Λ (I + ΛᵀAΛ)⁻¹ Λᵀ,
+
+so V⁻¹ applies to the n×p matrices (X, the Uₖ = GₖV⁻¹X) in O(n) and the traces
+reduce to q×q matrices (q random effects):
+
+    ZᵀV⁻¹Z = σ⁻² (A − ABA),   ZᵀV⁻¹W⁻¹V⁻¹Z = σ⁻⁴ HᵀAH (H = I − BA; only traces of its blocks),
+    tr(V⁻¹W⁻¹V⁻¹W⁻¹) = σ⁻⁴ (n − 2 tr(BA) + tr(BABA)).
+
+Memory grows as q² and n·p (``MEMORY_BUDGET``), not n².  Only REML fits are
+supported, as in lmerTest.
 """
 
 from __future__ import annotations
@@ -51,14 +61,17 @@ import scipy.linalg
 import scipy.sparse as sp
 from scipy import stats
 
-from ..errors import MixedModelsError
+from ..errors import MemoryBudgetError, MixedModelsError
 from ..design.covstruct import lower_indices
 from .satterthwaite import FTest
 
 if TYPE_CHECKING:
     from ..results.lmer import LmerResult
 
-MAX_NOBS = 5000  # dense n×n matrices: 5000² doubles are 200 MB each
+#: Bytes of dense matrices Kenward–Roger may hold: a few q×q matrices (q random effects) and
+#: 2K + 4 n×p ones (K variance parameters); beyond it a ``MemoryBudgetError`` before
+#: allocating.  Raise it on a machine with the memory to spare.
+MEMORY_BUDGET = 2 * 2**30
 
 
 @dataclass(frozen=True)
@@ -77,7 +90,7 @@ _PIECES: weakref.WeakKeyDictionary[LmerResult, KRPieces] = weakref.WeakKeyDictio
 
 
 def check_applicable(fit: LmerResult) -> None:
-    """Raise unless Kenward–Roger applies: a REML fit of at most MAX_NOBS observations."""
+    """Raise unless Kenward–Roger applies: a REML fit with unstructured covariances within MEMORY_BUDGET."""
     if not getattr(fit, "REML", False):
         raise ValueError("Kenward-Roger's method is only available for REML fits; refit with REML=True "
                          "or use ddf='Satterthwaite'")
@@ -85,11 +98,15 @@ def check_applicable(fit: LmerResult) -> None:
     if structured:
         raise MixedModelsError(f"Kenward-Roger's method needs covariances linear in their parameters, which "
                                f"{', '.join(structured)} are not; use ddf='Satterthwaite' instead")
-    if fit.nobs > MAX_NOBS:
-        raise MixedModelsError(
-            f"Kenward-Roger's method works with dense n×n matrices and is limited to {MAX_NOBS} "
-            f"observations; this fit has {fit.nobs} (the dense {fit.nobs}×{fit.nobs} matrix takes "
-            f"{fit.nobs**2 * 8 / 1e9:.1f} GB); use ddf='Satterthwaite' instead"
+    q = sum(t.p * t.nlevels for t in fit.reterms)
+    K = sum(t.p * (t.p + 1) // 2 for t in fit.reterms) + 1
+    size = 8 * (6 * q**2 + (2 * K + 4) * fit.nobs * len(fit.fixef))
+    if size > MEMORY_BUDGET:
+        raise MemoryBudgetError(
+            f"Kenward-Roger's method needs dense {q:,}×{q:,} matrices for this fit's {q:,} random effects "
+            f"(about {size / 2**30:.1f} GiB), above the memory budget of {MEMORY_BUDGET / 2**30:.1f} GiB; "
+            "use ddf='Satterthwaite', or on a machine with the memory raise "
+            "mixedmodels.inference.kenward_roger.MEMORY_BUDGET (bytes)"
         )
 
 
@@ -114,14 +131,63 @@ def _indicator_blocks(fit: LmerResult) -> tuple[sp.csr_matrix, list[slice], list
     return sp.hstack(blocks, format="csc"), slices, pairs
 
 
-def _sym_inverse(A: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class MarginalInverse:
+    """V⁻¹ = σ⁻² (W − WZ B ZᵀW) by Woodbury's identity, B = Λ (I + ΛᵀAΛ)⁻¹ Λᵀ, A = ZᵀWZ.
+
+    A and Λ stay sparse: the only dense q×q work of order q³ is M = I + ΛᵀAΛ's inverse.
+    """
+
+    Z: sp.csc_matrix
+    w: np.ndarray  # the prior weights: the diagonal of W
+    A: sp.csr_matrix
+    B: np.ndarray
+    AB: np.ndarray
+    sigma2: float
+
+    @classmethod
+    def of(cls, Z: sp.csc_matrix, Lam: sp.csc_matrix, w: np.ndarray, sigma2: float) -> MarginalInverse:
+        A = sp.csr_matrix(Z.T @ sp.diags(w) @ Z)
+        M = np.asarray((sp.identity(A.shape[0]) + Lam.T @ A @ Lam).todense())
+        Minv = _sym_inverse(M)
+        B = np.asarray(Lam @ (Lam @ Minv.T).T)  # Λ M⁻¹ Λᵀ
+        B = (B + B.T) / 2
+        return cls(Z, w, A, B, np.asarray(A @ B), sigma2)
+
+    def apply(self, Y: np.ndarray) -> np.ndarray:
+        """V⁻¹Y for an n×m matrix Y."""
+        WY = self.w[:, None] * Y
+        return (WY - self.w[:, None] * (self.Z @ (self.B @ (self.Z.T @ WY)))) / self.sigma2
+
+    def z_vinv_z(self) -> np.ndarray:
+        """ZᵀV⁻¹Z = σ⁻² (A − ABA), ABA = A (AB)ᵀ with A sparse."""
+        return (self.A.toarray() - np.asarray(self.A @ self.AB.T)) / self.sigma2
+
+    def trace_z_vinv_d_vinv_z(self, C: np.ndarray, b: slice, a: slice) -> float:
+        """tr(Z_bᵀV⁻¹W⁻¹V⁻¹Z_a) = σ⁻⁴ tr(H_bᵀ A H_a) with H = I − BA and AH = σ² ZᵀV⁻¹Z (``C``):
+        σ⁻² (tr(C_ba) − Σ (AB)_b,·ᵀ ∘ C_·a), no q×q product."""
+        return float(np.trace(C[b, a]) - np.sum(self.AB[b, :].T * C[:, a])) / self.sigma2
+
+    def trace_vinv_d_squared(self) -> float:
+        """tr(V⁻¹W⁻¹V⁻¹W⁻¹) = σ⁻⁴ (n − 2 tr(BA) + tr(BABA))."""
+        AB = self.AB
+        return float(len(self.w) - 2 * np.trace(AB) + np.sum(AB * AB.T)) / self.sigma2**2
+
+
+def _sym_inverse(M: np.ndarray) -> np.ndarray:
     """Inverse of a symmetric positive-definite matrix from its Cholesky factor."""
-    c, info = scipy.linalg.lapack.dpotrf(A, lower=True)
+    c, info = scipy.linalg.lapack.dpotrf(M, lower=True)
     if info != 0:
         raise MixedModelsError("the marginal covariance of the response is not positive definite")
     inv, info = scipy.linalg.lapack.dpotri(c, lower=True)
     inv = np.tril(inv)
     return inv + np.tril(inv, -1).T
+
+
+def _relative_factor(S: np.ndarray, sigma2: float) -> np.ndarray:
+    """A factor L with LLᵀ = S/σ² for a positive semi-definite S (singular fits included)."""
+    values, vectors = np.linalg.eigh(S / sigma2)
+    return vectors * np.sqrt(np.clip(values, 0.0, None))
 
 
 def kr_pieces(fit: LmerResult) -> KRPieces:
@@ -131,25 +197,24 @@ def kr_pieces(fit: LmerResult) -> KRPieces:
     check_applicable(fit)
     X = np.asarray(fit.design.X, dtype=float)
     n = X.shape[0]
-    w = fit.design.weights
-    d = np.ones(n) if w is None else 1.0 / np.asarray(w, dtype=float)  # residual G = W⁻¹
+    weights = fit.design.weights
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    d = 1.0 / w  # residual G = W⁻¹
     sigma2 = fit.sigma**2
 
     Z, slices, pairs = _indicator_blocks(fit)
     varpar = np.array([S[a, b] for t, S in zip(fit.reterms, fit.covariances)
                        for a, b in zip(*lower_indices(t.p))] + [sigma2])
-    # Ψ: the covariance of the random effects in the blocks' layout, cov(b_(t,a), b_(t,b)) = Sₐᵦ I_ℓ
-    psi = sp.block_diag([sp.kron(S, sp.identity(t.nlevels)) for t, S in zip(fit.reterms, fit.covariances)],
-                        format="csc")
-    V = (Z @ psi @ Z.T).toarray() + sigma2 * np.diag(d)
-    S = _sym_inverse(V)
-    del V
+    # Λ in the blocks' layout: cov(b_(t,a), b_(t,b)) = Sₐᵦ I_ℓ = σ² (LLᵀ)ₐᵦ I_ℓ
+    Lam = sp.block_diag([sp.kron(_relative_factor(S, sigma2), sp.identity(t.nlevels))
+                         for t, S in zip(fit.reterms, fit.covariances)], format="csc")
+    Vinv = MarginalInverse.of(Z, Lam, w, sigma2)
+    del Lam
 
-    T = S @ X  # V⁻¹X
+    T = Vinv.apply(X)  # V⁻¹X
     Phi = np.linalg.inv(X.T @ T)
     Phi = (Phi + Phi.T) / 2
-    R = (Z.T @ S).T  # V⁻¹Z, n×q
-    C = Z.T @ R  # ZᵀV⁻¹Z, q×q
+    C = Vinv.z_vinv_z()  # ZᵀV⁻¹Z, q×q
     ZT = [np.asarray(Z[:, s].T @ T) for s in slices]  # Z_iᵀV⁻¹X
 
     # Uₖ = Gₖ V⁻¹X; the residual's is W⁻¹V⁻¹X
@@ -157,7 +222,7 @@ def kr_pieces(fit: LmerResult) -> KRPieces:
     U = [sum(Z[:, slices[i]] @ ZT[j] for i, j in pk) for pk in pairs] + [d[:, None] * T]
     P = np.array([-(T.T @ u) for u in U])
     P = (P + P.transpose(0, 2, 1)) / 2
-    SU = [S @ u for u in U]
+    SU = [Vinv.apply(u) for u in U]
     Q = np.array([[U[k].T @ SU[l] for l in range(K)] for k in range(K)])
 
     # tr(V⁻¹GₖV⁻¹Gₗ)
@@ -166,10 +231,10 @@ def kr_pieces(fit: LmerResult) -> KRPieces:
         for l in range(k, len(pairs)):
             Ktr[k, l] = sum(np.sum(C[slices[b], slices[c]] * C[slices[a], slices[dd]])
                             for a, b in pk for c, dd in pairs[l])
-        Ktr[k, -1] = sum(np.sum(R[:, slices[b]] * (d[:, None] * R[:, slices[a]])) for a, b in pk)
-    Ktr[-1, -1] = d @ ((S * S) @ d)
+        Ktr[k, -1] = sum(Vinv.trace_z_vinv_d_vinv_z(C, slices[b], slices[a]) for a, b in pk)
+    Ktr[-1, -1] = Vinv.trace_vinv_d_squared()
     Ktr = np.triu(Ktr) + np.triu(Ktr, 1).T
-    del R, C, S
+    del C, Vinv
 
     PhiP = np.einsum("ij,kjl->kil", Phi, P)  # ΦPₖ
     info = Ktr - 2 * np.einsum("ij,klij->kl", Phi, Q) + np.einsum("kij,lji->kl", PhiP, PhiP)

@@ -455,8 +455,6 @@ def profile_zeta(fit, which: str | Sequence[str] | None = None, level: float = 0
     a fifth of the interval beyond each limit (within the parameter's bounds).
     ``ci`` may pass a precomputed ``fit.confint(method="profile", level=level)``.
     """
-    if _is_glmm(fit):
-        raise ValueError("profiles are available for lmer fits; use confint(method='boot') for glmer")
     prof = LmmProfile(fit)
     names = list(parameters(prof.fit).index)
     wanted = names if which is None else ([which] if isinstance(which, str) else list(which))
@@ -509,18 +507,18 @@ def profile_plot(fit, which: str | Sequence[str] | None = None, level: float = 0
                  ax=None, fig=None):
     """ζ against each parameter's value (lme4's ``xyplot(profile(fit))``).
 
-    ζ = sign(value − estimate)·√(profiled ML deviance − minimum), from
+    ζ = sign(value − estimate)·√(profiled deviance − minimum), from
     :class:`mixedmodels.inference.profile.LmmProfile`, on ``npoints`` values across the
     profile interval at ``level`` (see :func:`profile_zeta`), with horizontal
     lines at ±z and the interval's limits marked.  A straight line means the
     likelihood is quadratic there (Wald intervals would agree).  ``which``
     names parameters as ``fit.parameters()`` does (default: all).  lmer fits
-    only (REML fits are profiled on their ML refit, as lme4).  Returns the Figure.
+    (REML fits are profiled on their ML refit, as lme4) and glmer fits (the
+    Laplace deviance).  Returns the Figure.
     """
     z = _z(level)
-    ci = fit.confint(method="profile", level=level) if not _is_glmm(fit) else None
+    ci = fit.confint(method="profile", level=level)
     curves = profile_zeta(fit, which, level, npoints, ci=ci)
-    assert ci is not None  # profile_zeta refuses glmer fits
     n = len(curves)
     fig, axes = _panels(n, ax, fig, ncols=min(n, 3), panel_size=(3.4, 3.2), sharey=True)
     from scipy.interpolate import PchipInterpolator

@@ -389,10 +389,11 @@ class MixedModelResult(RandomEffectsFit):
 
     @with_fitting_threads
     def confint(self, method: str = "wald", level: float = 0.95, nsim: int = 500, seed: int | None = None,
-                progress: bool | None = None, executor=None) -> pd.DataFrame:
+                progress: bool | None = None, executor=None, scale: str = "sd") -> pd.DataFrame:
         """Confidence intervals, one row per parameter: 'wald' (fixed effects), 'profile'
-        (lmer, as lme4) or 'boot' (parametric bootstrap; ``executor`` as in bootstrap)."""
-        return confint(self, method, level, nsim, seed, progress, executor=executor)
+        (lmer and glmer, as lme4; ``scale="variance"`` for variances and covariances, lme4's
+        ``prof.scale = "varcov"``) or 'boot' (parametric bootstrap; ``executor`` as in bootstrap)."""
+        return confint(self, method, level, nsim, seed, progress, executor=executor, scale=scale)
 
     # ----- prediction ----------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,

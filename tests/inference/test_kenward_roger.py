@@ -5,7 +5,9 @@ r"""Kenward–Roger tests agree with lmerTest 3.1-3 / pbkrtest 0.5.2.
 tests (with their contrast matrices from ``show_tests``) and pbkrtest's ``vcovAdj``
 for REML fits: sleepstudy (random slopes; balanced, unbalanced and weighted),
 Penicillin (crossed; with ``sample`` fixed for a 5-df F test), Pastes (nested; a
-2-df F test) and Dyestuff.  Tolerances: df, DenDF and F within 1% relative,
+2-df F test), Dyestuff, and egsingle (7,230 rows, children crossed within 60 schools
+with a random slope; written by ``egsingle.R`` next to its fixture, above the 5,000
+rows the former dense n×n computation allowed).  Tolerances: df, DenDF and F within 1% relative,
 standard errors within 0.5%, p-values within 5% of their log10.
 
 pbkrtest builds the residual part of the marginal covariance as σ²I even for
@@ -96,8 +98,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 import mixedmodels as mm
+from mixedmodels.errors import MemoryBudgetError
 import mixedmodels.inference.kenward_roger as kr
 from mixedmodels.inference.fixed_tests import anova_table
 from mixedmodels.inference.kenward_roger import (kenward_roger, kenward_roger_f, kr_pieces, kr_test,
@@ -248,11 +252,39 @@ def test_ml_fits_are_refused():
         kenward_roger(m)
 
 
-def test_large_fits_are_refused(monkeypatch):
-    monkeypatch.setattr(kr, "MAX_NOBS", 100)
+def test_memory_budget_error_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(kr, "MEMORY_BUDGET", 10_000)
     m = mm.lmer("Reaction ~ Days + (1|Subject)", mm.datasets.load("sleepstudy"))
-    with pytest.raises(mm.MixedModelsError, match="limited to 100 observations; this fit has 180.*Satterthwaite"):
+    with pytest.raises(MemoryBudgetError, match=r"18×18 matrices .* above the memory budget of "
+                       r".*ddf='Satterthwaite'.*kenward_roger.MEMORY_BUDGET"):
         kenward_roger(m)
+
+
+def test_woodbury_pieces_equal_the_dense_marginal_inverse():
+    """V⁻¹Y, ZᵀV⁻¹Z, the traces of ZᵀV⁻¹W⁻¹V⁻¹Z's blocks and tr(V⁻¹W⁻¹V⁻¹W⁻¹) against V = ZΨZᵀ + σ²W⁻¹ inverted densely,
+    on a weighted fit with a correlated random slope."""
+    ref = reference("sleepstudy_weighted")
+    m = fit("sleepstudy_weighted")
+    Z, _, _ = kr._indicator_blocks(m)
+    w = np.asarray(case_data(ref)["w"], dtype=float)
+    sigma2 = m.sigma**2
+    t, S = m.reterms[0], m.covariances[0]
+    Psi = np.kron(S, np.eye(t.nlevels))  # the blocks' layout: column a's levels together
+    Lam = np.kron(np.linalg.cholesky(S / sigma2), np.eye(t.nlevels))
+    Zd = Z.toarray()
+    V = Zd @ Psi @ Zd.T + sigma2 * np.diag(1 / w)
+    Vi = np.linalg.inv(V)
+    inv = kr.MarginalInverse.of(Z, sp.csc_matrix(Lam), w, sigma2)
+    X = np.asarray(m.design.X)
+    np.testing.assert_allclose(inv.apply(X), Vi @ X, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(inv.z_vinv_z(), Zd.T @ Vi @ Zd, rtol=1e-9, atol=1e-13)
+    D = np.diag(1 / w)
+    E = Zd.T @ Vi @ D @ Vi @ Zd
+    C = inv.z_vinv_z()
+    for a in (slice(0, 18), slice(18, 36)):
+        for b in (slice(0, 18), slice(18, 36)):
+            assert inv.trace_z_vinv_d_vinv_z(C, b, a) == pytest.approx(np.trace(E[b, a]), rel=1e-10)
+    assert inv.trace_vinv_d_squared() == pytest.approx(np.trace(Vi @ D @ Vi @ D), rel=1e-10)
 
 
 def test_summary_and_anova_offer_kenward_roger():

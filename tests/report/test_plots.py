@@ -333,3 +333,13 @@ def test_acf_plot_draws_the_autocorrelations_and_nlmes_bounds():
     bound = next(line for line in ax.lines if line.get_gid() == "bounds")
     np.testing.assert_allclose(bound.get_ydata(), stats.norm.ppf(0.995) / np.sqrt(table["n_used"]))
     plt.close(fig)
+
+
+def test_profile_plot_of_a_glmer_fit(tmp_path):
+    """cbpp's herd SD: ζ crosses ±z at lme4's profile limits (tests/fixtures/toolbox/glmer_profile.json)."""
+    fit = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.datasets.load("cbpp"),
+                   family="binomial")
+    fig = plots.profile_plot(fit, which="sd_(Intercept)|herd", npoints=5)
+    assert_png(fig, tmp_path, "profile_glmer")
+    lo, hi = 0.346073203325377, 1.09997464823781  # lme4 1.1-31
+    assert crossings(artist(fig.axes[0], "zeta")) == pytest.approx((lo, hi), abs=0.01 * (hi - lo))
