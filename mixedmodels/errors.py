@@ -51,7 +51,8 @@ class FitError(MixedModelsError):
 
 
 class MemoryBudgetError(FitError):
-    """A factorisation would allocate more dense memory than ``blockchol.DENSE_BUDGET`` allows."""
+    """A computation would allocate more dense memory than its budget allows (``linalg.blockchol.DENSE_BUDGET``
+    for a factorisation, ``inference.kenward_roger.MEMORY_BUDGET`` for Kenward–Roger)."""
 
 
 class DataError(MixedModelsError):

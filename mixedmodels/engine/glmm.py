@@ -269,7 +269,7 @@ class PirlsModel(TermSet):
         warm.start = PirlsStart(warm.start.u, self._glm_start())
 
         def objective(theta: np.ndarray) -> float:
-            return _safe(lambda: self.laplace(warm(theta)))
+            return or_inf(lambda: self.laplace(warm(theta)))
 
         if final:
             return optimize(objective, self.theta_start, self.theta_lower, ctl, noise=ctl.pirls_tol)
@@ -317,11 +317,11 @@ class PirlsModel(TermSet):
             eta0 = state.eta  # lme4's lp0: the linear predictor at stage 1's end
 
             def objective(x: np.ndarray) -> float:
-                return _safe(lambda: self.lme4_laplace(x[:k], beta0 + C @ x[k:], eta0))
+                return or_inf(lambda: self.lme4_laplace(x[:k], beta0 + C @ x[k:], eta0))
         else:
             def objective(x: np.ndarray) -> float:
                 theta, beta = x[:k], beta0 + C @ x[k:]
-                return _safe(lambda: self.deviance_from_modes(theta, warm(theta, beta)))
+                return or_inf(lambda: self.deviance_from_modes(theta, warm(theta, beta)))
 
         report = optimize(objective, np.concatenate([start[:k], np.zeros(self.p)]), lower, self.control,
                           initial_step=steps, noise=self.control.pirls_tol)
@@ -412,7 +412,7 @@ def loglik_is_kernel_plus_constant(family: Family, whole_weights: bool) -> bool:
     return not family.has_dispersion and (family.name != "binomial" or whole_weights)
 
 
-def _safe(f: Callable[[], float]) -> float:
+def or_inf(f: Callable[[], float]) -> float:
     """f(), or inf where PIRLS or a factorisation fails (the optimizer then steps back)."""
     try:
         return f()

@@ -104,7 +104,7 @@ def check_applicable(fit: LmerResult) -> None:
     if size > MEMORY_BUDGET:
         raise MemoryBudgetError(
             f"Kenward-Roger's method needs dense {q:,}×{q:,} matrices for this fit's {q:,} random effects "
-            f"(about {size / 2**30:.1f} GiB), above the memory budget of {MEMORY_BUDGET / 2**30:.1f} GiB; "
+            f"(about {size / 2**30:.2f} GiB), above the memory budget of {MEMORY_BUDGET / 2**30:.2f} GiB; "
             "use ddf='Satterthwaite', or on a machine with the memory raise "
             "mixedmodels.inference.kenward_roger.MEMORY_BUDGET (bytes)"
         )

@@ -24,7 +24,7 @@ from scipy import stats
 
 from ..errors import FitError
 from .parameters import parameters, percent_label
-from ..engine.glmm import WarmPirls
+from ..engine.glmm import WarmPirls, or_inf
 from ..engine.optimizer import minimize_bobyqa
 from ..linalg.covariance import sd_and_correlation
 
@@ -156,10 +156,7 @@ class LmmProfile:
         if theta is None:
             return np.inf
         if self.glmm:
-            try:
-                return self.model.deviance_from_modes(theta, self._pirls(theta, beta))
-            except (FitError, np.linalg.LinAlgError, FloatingPointError):
-                return np.inf
+            return or_inf(lambda: self.model.deviance_from_modes(theta, self._pirls(theta, beta)))
         try:
             F = self.model.factor(theta)
         except np.linalg.LinAlgError:
