@@ -44,7 +44,7 @@ class _Param:
     b: int = 0
 
 
-class LmmProfile:
+class DevianceProfile:
     """The deviance of a fit as a function of its variance parameters ψ (SDs, correlations or
     covariances, σ for an LMM) and β: the ML deviance of an lmer fit (β profiled out), the
     Laplace/AGQ deviance of a glmer fit (β among the optimised parameters).
@@ -285,7 +285,7 @@ def profile_confint(fit, level: float = 0.95, scale: str = "sd") -> pd.DataFrame
     SD limits squared, as the profile is the same), covariances ('cov_…', profiled with
     the covariance held) and 'sigma^2' in place of SDs, correlations and σ.
     """
-    prof = LmmProfile(fit, scale)
+    prof = DevianceProfile(fit, scale)
     # parameters() lists VarCorr rows (lme4's term order) then β; map to the profile's order
     labels = parameter_labels(prof)
     rows = {}
@@ -309,7 +309,7 @@ def label_on_scale(name: str, scale: str, labels: list[str]) -> str:
     return covariance if scale == "variance" and name.startswith("cor_") and covariance in labels else name
 
 
-def parameter_labels(prof: LmmProfile) -> list[str]:
+def parameter_labels(prof: DevianceProfile) -> list[str]:
     """parameters()-style names of the profile's variance parameters."""
     fit = prof.fit
     group_of = {}

@@ -43,7 +43,7 @@ from scipy import stats
 
 from ..inference.acf import acf
 from ..inference.parameters import parameters
-from ..inference.profile import LmmProfile, parameter_labels
+from ..inference.profile import DevianceProfile, parameter_labels
 
 try:
     import matplotlib
@@ -455,7 +455,7 @@ def profile_zeta(fit, which: str | Sequence[str] | None = None, level: float = 0
     a fifth of the interval beyond each limit (within the parameter's bounds).
     ``ci`` may pass a precomputed ``fit.confint(method="profile", level=level)``.
     """
-    prof = LmmProfile(fit)
+    prof = DevianceProfile(fit)
     names = list(parameters(prof.fit).index)
     wanted = names if which is None else ([which] if isinstance(which, str) else list(which))
     for w in wanted:
@@ -508,7 +508,7 @@ def profile_plot(fit, which: str | Sequence[str] | None = None, level: float = 0
     """ζ against each parameter's value (lme4's ``xyplot(profile(fit))``).
 
     ζ = sign(value − estimate)·√(profiled deviance − minimum), from
-    :class:`mixedmodels.inference.profile.LmmProfile`, on ``npoints`` values across the
+    :class:`mixedmodels.inference.profile.DevianceProfile`, on ``npoints`` values across the
     profile interval at ``level`` (see :func:`profile_zeta`), with horizontal
     lines at ±z and the interval's limits marked.  A straight line means the
     likelihood is quadratic there (Wald intervals would agree).  ``which``

@@ -6,7 +6,8 @@ REML fits, and so do we.  Agreement: 0.2% of the interval's half-width scale.
 glmer fits (Laplace deviance) and the variance scale (lme4's prof.scale =
 "varcov") against tests/fixtures/toolbox/glmer_profile.json, written by
 glmer_profile.R next to it: cbpp (binomial), grouseticks (Poisson, two crossed
-intercepts, one SD's interval reaching 0) and sleepstudy's covariance.  lme4
+intercepts, one SD's interval reaching 0), a simulated binomial model with a
+correlated random slope and sleepstudy's covariance.  lme4
 finds the limits on a spline through ζ; we find them by root-finding on the
 profile, and the two agree to about 1e-4 of the interval's width.
 """
@@ -22,7 +23,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.inference.profile import LmmProfile, parameter_labels
+from mixedmodels.inference.profile import DevianceProfile, parameter_labels
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "toolbox"
 GLMER = json.loads((FIXTURES / "glmer_profile.json").read_text())
@@ -79,7 +80,10 @@ def grouseticks() -> pd.DataFrame:
 
 def glmer_fit(case: str) -> mm.GlmerResult:
     ref = GLMER[case]
-    data = mm.datasets.load("cbpp") if case == "cbpp" else grouseticks()
+    if case == "binomial_slopes":
+        data = pd.read_csv(FIXTURES / "binomial_slopes.csv").astype({"g": str}).astype({"g": "category"})
+    else:
+        data = mm.datasets.load("cbpp") if case == "cbpp" else grouseticks()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mm.SingularFitWarning)
         fit = mm.glmer(ref["formula"], data, family=ref["family"])
@@ -101,7 +105,7 @@ def test_glmer_profile_intervals_match_lme4_binomial():
     ci = fit.confint(method="profile")
     assert list(ci.index) == list(fit.parameters().index)
     assert_matches_lme4(ci, GLMER["cbpp"]["profile_95"], fit)
-    sd = LmmProfile(fit).interval("psi", 0, 0.90)
+    sd = DevianceProfile(fit).interval("psi", 0, 0.90)
     assert sd == pytest.approx((GLMER["cbpp"]["profile_90"]["lower"][0], GLMER["cbpp"]["profile_90"]["upper"][0]),
                                abs=1e-3)
 
@@ -109,12 +113,23 @@ def test_glmer_profile_intervals_match_lme4_binomial():
 def test_glmer_profile_of_poisson_sds_matches_lme4():
     """Two crossed intercepts; the LOCATION SD's lower limit is 0 (ζ stays below z there)."""
     fit = glmer_fit("grouseticks")
-    prof = LmmProfile(fit)
+    prof = DevianceProfile(fit)
     ref = GLMER["grouseticks"]["profile_90"]
     assert parameter_labels(prof) == ["sd_(Intercept)|BROOD", "sd_(Intercept)|LOCATION"]
     for k, (lo, hi) in enumerate(zip(ref["lower"], ref["upper"])):
         assert prof.interval("psi", k, 0.90) == pytest.approx((lo, hi), abs=2e-3 * (hi - lo))
     assert prof.interval("psi", 1, 0.90)[0] == 0.0
+
+
+def test_glmer_profile_of_a_correlated_random_slope_matches_lme4():
+    """Two SDs and their correlation (simulated binomial data, 50 groups of 30)."""
+    fit = glmer_fit("binomial_slopes")
+    ci = fit.confint(method="profile")
+    assert list(ci.index) == ["sd_(Intercept)|g", "sd_x|g", "cor_(Intercept).x|g", "(Intercept)", "x"]
+    # lme4's .sig01, .sig02 (the correlation), .sig03 in parameters()' order
+    ref = GLMER["binomial_slopes"]["profile_95"]
+    order = [0, 2, 1, 3, 4]
+    assert_matches_lme4(ci, {k: [ref[k][i] for i in order] for k in ("names", "lower", "upper")}, fit)
 
 
 @pytest.mark.slow
