@@ -28,7 +28,7 @@ sorted by group, then time (``order``); nothing of the caller's data is changed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -447,6 +447,8 @@ def bind(correlation: Correlation | None, variance: Variance | None, frame: pd.D
                             f"({', '.join(t.group for t in factors.values())}); name the residual groups with group=")
         term = next(iter(factors.values()))
         codes, labels = term.codes, term.levels
+        if len(term.group_columns) == 1:  # the groups taken, named as nlme prints them: '~week | id'
+            spec = replace(spec, group=term.group_columns[0])
     elif group is not None:
         codes, labels = _codes(frame[group])
     else:

@@ -205,3 +205,10 @@ def test_icc_uses_the_mean_residual_variance(fits):
     resid = m.sigma**2 * np.mean(g**2)
     re = m.random_variances()["id"]
     assert m.icc()["adjusted"] == pytest.approx(re / (re + resid), rel=1e-12)
+
+
+def test_summary_names_the_groups_taken_by_default():
+    """Without group=, the model's one grouping factor is taken, and printed as nlme prints it."""
+    data = pd.read_csv(FIXTURES / "orthodont.csv")
+    m = mm.lmer("distance ~ age + (1 | Subject)", data, residual=mm.CAR1(time="age"))
+    assert "Correlation Structure: Continuous AR(1)\n Formula: ~age | Subject \n" in str(m.summary())
