@@ -117,7 +117,7 @@ def plan_spec(parsed: ParsedFormula, sub, used: list[str], weights: str | None, 
     if any(len(f.levels) == 0 for f in factors.values()):  # every grouping factor has a level in a complete row
         raise no_complete_rows(used)
     groupings = {g: GroupingFactor.of(found[len(single) + multi.index(g)] if len(g) > 1 else found[single.index(g[0])],
-                                      tuple(factors[c] for c in g)) for g in groups}
+                                      g, tuple(factors[c] for c in g)) for g in groups}
     proto = _prototype(sub, used, {c: factors[c] for c in factor_columns}, factors)
     parts = evaluate_parts(parsed, proto, binomial)
     _no_stateful_transforms(parts.fixed_spec, parsed.fixed)

@@ -10,8 +10,8 @@ largest factor.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
-import pandas as pd
 from formulaic.parser.types import Token
 
 from ..errors import DataError
@@ -32,28 +32,25 @@ def available_memory() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def check_design_size(part: str, formula: str, frame: pd.DataFrame, what: str = "fixed-effects") -> None:
-    """Raise DataError when the model matrix of ``part`` on ``frame`` would not fit in memory."""
-    levels = {str(c): frame[c].nunique() for c in frame.columns if _is_factor(frame[c])}
+def check_design_size(part: str, formula: str, n_rows: int, levels: Mapping[str, int],
+                      what: str = "fixed-effects") -> None:
+    """Raise DataError when the model matrix of ``part`` on ``n_rows`` rows would not fit in memory
+    (``levels``: the number of levels of each factor column)."""
 
     def leaf_columns(token: Token) -> int:
         names = [token.token] if token.kind is Token.Kind.NAME else [c for c in levels if c in token.token]
         return max([levels.get(name, 2) - 1 for name in names] + [1])
 
     columns = column_bound(part, formula, leaf_columns)
-    need = columns * len(frame) * 8 * COPIES
+    need = columns * n_rows * 8 * COPIES
     available = available_memory()
     if need > available:
         largest = max(levels, key=levels.__getitem__, default=None)
         hint = (f"; the factor {largest!r} has {levels[largest]:,} levels: is it meant as a grouping factor, "
                 f"(1 | {largest})?" if largest is not None else "")
         raise DataError(
-            f"the {what} matrix would have up to {columns:,} columns for {len(frame):,} rows, about "
+            f"the {what} matrix would have up to {columns:,} columns for {n_rows:,} rows, about "
             f"{need / 2**30:,.1f} GiB with working copies, more than the {available / 2**30:,.1f} GiB of memory "
             f"available{hint}"
         )
 
-
-def _is_factor(column: pd.Series) -> bool:
-    return isinstance(column.dtype, pd.CategoricalDtype) or not (
-        pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype))

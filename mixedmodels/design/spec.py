@@ -37,11 +37,13 @@ class Factor:
     def of(cls, values: pd.Series, dtype: object, known: bool = True) -> Factor:
         """The levels of ``values`` as R's ``factor`` finds them: a categorical's category order
         restricted to the values present (when ``known``), else the sorted distinct values."""
-        present = values.dropna()
         ordered = bool(getattr(dtype, "ordered", False))
         if isinstance(dtype, pd.CategoricalDtype) and known:
-            codes = pd.Categorical(present, dtype=dtype).codes
-            return cls(dtype.categories[np.unique(codes[codes >= 0])], ordered)
+            same = isinstance(values.dtype, pd.CategoricalDtype) and values.dtype.categories.equals(dtype.categories)
+            codes = values.array.codes if same else pd.Categorical(values, dtype=dtype).codes
+            present = np.bincount(codes[codes >= 0], minlength=len(dtype.categories)) > 0
+            return cls(dtype.categories[present], ordered)
+        present = values.dropna()
         if isinstance(present.dtype, pd.CategoricalDtype):  # categories unknown (Dask): sort the values
             present = present.astype(object)
         return cls(pd.Index(pd.unique(present)).sort_values(), ordered)
@@ -68,9 +70,9 @@ class GroupingFactor:
     labels: pd.Index
 
     @classmethod
-    def of(cls, values: pd.DataFrame, factors: tuple[Factor, ...]) -> GroupingFactor:
-        """The grouping factor of ``values`` (rows of its columns, duplicates allowed)."""
-        columns = tuple(map(str, values.columns))
+    def of(cls, values: pd.DataFrame, columns: tuple[str, ...], factors: tuple[Factor, ...]) -> GroupingFactor:
+        """The grouping factor of ``columns`` of ``values`` (rows, duplicates allowed), whose levels are ``factors``."""
+        columns = tuple(map(str, columns))
         name = ":".join(columns)
         if len(columns) == 1:
             return cls(columns, factors, None, pd.Index(np.asarray(factors[0].levels.astype(str)), name=name))

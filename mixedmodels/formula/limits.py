@@ -10,6 +10,7 @@ formulaic expands anything; with data, :func:`column_bound` counts a factor's le
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 from formulaic.parser import DefaultFormulaParser
 from formulaic.parser.types import ASTNode, Token
@@ -55,7 +56,7 @@ def column_bound(part: str, formula: str, leaf_columns: Callable[[Token], int] =
     part formulaic cannot read or a formula power whose exponent is not a small whole number.
     """
     try:
-        tree = _PARSER.get_ast(part)
+        tree = _tree(part)
     except (Exception, RecursionError, MemoryError) as exc:  # formulaic raises many kinds (IndexError, ...)
         raise FormulaError(f"cannot read the formula part {part!r}: {str(exc).splitlines()[0]}", formula) from None
     if tree is None:
@@ -72,6 +73,13 @@ def column_bound(part: str, formula: str, leaf_columns: Callable[[Token], int] =
         else:
             done[id(node)] = min(_combine(node, [done[id(arg)] for arg in node.args], formula), _HUGE)
     return done[id(tree)]
+
+
+@lru_cache(maxsize=256)
+def _tree(part: str) -> ASTNode | Token | None:
+    """formulaic's expression tree of a formula part, kept: only read, and parsing costs more
+    than the bound."""
+    return _PARSER.get_ast(part)
 
 
 def _combine(node: ASTNode, sizes: list[int], formula: str) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 from collections.abc import Callable
+from functools import lru_cache
 
 import formulaic
 from formulaic.parser.algos.sanitize_tokens import sanitize_python_code
@@ -69,6 +70,13 @@ def check_formula(formula: str, allowed: frozenset[str] = DEFAULT_ALLOWED) -> Pa
     """
     if not isinstance(formula, str):
         raise FormulaError(f"a formula must be a str, not {type(formula).__name__}")
+    return _checked(formula, frozenset(allowed))
+
+
+@lru_cache(maxsize=256)
+def _checked(formula: str, allowed: frozenset[str]) -> ParsedFormula:
+    """check_formula's work, kept per text: the tokenizing costs a tenth of a small model's fit,
+    and its result (frozen) depends on the text and the allow-list only."""
     check_size(formula)
     shown = python_part(formula)  # R's spellings as formulaic will read them
     # structured terms' names and options blanked (positions kept): parse_formula checks them below
