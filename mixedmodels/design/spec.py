@@ -50,7 +50,10 @@ class Factor:
 
     def codes(self, column: pd.Series, name: str) -> np.ndarray:
         """Codes of a column's values among the levels; a value outside them is a DataError."""
-        codes = pd.Categorical(column, categories=self.levels).codes.astype(np.int64)
+        if isinstance(column.dtype, pd.CategoricalDtype) and column.dtype.categories.equals(self.levels):
+            codes = column.array.codes.astype(np.int64)  # coded already (a model frame's factor)
+        else:
+            codes = pd.Categorical(column, categories=self.levels).codes.astype(np.int64)
         if np.any(codes < 0):
             raise DataError(f"a value of {name!r} is not among its levels found in the data")
         return codes

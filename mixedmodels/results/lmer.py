@@ -655,8 +655,8 @@ def different_scales(X: np.ndarray, names: Sequence[str]) -> str:
     """lme4's checkScaleX: "" unless a predictor column (other than 0/1 columns) has an SD
     beyond [1/1000, 1000] or two such SDs differ by more than a factor 1000; then the
     smallest and largest SD, named, to show which columns to rescale."""
-    continuous = [j for j in range(X.shape[1]) if not np.isin(X[:, j], (0.0, 1.0)).all()]
-    if not continuous:
+    continuous = np.flatnonzero(~((X == 0.0) | (X == 1.0)).all(axis=0))
+    if not continuous.size:
         return ""
     sd = X[:, continuous].std(axis=0, ddof=1) if len(X) > 1 else np.zeros(len(continuous))
     with np.errstate(divide="ignore"):

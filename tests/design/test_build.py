@@ -167,3 +167,48 @@ def test_build_design_binomial_responses(frame):
         build_design(parse_formula("cbind(s, f) ~ x + (1 | h)"), data)
     with pytest.raises(mm.DataError, match="'g' is a factor with 3 levels"):
         build_design(parse_formula("g ~ x + (1 | h)"), data, binomial=True)
+
+
+def test_factor_levels_and_codes_follow_the_given_order_not_the_columns():
+    """Unordered categorical dtypes with the same categories in another order compare equal:
+    the levels and codes must still be those of the given order (the fast paths read codes)."""
+    from mixedmodels.design.spec import Factor
+
+    column = pd.Series(pd.Categorical(["b", "a", "b", None], categories=["b", "a", "c"]))
+    wanted = pd.CategoricalDtype(["c", "a", "b"])
+    assert column.dtype == wanted  # the trap
+    factor = Factor.of(column, wanted)
+    assert list(factor.levels) == ["a", "b"]  # the given order, unused "c" and the missing value left out
+    np.testing.assert_array_equal(factor.codes(column.dropna(), "f"), [1, 0, 1])
+    own = Factor.of(column, column.dtype)
+    assert list(own.levels) == ["b", "a"]
+    np.testing.assert_array_equal(own.codes(column.dropna(), "f"), [0, 1, 0])
+
+
+def test_design_size_is_bounded_from_the_levels():
+    from mixedmodels.design.size import available_memory, check_design_size
+
+    check_design_size("x + f", "y ~ x + f", 1000, {"f": 10})
+    rows = available_memory() // (8 * 3 * 1001) + 1  # intercept, x and 999 columns of f: more than the memory
+    with pytest.raises(mm.DataError, match="up to 1,001 columns.*the factor 'f' has 1,000 levels"):
+        check_design_size("x + f", "y ~ x + f", rows, {"f": 1000})
+
+
+def test_single_level_factor_is_named(frame):
+    data = frame.assign(h="u")
+    with pytest.raises(mm.DataError, match="the factor 'h' has a single level \\('u'\\)"):
+        build_design(parse_formula("y ~ x + h + (1 | g)"), data)
+    build_design(parse_formula("y ~ x + (1 | g)"), data)  # unused in the formula: no error
+
+
+def test_checked_formulas_are_kept_per_text_and_allow_list():
+    from mixedmodels.formula.safety import DEFAULT_ALLOWED, check_formula
+
+    first = check_formula("y ~ log(x) + (1 | g)")
+    assert check_formula("y ~ log(x) + (1 | g)") is first and first.checked
+    with pytest.raises(mm.FormulaError):
+        check_formula("y ~ log(x) + (1 | g)", allowed=set(DEFAULT_ALLOWED - {"log"}))
+    with pytest.raises(mm.FormulaError):  # an unsafe formula is refused every time, never kept
+        check_formula("y ~ I(__import__('os')) + (1 | g)")
+    with pytest.raises(mm.FormulaError):
+        check_formula("y ~ I(__import__('os')) + (1 | g)")
