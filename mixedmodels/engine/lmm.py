@@ -151,8 +151,8 @@ class Amalgamation:
 def amalgamate(terms: TermSet, A: Crossproducts) -> Amalgamation:
     """The ``Amalgamation`` of a model's terms and crossproducts."""
     groups = same_factor_groups(terms.terms)
-    if len(groups) == len(terms.terms):
-        return Amalgamation(terms, A, None)
+    if len(groups) == len(terms.terms):  # a TermSet of its own: the model holding it is no reference cycle
+        return Amalgamation(TermSet(terms.terms), A, None)
     groups.sort(key=lambda g: -sum(terms.terms[j].q for j in g))
     slices = terms.theta_slices()
     order = np.concatenate([np.arange(slices[j].start, slices[j].stop) for g in groups for j in g])

@@ -9,6 +9,7 @@ A term's own block is block diagonal (one pᵢ×pᵢ block per level, stored as 
 from __future__ import annotations
 
 import copy
+from functools import cached_property
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -220,17 +221,23 @@ class CrossproductBuilder:
 
     def __init__(self, reterms: tuple[ReTerm, ...]):
         self.reterms = reterms
-        self.zt_patterns = [ZtPattern.of(t) for t in reterms]
-        self.zts = [z.matrix(t) for z, t in zip(self.zt_patterns, reterms)]
+        self.zts = [zt_matrix(t) for t in reterms]
         self.patterns = [[_pattern(reterms[j], reterms[k]) for k in range(j)] for j in range(len(reterms))]
         self.plans = PlanCache()
+
+    @cached_property
+    def zt_patterns(self) -> list[ZtPattern]:
+        """Each Zᵢᵀ's CSR pattern, found when first asked for (by ``with_matrices``): it holds n·pᵢ
+        indices per term, which a model without new matrix values need not keep (1M rows: 30 MB)."""
+        return [ZtPattern.of(t) for t in self.reterms]
 
     def with_matrices(self, reterms: tuple[ReTerm, ...]) -> CrossproductBuilder:
         """A builder for the same terms (codes) with new model matrices, sharing the patterns and plans:
         a residual structure's whitened rows at each of its parameters."""
-        other = copy.copy(self)
+        patterns = self.zt_patterns
+        other = copy.copy(self)  # shares the patterns found above
         other.reterms = reterms
-        other.zts = [z.matrix(t) for z, t in zip(self.zt_patterns, reterms)]
+        other.zts = [z.matrix(t) for z, t in zip(patterns, reterms)]
         return other
 
     def __call__(self, Xy: np.ndarray, w: np.ndarray | None) -> Crossproducts:
