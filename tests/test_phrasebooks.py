@@ -55,6 +55,21 @@ def test_hsb_null_model_matches_raudenbush_bryk_table_4_2():
 def test_phrasebook_pages_are_in_the_site_and_readme():
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for page in ("index", "stata", "sas", "hlm", "mplus", "nlme"):
+    for page in ("index", "stata", "sas", "hlm", "mplus", "nlme", "glmmtmb"):
         assert (ROOT / "docs" / "phrasebooks" / f"{page}.md").is_file()
         assert f"phrasebooks/{page}.md" in nav and f"docs/phrasebooks/{page}.md" in readme
+
+
+def test_glmmtmb_page_numbers():
+    """docs/phrasebooks/glmmtmb.md: REML=False gives glmmTMB's maximum-likelihood fit; on the HSB
+    random slope glmmTMB 1.1.5 fails its Hessian (NA log-likelihood) where we reach lme4's ML fit
+    (tests/fixtures/phrasebooks/glmmtmb.R)."""
+    ref = json.loads((ROOT / "tests" / "fixtures" / "phrasebooks" / "glmmtmb.json").read_text(encoding="utf-8"))
+    sleep = mm.lmer("Reaction ~ Days + (1 | Subject)", mm.datasets.load("sleepstudy"), REML=False)
+    assert sleep.loglik == pytest.approx(ref["sleep_intercept"]["loglik"], abs=1e-6)
+    np.testing.assert_allclose(sleep.fixef, ref["sleep_intercept"]["fixef"], rtol=1e-6)
+    slope = mm.lmer("mAch ~ cses + (cses | school)", mm.datasets.load("Hsb82"), REML=False)
+    assert ref["hsb_slope"]["loglik"] is None and ref["hsb_slope"]["pdHess"] is False
+    assert slope.optimum.converged and slope.loglik == pytest.approx(-23355.4894, abs=1e-4)
+    assert [round(v, 5) for v in slope.fixef] == [12.63628, 2.19315]
+    np.testing.assert_allclose(slope.fixef, ref["hsb_slope"]["fixef"], atol=1e-3)  # glmmTMB stopped near it
