@@ -66,7 +66,7 @@ class Summary:
             method = "Satterthwaite's" if self.ddf == "Satterthwaite" else "Kenward-Roger's"
             return heading(f, f"Linear mixed model fit by {kind}. t-tests use {method} method", "lmerModLmerTest",
                            long=True)
-        return heading(f, *method_title(f, "lmerMod"), long=True)
+        return heading(f, *method_title(f, getattr(f, "r_class", "lmerMod")), long=True)
 
     def _fit_criterion(self) -> str:
         return fit_criterion(self.fit, 1)

@@ -84,6 +84,8 @@ class ResidualLmerResult(StructureParameters, LmerResult):
     """A linear mixed model with a residual structure (nlme's lme with correlation=/weights=)."""
 
     kind = "lmer"
+    #: the R class its summary names: nlme's, since lme4 has no residual structures
+    r_class = "lme"
 
     def __init__(self, parsed: ParsedFormula, engine: ResidualLMM, model: WhitenedLMM, report: OptimumReport,
                  data_name: str | None = None):
