@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..errors import match_arg
+
 
 def tidy(fit, effects: str = "fixed") -> pd.DataFrame:
     """One row per estimate, with broom.mixed's column names and term labels."""
     makers = {"fixed": _fixed, "ran_pars": _ran_pars, "ran_vals": _ran_vals, "ran_coefs": _ran_coefs}
-    if effects not in makers:
-        raise ValueError(f"effects must be one of {', '.join(map(repr, makers))}, not {effects!r}")
-    return makers[effects](fit)
+    return makers[match_arg(effects, tuple(makers), "effects")](fit)
 
 
 def _fixed(fit) -> pd.DataFrame:
@@ -34,15 +34,21 @@ def _fixed(fit) -> pd.DataFrame:
 
 
 def _ran_pars(fit) -> pd.DataFrame:
-    rows = []
-    for r in fit.varcorr.itertuples(index=False):
-        if r.grp == "Residual":
-            structure_parameter = not pd.isna(r.var1) and r.var1 != "nan"
-            rows.append(("Residual", r.var1 if structure_parameter else "sd__Observation", r.sdcor))
-        elif r.var2 is None or pd.isna(r.var2):
-            rows.append((r.grp, f"sd__{r.var1}", r.sdcor))
-        else:
-            rows.append((r.grp, f"cor__{r.var1}.{r.var2}", r.sdcor))
+    """broom.mixed's order: per group, each column's SD followed by its correlations with the later
+    columns (sd__a, cor__a.b, cor__a.c, sd__b, cor__b.c, sd__c), the residual last."""
+    rows: list[tuple[str, str, float]] = []
+    table = pd.DataFrame(fit.varcorr)
+    for group, block in table.groupby("grp", sort=False):
+        if group == "Residual":
+            for r in block.itertuples(index=False):
+                structure_parameter = not pd.isna(r.var1) and r.var1 != "nan"
+                rows.append(("Residual", r.var1 if structure_parameter else "sd__Observation", r.sdcor))
+            continue
+        correlated = block["var2"].notna()
+        for sd in block[~correlated].itertuples(index=False):
+            rows.append((group, f"sd__{sd.var1}", sd.sdcor))
+            rows.extend((group, f"cor__{c.var1}.{c.var2}", c.sdcor)
+                        for c in block[correlated & (block["var1"] == sd.var1)].itertuples(index=False))
     frame = pd.DataFrame(rows, columns=["group", "term", "estimate"])
     frame.insert(0, "effect", "ran_pars")
     return frame
