@@ -1,4 +1,4 @@
-"""What every fitted model derives the same way: standard errors, AIC and BIC."""
+"""What every fitted model derives the same way: its sizes, standard errors, AIC and BIC."""
 
 from __future__ import annotations
 
@@ -7,6 +7,40 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from ..design.build import Design
+
+
+class DesignSizes:
+    """The sizes of a fit made on a ``Design`` (lm, glm, gls and mixed models alike)."""
+
+    design: Design
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used (after dropping rows with missing values)."""
+        return self.design.n
+
+    @property
+    def n_dropped(self) -> int:
+        """Rows of the data dropped because a model variable was missing."""
+        return self.design.n_dropped
+
+    @property
+    def rows_used(self) -> pd.Index:
+        """Labels of the data rows the fit used."""
+        return self.design.rows
+
+    @property
+    def p(self) -> int:
+        """Number of fixed-effects columns."""
+        return self.design.X.shape[1]
+
+    @property
+    def df_resid(self) -> int:
+        """Residual degrees of freedom n − p (R's ``df.residual`` of lm, glm and gls)."""
+        return self.nobs - self.p
 
 
 class InformationCriteria:

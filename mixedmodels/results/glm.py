@@ -20,7 +20,7 @@ from ..engine.rows import InMemoryRows, fit_glm
 from ..errors import FormulaError
 from ..formula.parse import ParsedFormula, parse_formula
 from ..report.summary import fixed_effects_block
-from .criteria import InformationCriteria
+from .criteria import DesignSizes, InformationCriteria
 from .glmer import glmm_residuals
 
 
@@ -43,7 +43,7 @@ def glm(formula: str, data: pd.DataFrame, family: str | Family = "gaussian", lin
     return GlmResult(parsed, design, fam, data_name=data.attrs.get("name"))
 
 
-class GlmResult(InformationCriteria):
+class GlmResult(DesignSizes, InformationCriteria):
     """A generalized linear model fitted by IRLS (R's ``glm``)."""
 
     #: what kind of fit this is, as model files and reports name it
@@ -65,21 +65,9 @@ class GlmResult(InformationCriteria):
 
     # ----- sizes -------------------------------------------------------------------------
     @property
-    def nobs(self) -> int:
-        return self.design.n
-
-    @property
-    def p(self) -> int:
-        return self.design.X.shape[1]
-
-    @property
     def df(self) -> int:
         """Number of parameters: β, and the dispersion for families that have one (R's logLik df)."""
         return self.p + int(self.family.has_dispersion)
-
-    @property
-    def df_resid(self) -> int:
-        return self.nobs - self.p
 
     # ----- estimates ---------------------------------------------------------------------
     @cached_property

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import stats
 from scipy.linalg import blas
 
-from .criteria import InformationCriteria
+from .criteria import DesignSizes, InformationCriteria
 from ..design.build import Design, build_design
 from ..errors import FormulaError
 from ..formula.parse import ParsedFormula, parse_formula
@@ -39,7 +39,7 @@ def lm(formula: str, data: pd.DataFrame, weights: object = None, offset: object 
     return LmResult(parsed, design, data_name=data.attrs.get("name"))
 
 
-class LmResult(InformationCriteria):
+class LmResult(DesignSizes, InformationCriteria):
     """A linear model fitted by least squares (R's ``lm``); the likelihood is at σ̂² = RSS/n."""
 
     #: what kind of fit this is, as model files and reports name it
@@ -59,21 +59,9 @@ class LmResult(InformationCriteria):
 
     # ----- sizes -------------------------------------------------------------------------
     @property
-    def nobs(self) -> int:
-        return self.design.n
-
-    @property
-    def p(self) -> int:
-        return self.design.X.shape[1]
-
-    @property
     def df(self) -> int:
         """Number of parameters: β and σ."""
         return self.p + 1
-
-    @property
-    def df_resid(self) -> int:
-        return self.nobs - self.p
 
     # ----- estimates ---------------------------------------------------------------------
     @cached_property

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..linalg.blockchol import BlockedCholesky
 from ..linalg.covariance import sd_and_correlation
-from .criteria import InformationCriteria
+from .criteria import DesignSizes, InformationCriteria
 from ..design.build import Design, with_rows
 from ..errors import ConvergenceWarning, SingularFitWarning, match_arg, warn
 from ..formula.parse import ParsedFormula
@@ -256,7 +256,7 @@ class RandomEffectsFit(InformationCriteria):
         return self.model.singular(self._theta_engine, tol)
 
 
-class MixedModelResult(RandomEffectsFit):
+class MixedModelResult(DesignSizes, RandomEffectsFit):
     """What every fitted in-memory mixed model offers; subclasses supply the fit-specific parts."""
 
     if TYPE_CHECKING:  # supplied by each kind of fit
@@ -282,26 +282,8 @@ class MixedModelResult(RandomEffectsFit):
 
     # ----- sizes -------------------------------------------------------------------------
     @property
-    def nobs(self) -> int:
-        """Number of observations used (after dropping rows with missing values)."""
-        return self.design.n
-
-    @property
-    def n_dropped(self) -> int:
-        """Rows of the data dropped because a model variable was missing."""
-        return self.design.n_dropped
-
-    @property
-    def rows_used(self) -> pd.Index:
-        """Labels of the data rows the fit used."""
-        return self.design.rows
-
-    @property
-    def p(self) -> int:
-        return self.design.X.shape[1]
-
-    @property
     def df_resid(self) -> int:
+        """n minus every estimated parameter (lme4's ``df.residual``)."""
         return self.nobs - self.df
 
     # ----- variance explained --------------------------------------------------------------

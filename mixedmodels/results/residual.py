@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 from scipy.linalg import solve_triangular
 
-from .criteria import InformationCriteria
+from .criteria import DesignSizes, InformationCriteria
 from .lmer import LmerResult
 from ..design.build import Design
 from ..design.residual import ResidualStructure, VarIdent
@@ -187,7 +187,7 @@ def _not_offered(what: str) -> NoReturn:
     raise MixedModelsError(f"{what} not offered for fits with a residual structure (residual=/variance=)")
 
 
-class GlsResult(StructureParameters, InformationCriteria):
+class GlsResult(StructureParameters, DesignSizes, InformationCriteria):
     """A linear model with correlated or heteroscedastic residuals (nlme's ``gls``), by REML or ML."""
 
     kind = "gls"
@@ -210,25 +210,9 @@ class GlsResult(StructureParameters, InformationCriteria):
             warn(f"model failed to converge: {report.message}", ConvergenceWarning)
 
     @property
-    def nobs(self) -> int:
-        return self.design.n
-
-    @property
-    def n_dropped(self) -> int:
-        return self.design.n_dropped
-
-    @property
-    def p(self) -> int:
-        return self.design.X.shape[1]
-
-    @property
     def df(self) -> int:
         """β, σ and the structure's parameters."""
         return self.p + 1 + self.residual_structure.nparams
-
-    @property
-    def df_resid(self) -> int:
-        return self.nobs - self.p
 
     @property
     def method(self) -> str:
