@@ -78,5 +78,10 @@ class InformationCriteria:
         return -2.0 * self.loglik + 2 * self.df
 
     @property
+    def bic_nobs(self) -> int:
+        """The n of BIC's log n: the observations used (lme4's and R's ``BIC``)."""
+        return self.nobs
+
+    @property
     def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.df
+        return -2.0 * self.loglik + np.log(self.bic_nobs) * self.df

@@ -39,6 +39,14 @@ class StructureParameters:
 
     residual_structure: ResidualStructure
     phi: np.ndarray
+    REML: bool
+    nobs: int
+    p: int
+
+    @property
+    def bic_nobs(self) -> int:
+        """nlme's n in BIC: n − p for a REML fit (its likelihood is that of n − p error contrasts), n for ML."""
+        return self.nobs - self.p if self.REML else self.nobs
 
     @property
     def correlation_parameters(self) -> pd.Series:

@@ -57,6 +57,7 @@ def test_agrees_with_nlme(case, REML):
     assert -2 * m.loglik == pytest.approx(ref["m2loglik"], rel=2e-9)
     assert m.df == ref["df"] and m.nobs == ref["nobs"]
     assert m.aic == pytest.approx(ref["AIC"], rel=2e-9)
+    assert m.bic == pytest.approx(ref["BIC"], rel=2e-9)
     se = np.array(list(ref["se"].values()))
     assert list(m.fixef.index) == list(ref["beta"])
     assert np.all(np.abs(m.fixef.to_numpy() - list(ref["beta"].values())) <= 5e-4 * se)
