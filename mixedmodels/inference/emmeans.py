@@ -112,8 +112,8 @@ def emmeans(fit: Any, specs: str | Sequence[str], by: str | Sequence[str] | None
     """Estimated marginal means of the levels of ``specs`` (within each level of ``by``), as
     emmeans' ``emmeans(m, ~ specs | by)``; ``.pairs(adjust=...)`` compares them.
 
-    ``ddf`` is "Satterthwaite" (default for lmer fits), "Kenward-Roger" or "asymptotic"
-    (z; the only one for glmer fits).  ``type="response"`` back-transforms GLMM means
+    ``ddf`` is "Kenward-Roger" (the default for REML lmer fits, as emmeans' ``lmer.df``;
+    Satterthwaite for ML fits), "Satterthwaite" or "asymptotic" (z; the only one for glmer fits).  ``type="response"`` back-transforms GLMM means
     (SE by the delta method, limits through the inverse link).  ``at`` fixes covariates
     (``{"x": 2.0}``) or restricts factor levels (``{"f": ["a", "b"]}``).
     """
@@ -159,7 +159,7 @@ def emmeans(fit: Any, specs: str | Sequence[str], by: str | Sequence[str] | None
 def ls_means(fit: Any, which: str, ddf: str | None = None, level: float = 0.95) -> pd.DataFrame:
     """lmerTest's ``ls_means(m, which = "f")``: rows 'fa', 'fb', ... with Estimate, Std. Error, df,
     t value, lower, upper, Pr(>|t|) (the same means as emmeans)."""
-    grid = emmeans(fit, which, ddf=ddf, level=level)
+    grid = emmeans(fit, which, ddf=ddf or "Satterthwaite", level=level)
     t = grid.table
     value = t["emmean"].to_numpy() / t["SE"].to_numpy()
     return pd.DataFrame({
@@ -172,7 +172,7 @@ def ls_means(fit: Any, which: str, ddf: str | None = None, level: float = 0.95) 
 def difflsmeans(fit: Any, which: str, ddf: str | None = None, level: float = 0.95) -> pd.DataFrame:
     """lmerTest's ``difflsmeans(m, which = "f")``: every pairwise difference 'fa - fb', without
     multiplicity adjustment, with Estimate, Std. Error, df, t value, lower, upper, Pr(>|t|)."""
-    grid = emmeans(fit, which, ddf=ddf, level=level)
+    grid = emmeans(fit, which, ddf=ddf or "Satterthwaite", level=level)
     t = grid.pairs(adjust="none").table
     est, se, df = t["estimate"].to_numpy(), t["SE"].to_numpy(), t["df"].to_numpy()
     q = stats.t.ppf((1 + level) / 2, df)
@@ -231,8 +231,11 @@ def row_inference(fit: Any, L: np.ndarray, ddf: str) -> tuple[np.ndarray, np.nda
 
 
 def _check_ddf(fit: Any, ddf: str | None) -> str:
+    """The df method asked, or emmeans' default: Kenward–Roger for lmer fits (Satterthwaite where
+    KR does not apply here: ML fits, structured terms, beyond its memory budget), asymptotic for GLMMs."""
     linear = getattr(fit, "kind", "") == "lmer"
-    ddf = ("Satterthwaite" if linear else "asymptotic") if ddf is None else ddf
+    if ddf is None:
+        ddf = ("Kenward-Roger" if _kenward_roger_applies(fit) else "Satterthwaite") if linear else "asymptotic"
     if ddf not in ("Satterthwaite", "Kenward-Roger", "asymptotic"):
         raise ValueError(f"ddf must be 'Satterthwaite', 'Kenward-Roger' or 'asymptotic', not {ddf!r}")
     if not linear and ddf != "asymptotic":
@@ -240,6 +243,14 @@ def _check_ddf(fit: Any, ddf: str | None) -> str:
     if ddf == "Kenward-Roger":
         check_applicable(fit)
     return ddf
+
+
+def _kenward_roger_applies(fit: Any) -> bool:
+    try:
+        check_applicable(fit)
+    except ValueError:
+        return False
+    return True
 
 
 def _adjust(p: np.ndarray, t: np.ndarray, df: np.ndarray, groups: list, sizes: list[int], adjust: str) -> np.ndarray:

@@ -2,15 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pandas as pd
+from scipy import stats
 
-from ..errors import match_arg
+from ..errors import MixedModelsError, match_arg
+
+#: broom.mixed's column order (its reorder_cols), of the columns a table has
+COLUMNS = ("effect", "group", "level", "term", "estimate", "std.error", "statistic", "df", "p.value",
+           "conf.low", "conf.high")
 
 
-def tidy(fit, effects: str = "fixed") -> pd.DataFrame:
-    """One row per estimate, with broom.mixed's column names and term labels."""
+def tidy(fit, effects: str | Sequence[str] = ("ran_pars", "fixed"), conf_int: bool = False,
+         conf_level: float = 0.95) -> pd.DataFrame:
+    """One row per estimate, with broom.mixed's column names and term labels.
+
+    ``effects`` as broom.mixed: the fixed effects and the random-effect parameters by default,
+    in the order fixed, ran_pars, ran_vals, ran_coefs whatever the order asked; each may be
+    abbreviated.  ``conf_int`` adds Wald limits (conf.low, conf.high) at ``conf_level``: t
+    quantiles with the Satterthwaite df for lmer fixed effects, normal ones otherwise, none
+    (NaN) for ran_pars, as broom.mixed's default ``conf.method = "Wald"``.
+    """
+    if not 0 < conf_level < 1:
+        raise MixedModelsError(f"conf_level must be between 0 and 1, not {conf_level!r}")
     makers = {"fixed": _fixed, "ran_pars": _ran_pars, "ran_vals": _ran_vals, "ran_coefs": _ran_coefs}
-    return makers[match_arg(effects, tuple(makers), "effects")](fit)
+    asked = [effects] if isinstance(effects, str) else list(effects)
+    chosen = {match_arg(e, tuple(makers), "effects") for e in asked}
+    tables = [makers[name](fit) for name in makers if name in chosen]
+    if conf_int:
+        tables = [_with_limits(t, conf_level) for t in tables]
+    out = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+    return out[[c for c in COLUMNS if c in out.columns]]
+
+
+def _with_limits(table: pd.DataFrame, level: float) -> pd.DataFrame:
+    """Wald limits estimate ± q·SE: q of t with the row's df where there is one, else normal;
+    NaN without a standard error (ran_pars, ran_coefs)."""
+    se = table["std.error"].to_numpy(dtype=float) if "std.error" in table.columns else np.full(len(table), np.nan)
+    df = table["df"].to_numpy(dtype=float) if "df" in table.columns else np.full(len(table), np.inf)
+    q = stats.t.ppf((1 + level) / 2, df)
+    estimate = table["estimate"].to_numpy(dtype=float)
+    return table.assign(**{"conf.low": estimate - q * se, "conf.high": estimate + q * se})
 
 
 def _fixed(fit) -> pd.DataFrame:

@@ -193,6 +193,11 @@ class GlmerResult(GlmmEstimates, MixedModelResult):
         """Deviance residuals (R's default for GLMMs)."""
         return self.residuals_of("deviance")
 
+    def _glance_criterion(self) -> dict[str, float]:
+        """glance's deviance: lme4's deviance() of a glmer fit, the sum of squared deviance residuals."""
+        r = glmm_residuals("deviance", self.family, self.design.y, self._state.rows_eta, self.model.prior_weights)
+        return {"deviance": float(np.sum(r**2))}
+
     def scaled_residuals(self, type: str = "deviance") -> pd.Series:
         """Residuals of ``type`` divided by σ̂: lme4's ``residuals(m, type, scaled = TRUE)``, whose
         default is deviance residuals; the summary tabulates ``type="pearson"``."""

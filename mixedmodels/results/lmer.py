@@ -439,18 +439,23 @@ class MixedModelResult(DesignSizes, RandomEffectsFit):
         ``estimates=True`` writes the estimates (``digits`` decimals) instead of the γ and τ symbols."""
         return equations(self, estimates=estimates, digits=digits)
 
-    def tidy(self, effects: str = "fixed") -> pd.DataFrame:
-        """broom.mixed's tidy(): effects 'fixed', 'ran_pars', 'ran_vals' or 'ran_coefs'."""
-        return tidy(self, effects)
+    def tidy(self, effects: str | Sequence[str] = ("ran_pars", "fixed"), conf_int: bool = False,
+             conf_level: float = 0.95) -> pd.DataFrame:
+        """broom.mixed's tidy(): effects 'fixed', 'ran_pars' (both by default, as broom.mixed),
+        'ran_vals', 'ran_coefs'; ``conf_int=True`` adds Wald limits (broom.mixed's conf.int)."""
+        return tidy(self, effects, conf_int, conf_level)
 
     def glance(self) -> pd.DataFrame:
-        """One-row model summary as broom.mixed's glance()."""
-        return pd.DataFrame(
-            [{
-                "nobs": self.nobs, "sigma": self.sigma, "logLik": self.loglik, "AIC": self.aic,
-                "BIC": self.bic, "deviance": self.deviance, "df.residual": self.df_resid,
-            }]
-        )
+        """One-row model summary as broom.mixed's glance(): nobs, sigma, logLik, AIC, BIC, then
+        REMLcrit (REML fits) or lme4's deviance(), then df.residual."""
+        return pd.DataFrame([{
+            "nobs": self.nobs, "sigma": self.sigma, "logLik": self.loglik, "AIC": self.aic, "BIC": self.bic,
+            **self._glance_criterion(), "df.residual": self.df_resid,
+        }])
+
+    def _glance_criterion(self) -> dict[str, float]:
+        """glance's column between BIC and df.residual: lme4's deviance() of the fit."""
+        return {"deviance": self.deviance}
 
 
 class ProfiledEstimates(RandomEffectsFit):
@@ -614,10 +619,9 @@ class LmerResult(ProfiledEstimates, MixedModelResult):
             check_applicable(self)  # ML fits and very large data fail here, not when printing
         return Summary(self, ddf=ddf)
 
-    def glance(self) -> pd.DataFrame:
-        out = super().glance()
-        out["REMLcrit"] = self.objective if self.REML else np.nan
-        return out
+    def _glance_criterion(self) -> dict[str, float]:
+        """REMLcrit for REML fits (lme4's deviance() of a REML fit is deprecated), the deviance for ML."""
+        return {"REMLcrit": self.objective} if self.REML else {"deviance": self.deviance}
 
 
 

@@ -186,12 +186,12 @@ def test_coef_puts_the_intercept_first(sleep: pd.DataFrame, slope: mm.LmerResult
 
 def test_tidy_has_broom_mixeds_df_and_pvalue(slope: mm.LmerResult, cbpp: mm.GlmerResult) -> None:
     for fit, name in ((slope, "tidy_lmer"), (cbpp, "tidy_glmer")):
-        ours, theirs = fit.tidy(), pd.DataFrame(REF[name])
+        ours, theirs = fit.tidy("fixed"), pd.DataFrame(REF[name])
         assert list(ours.columns) == list(theirs.columns)
         assert list(ours["term"]) == list(theirs["term"])
     theirs = pd.DataFrame(REF["tidy_lmer"])
     for column in theirs.columns[2:]:
-        np.testing.assert_allclose(slope.tidy()[column], theirs[column], rtol=1e-3)
-    ours = cbpp.tidy()  # the SEs differ from lme4's by its Laplace deviance (see lme4-translation.md)
+        np.testing.assert_allclose(slope.tidy("fixed")[column], theirs[column], rtol=1e-3)
+    ours = cbpp.tidy("fixed")  # the SEs differ from lme4's by its Laplace deviance (see lme4-translation.md)
     np.testing.assert_allclose(ours["estimate"], pd.DataFrame(REF["tidy_glmer"])["estimate"], rtol=1e-3)
     np.testing.assert_allclose(ours["p.value"], 2 * stats.norm.sf(np.abs(ours["statistic"])), rtol=1e-12)
