@@ -10,6 +10,7 @@ from .inference.emmeans import EmmContrasts, EmmGrid, difflsmeans, emmeans, ls_m
 from .inference.simulate import simulate_formula as simulate
 from .api import glmer, glmer_nb, gls, lmer
 from .design.residual import AR1, CAR1, CompSymm, Symm, VarIdent, VarPower
+from .design.nlme import corAR1, corCAR1, corCompSymm, corSymm, varIdent, varPower
 from .results.residual import GlsResult, ResidualLmerResult
 from .engine.control import Control
 from .dask.lmm import DaskLmerResult, lmer_dask
@@ -56,6 +57,12 @@ __all__ = [
     "Symm",
     "VarIdent",
     "VarPower",
+    "corAR1",
+    "corCAR1",
+    "corCompSymm",
+    "corSymm",
+    "varIdent",
+    "varPower",
     "Control",
     "lmer_dask",
     "DaskLmerResult",

@@ -17,6 +17,7 @@ from .results.glmer import GlmerResult
 from .engine.lmm import LinearMixedModel
 from .results.lmer import LmerResult, different_scales
 from .runtime.threads import with_fitting_threads
+from .design.nlme import check_prior_weights, reml_of, structures
 from .design.residual import Correlation, Variance, bind, structure_columns
 from .engine.residual import GlsModel, ResidualLMM
 from .errors import FormulaError
@@ -31,7 +32,7 @@ EXACT_FIT = 1e-6  # a residual SD below this fraction of the response's SD is an
 def lmer(
     formula: str,
     data: pd.DataFrame,
-    REML: bool = True,
+    REML: bool | None = None,
     weights: object = None,
     offset: object = None,
     start: object = None,
@@ -40,15 +41,21 @@ def lmer(
     control: Control | None = None,
     contrasts: dict[str, str] | None = None,
     na_action: str = "omit",
-    residual: Correlation | None = None,
-    variance: Variance | None = None,
+    residual: Correlation | str | None = None,
+    variance: Variance | str | None = None,
+    correlation: Correlation | str | None = None,
+    method: str | None = None,
 ) -> LmerResult | DaskLmerResult:
     """Fit a linear mixed model from an lme4 formula, by REML (default) or ML.
 
     ``residual=`` correlates the residuals within groups and ``variance=`` lets their variance
     vary, as nlme's ``correlation=`` and ``weights=``: ``mm.AR1(time="week", group="id")``,
     ``mm.CAR1``, ``mm.CompSymm``, ``mm.Symm``; ``mm.VarIdent("arm")``, ``mm.VarPower("dose")``
-    (see ``mixedmodels.design.residual``; the fit is then a ``ResidualLmerResult``).
+    (see ``mixedmodels.design.residual``; the fit is then a ``ResidualLmerResult``).  nlme's
+    spellings work too (``mixedmodels.design.nlme``): ``correlation=mm.corAR1(form="~ week | id")``
+    or the string ``"corAR1(form = ~ week | id)"``, ``weights=mm.varIdent(form="~ 1 | arm")`` or
+    ``"varIdent(form = ~ 1 | arm)"``, and ``method="ML"`` for ``REML=False``.  ``weights=`` given a
+    column name or a vector keeps lme4's meaning, prior weights.
 
     Random-effects terms may carry lme4 2.0's covariance structures: ``us(1 + x | g)``,
     ``diag(1 + x | g)``, ``cs(0 + f | g)``, ``ar1(0 + f | g)`` (``hom = TRUE/FALSE``; see
@@ -68,9 +75,12 @@ def lmer(
     without newdata with NaN to all the data's rows; "omit" (default) gives the rows used.
     """
     ctl = resolve_control(control, maxeval)
-    if residual is not None or variance is not None:
-        return _lmer_structured(formula, data, REML, residual, variance, weights, offset, start, safe, ctl,
-                                contrasts, na_action)
+    REML = reml_of(REML, method)
+    asked = structures(residual, correlation, variance, weights, getattr(data, "columns", pd.Index([])))
+    weights = asked.prior_weights
+    if asked.correlation is not None or asked.variance is not None:
+        return _lmer_structured(formula, data, REML, asked.correlation, asked.variance, weights, offset, start,
+                                safe, ctl, contrasts, na_action)
     if is_dask_dataframe(data):
         if start is not None:
             raise DataError("start is not supported for Dask data")
@@ -114,15 +124,22 @@ def _structure_options(data: object, weights: object, start: object) -> None:
 
 
 @with_fitting_threads
-def gls(formula: str, data: pd.DataFrame, residual: Correlation | None = None, variance: Variance | None = None,
-        REML: bool = True, offset: object = None, safe: bool = False, control: Control | None = None,
-        contrasts: dict[str, str] | None = None, na_action: str = "omit") -> GlsResult:
+def gls(formula: str, data: pd.DataFrame, residual: Correlation | str | None = None,
+        variance: Variance | str | None = None, REML: bool | None = None, offset: object = None, safe: bool = False,
+        control: Control | None = None, contrasts: dict[str, str] | None = None, na_action: str = "omit",
+        correlation: Correlation | str | None = None, weights: Variance | str | None = None,
+        method: str | None = None) -> GlsResult:
     """Generalized least squares, nlme's ``gls``: a linear model (no random effects) whose residuals
     are correlated within groups (``residual=``) or of unequal variance (``variance=``), by REML
-    (default) or ML.  Without either it is ``lm``'s fit with nlme's likelihood.
+    (default) or ML.  Without either it is ``lm``'s fit with nlme's likelihood.  nlme's spellings
+    work too: ``correlation=mm.corAR1(form="~ week | id")`` or ``"corAR1(form = ~ week | id)"``,
+    ``weights=mm.varIdent(form="~ 1 | arm")`` or ``"varIdent(form = ~ 1 | arm)"``, ``method="ML"``.
     """
     ctl = resolve_control(control, None)
     _structure_options(data, None, None)
+    REML = reml_of(REML, method)
+    asked = structures(residual, correlation, variance, weights, data.columns, prior_weights=False)
+    residual, variance = asked.correlation, asked.variance
     parsed = check_formula(formula) if safe else parse_formula(formula)
     if parsed.random:
         bar = parsed.random[0]
@@ -222,6 +239,7 @@ def glmer(
     with lme4's warning.
     """
     ctl = resolve_control(control, maxeval)
+    check_prior_weights(weights, getattr(data, "columns", pd.Index([])), "glmer")
     fam = get_family(family)
     if fam.name == "gaussian" and fam.link.name == "identity":  # lme4 fits lmer (REML), with this warning
         warn("calling glmer() with family=gaussian (identity link) as a shortcut to lmer() is deprecated; "
@@ -265,6 +283,7 @@ def glmer_nb(
     formula first, and ``control`` (or ``maxeval=``) sets how each fit runs, as in lmer.
     """
     ctl = resolve_control(control, maxeval)
+    check_prior_weights(weights, getattr(data, "columns", pd.Index([])), "glmer_nb")
     if is_dask_dataframe(data):
         raise DataError("glmer_nb is not available for Dask DataFrames: each trial dispersion is a "
                         "whole refit; fit a sample with .compute(), or use glmer(family='poisson') on Dask")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from mixedmodels.errors import FormulaError
+from mixedmodels.errors import FormulaError, did_you_mean
 
 from .limits import MAX_TERMS, check_random_terms, check_size, column_bound
 from .rdialect import python_part
@@ -30,6 +30,12 @@ _GROUPING_HELP = (
 #: lme4 2.0's covariance structures of a random-effects term, and whether each has one
 #: standard deviation for all its columns unless ``hom =`` says otherwise (design/covstruct.py)
 STRUCTURES: dict[str, bool] = {"us": False, "diag": False, "cs": False, "ar1": True}
+#: glmmTMB's names (≥ 1.1.6 homdiag, ≥ 1.1.11 homcs and hetar1) for those structures with ``hom`` fixed:
+#: the structure and its ``hom``; they take no options
+GLMMTMB_NAMES: dict[str, tuple[str, bool]] = {"homdiag": ("diag", True), "homcs": ("cs", True),
+                                              "hetar1": ("ar1", False)}
+#: glmmTMB's structures that have no counterpart here
+GLMMTMB_UNAVAILABLE = ("toep", "homtoep", "ou", "exp", "gau", "mat", "rr", "propto", "equalto")
 _OPTION = re.compile(r"(\w+)\s*=\s*(\S+)")
 _LOGICAL = {"TRUE": True, "T": True, "True": True, "FALSE": False, "F": False, "False": False}
 
@@ -271,26 +277,33 @@ def _structured_terms(layout: _Layout, start: int, paren: int, stop: int, close:
     """The terms of ``name(expr | grouping, hom = TRUE)``, ``name`` one of lme4 2.0's STRUCTURES."""
     text = layout.text
     name = text[start:paren].strip()
-    valid = ", ".join(f"{s}()" for s in STRUCTURES)
-    if name not in STRUCTURES:
+    valid = ", ".join(f"{s}()" for s in [*STRUCTURES, *GLMMTMB_NAMES])
+    if name in GLMMTMB_UNAVAILABLE:
+        raise FormulaError(f"{name}() is a glmmTMB covariance structure that mixedmodels does not have; "
+                           f"available: {valid}", text, start)
+    if name not in STRUCTURES and name not in GLMMTMB_NAMES:
         raise FormulaError(f"{name}() is not a covariance structure; a random-effects term is (expr | g), "
-                           f"(expr || g) or one of {valid}, e.g. 'ar1(0 + f | g)'", text, start)
+                           f"(expr || g) or one of {valid}, e.g. 'ar1(0 + f | g)'."
+                           + did_you_mean(name, [*STRUCTURES, *GLMMTMB_NAMES]), text, start)
     if not layout.find("|", paren + 1, stop, paren):
         raise FormulaError(f"the first argument of {name}() is a random-effects term such as '0 + f | g'",
                            text, paren + 1)
-    hom = STRUCTURES[name]
+    structure, hom = GLMMTMB_NAMES.get(name, (name, STRUCTURES.get(name, False)))
     for option_start, option_end in layout.split(",", stop + 1, close, paren) if stop < close else []:
         option_start, option_end = _strip(text, option_start, option_end)
         option = _OPTION.fullmatch(text, option_start, option_end)
-        if option is None or option.group(1) != "hom" or option.group(2) not in _LOGICAL or name == "us":
-            takes = "no options" if name == "us" else "one option, hom = TRUE or FALSE"
+        if (option is None or option.group(1) != "hom" or option.group(2) not in _LOGICAL or name == "us"
+                or name in GLMMTMB_NAMES):
+            takes = ("no options" if name == "us" else
+                     f"no options (glmmTMB's {name} is {structure}() with hom = {'TRUE' if hom else 'FALSE'})"
+                     if name in GLMMTMB_NAMES else "one option, hom = TRUE or FALSE")
             raise FormulaError(f"{name}() takes {takes}, not {text[option_start:option_end]!r}", text, option_start)
         hom = _LOGICAL[option.group(2)]
     terms = _random_terms(layout, paren, stop)
     if not terms[0].correlated:
         raise FormulaError(f"{name}() takes a single '|'; for uncorrelated effects write diag(expr | g) or "
                            "(expr || g)", text, layout.find("|", paren + 1, stop, paren)[0])
-    return [replace(t, structure=name, hom=hom) for t in terms]
+    return [replace(t, structure=structure, hom=hom) for t in terms]
 
 
 def without_structure_names(formula: str) -> str:
