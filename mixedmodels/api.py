@@ -117,8 +117,9 @@ def _structure_options(data: object, weights: object, start: object) -> None:
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if weights is not None:
-        raise DataError("weights= cannot be combined with residual= or variance=; express unequal variances "
-                        "with variance=mm.VarIdent(...) or mm.VarPower(...), as nlme's weights=")
+        raise DataError("lme4's prior weights (weights= a column or a vector) cannot be combined with a residual "
+                        "structure; express unequal variances with nlme's weights=mm.varIdent(...) or "
+                        "mm.varPower(...) (or variance=)")
     if start is not None:
         raise DataError("start= is not supported with residual= or variance=")
 

@@ -15,6 +15,7 @@ an array keeps lme4's meaning.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ UNAVAILABLE: dict[str, str] = {
     "varConstProp": "constant-plus-proportion variance function", "varComb": "combination of variance functions",
     "varFixed": "fixed variance covariate",
 }
+_NUMBER = r"\s*-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*"
+_NUMBERS = re.compile(rf"{_NUMBER}|\s*c\s*\({_NUMBER}(?:,{_NUMBER})*\)\s*")  # R's 0.3 or c(0.3, 0.5)
 _AVAILABLE = ("correlation= takes corAR1, corCAR1, corCompSymm, corSymm and weights= takes varIdent, varPower "
               "(also as mm.AR1, mm.CAR1, mm.CompSymm, mm.Symm, mm.VarIdent, mm.VarPower)")
 
@@ -123,6 +126,8 @@ def _keywords(call: NlmeCall) -> dict[str, object]:
                                f"{name or 'a fourth unnamed argument'}", call.text)
         if name in out:
             raise FormulaError(f"{call.name}(): {name} is given twice", call.text)
+        if name == "value" and not _NUMBERS.fullmatch(text):
+            raise FormulaError(f"{call.name}(): value= takes numbers, not {text!r}", call.text)
         out[name] = logical(text, f"{call.name}(fixed = ...)") if name == "fixed" else text
     return out
 
@@ -142,33 +147,31 @@ def structures(residual: object, correlation: object, variance: object, weights:
     """Resolve ``residual=``/``correlation=`` (one meaning, two names) and ``variance=``/``weights=``:
     objects and nlme strings become structures; a column name or array given as ``weights=`` stays
     lme4's prior weights (refused where there are none, ``prior_weights=False``: nlme's gls)."""
-    cor = _one("residual", residual, "correlation", correlation)
+    cor, cor_argument = _one("residual", residual, "correlation", correlation)
     if isinstance(weights, (VarIdent, VarPower, Correlation)) or _is_nlme_text(weights, columns):
-        var = _one("variance", variance, "weights", weights)
+        var, var_argument = _one("variance", variance, "weights", weights)
         weights = None
     else:
-        var = variance
+        var, var_argument = variance, "variance"
     if weights is not None and not prior_weights:
         raise DataError(f"gls's weights= takes an nlme variance function (mm.varIdent(form='~ 1 | arm'), "
                         f"'varPower(form = ~ dose)'), not {_shown(weights)}: gls has no prior weights")
-    cor = _structure(cor, "correlation", Correlation)
-    var = _structure(var, "weights" if var is not variance else "variance", (VarIdent, VarPower))
-    return Structures(cor, var, weights)  # type: ignore[arg-type]
+    return Structures(_structure(cor, cor_argument, Correlation),  # type: ignore[arg-type]
+                      _structure(var, var_argument, (VarIdent, VarPower)), weights)  # type: ignore[arg-type]
 
 
-def _one(name: str, value: object, alias: str, alias_value: object) -> object:
+def _one(name: str, value: object, alias: str, alias_value: object) -> tuple[object, str]:
+    """The value given under either name, and that name."""
     if value is not None and alias_value is not None:
         raise DataError(f"{name}= and {alias}= give the same structure (nlme names it {alias}=); give one")
-    return alias_value if value is None else value
+    return (alias_value, alias) if value is None else (value, name)
 
 
 def _is_nlme_text(weights: object, columns: pd.Index) -> bool:
-    """Whether a ``weights=`` string is nlme's (a call or a one-sided formula) rather than a column name."""
+    """Whether a ``weights=`` string is nlme's (written as a call or a one-sided formula) rather than a column name."""
     if not isinstance(weights, str) or weights in columns:
         return False
-    text = weights.strip()
-    head = text.split("(", 1)[0].strip()
-    return text.startswith("~") or ("(" in text and bool(head) and head.replace(".", "").replace(":", "").isalnum())
+    return weights.lstrip().startswith("~") or "(" in weights
 
 
 def _structure(value: object, argument: str, kind: type | tuple[type, ...]) -> object:

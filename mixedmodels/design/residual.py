@@ -125,11 +125,8 @@ Variance = VarIdent | VarPower
 
 def structure_columns(correlation: Correlation | None, variance: Variance | None,
                       columns: pd.Index) -> list[str]:
-    """The data columns the structures name, each checked to be a column of ``columns``."""
-    if correlation is not None and not isinstance(correlation, Correlation):
-        raise DataError(f"residual= takes mm.AR1, mm.CAR1, mm.CompSymm or mm.Symm, not {type(correlation).__name__}")
-    if variance is not None and not isinstance(variance, (VarIdent, VarPower)):
-        raise DataError(f"variance= takes mm.VarIdent or mm.VarPower, not {type(variance).__name__}")
+    """The data columns the structures name, each checked to be a column of ``columns`` (the structures'
+    kinds are checked where the arguments are read, ``design.nlme.structures``)."""
     used = []
     for spec in (correlation, variance):
         if spec is None:

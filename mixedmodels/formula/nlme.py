@@ -72,7 +72,8 @@ def parse_call(text: str) -> NlmeCall:
     match = _CALL.match(text)
     if match is None:
         raise FormulaError("an nlme structure is written as a call, e.g. 'corAR1(form = ~ week | id)' or "
-                           "'varIdent(form = ~ 1 | arm)'", text, _skip(text, 0))
+                           "'varIdent(form = ~ 1 | arm)' (or given as an object: mm.corAR1(form='~ week | id'), "
+                           "mm.AR1(time='week', group='id'))", text, _skip(text, 0))
     close = _closing(text, match.end() - 1)
     if text[close + 1:].strip():
         raise FormulaError("nothing may follow the structure's closing ')'", text, _skip(text, close + 1))

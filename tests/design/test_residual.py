@@ -80,8 +80,8 @@ FORMULA = "y ~ week + (1 | id)"
     ({"residual": mm.AR1(time="arm", group="id")}, "column 'arm' must be numeric"),
     ({"variance": mm.VarIdent("sex")}, "by='sex' is not a column"),
     ({"variance": mm.VarPower("arm")}, "column 'arm' must be numeric"),
-    ({"residual": "AR1"}, "residual= takes mm.AR1"),
-    ({"variance": mm.AR1()}, "variance= takes mm.VarIdent"),
+    ({"residual": 3}, "residual= takes an nlme structure such as mm.corAR1"),
+    ({"variance": mm.AR1()}, "corAR1\\(form = ~1\\) is a correlation structure: give it as correlation= .* not variance="),
 ])
 def test_bad_structures_name_the_column(growth, kwargs, message):
     with pytest.raises(DataError, match=message):
@@ -134,7 +134,7 @@ def test_gls_needs_a_group_for_compound_symmetry(growth):
 
 
 def test_weights_are_refused_with_a_structure(growth):
-    with pytest.raises(DataError, match="weights= cannot be combined with residual="):
+    with pytest.raises(DataError, match="prior weights .* cannot be combined with a residual structure"):
         mm.lmer(FORMULA, growth.assign(w=1.0), weights="w", residual=mm.AR1(time="week"))
 
 

@@ -18,6 +18,10 @@ from mixedmodels.formula.safety import check_formula
     ("y ~ x + ar1(0 + f | g)", RandomTerm("0 + f", ("g",), structure="ar1", hom=True)),
     ("y ~ x + ar1 (0 + f | `the id`, hom=F)", RandomTerm("0 + f", ("the id",), structure="ar1", hom=False)),
     ("y ~ x + diag(x | g, hom = T)", RandomTerm("x", ("g",), structure="diag", hom=True)),
+    # glmmTMB's names: the structure with hom fixed
+    ("y ~ x + homdiag(1 + x | g)", RandomTerm("1 + x", ("g",), structure="diag", hom=True)),
+    ("y ~ x + homcs(0 + f | g)", RandomTerm("0 + f", ("g",), structure="cs", hom=True)),
+    ("y ~ x + hetar1(0 + f | `the id`)", RandomTerm("0 + f", ("the id",), structure="ar1", hom=False)),
 ])
 def test_structured_terms(formula, term):
     parsed = parse_formula(formula)
@@ -45,7 +49,14 @@ def test_masking_keeps_positions():
 
 @pytest.mark.parametrize("formula, message, caret", [
     ("y ~ x + ar(0 + f | g)", "ar() is not a covariance structure", "ar("),
-    ("y ~ x + compsymm(0 + f | g)", "one of us(), diag(), cs(), ar1()", "compsymm"),
+    ("y ~ x + compsymm(0 + f | g)", "one of us(), diag(), cs(), ar1(), homdiag(), homcs(), hetar1()", "compsymm"),
+    ("y ~ x + hetar(0 + f | g)", "Did you mean 'hetar1'?", "hetar("),
+    ("y ~ x + homtoep(0 + f | g)", "homtoep() is a glmmTMB covariance structure that mixedmodels does not have",
+     "homtoep"),
+    ("y ~ hetar1(0 + f | g, hom = TRUE)", "hetar1() takes no options (glmmTMB's hetar1 is ar1() with hom = FALSE)",
+     "hom"),
+    ("y ~ homcs(0 + f | g, hom = FALSE)", "glmmTMB's homcs is cs() with hom = TRUE", "hom ="),
+    ("y ~ homdiag(x || g)", "homdiag() takes a single '|'", "||"),
     ("y ~ cs(0 + f | g, hom = 1)", "cs() takes one option, hom = TRUE or FALSE, not 'hom = 1'", "hom = 1"),
     ("y ~ cs(0 + f | g, rho = 0.5)", "not 'rho = 0.5'", "rho"),
     ("y ~ us(x | g, hom = TRUE)", "us() takes no options", "hom"),
@@ -67,6 +78,8 @@ def test_errors_name_the_structure(formula, message, caret):
     "y ~ cs(0 + f | g, hom = TRUE, __class__ = 1)",
     "y ~ x + ar(0 + I(__import__('os')) | g)",
     "y ~ ar1(0 + f | g)(x)",
+    "y ~ homcs(0 + f | g, hom = __import__('os').system('true'))",
+    "y ~ hetar1(0 + I(__import__('os')) | g)",
 ])
 def test_safety_check_rejects_code_around_structures(formula):
     with pytest.raises(FormulaError):
