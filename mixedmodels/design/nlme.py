@@ -156,8 +156,14 @@ def structures(residual: object, correlation: object, variance: object, weights:
     if weights is not None and not prior_weights:
         raise DataError(f"gls's weights= takes an nlme variance function (mm.varIdent(form='~ 1 | arm'), "
                         f"'varPower(form = ~ dose)'), not {_shown(weights)}: gls has no prior weights")
-    return Structures(_structure(cor, cor_argument, Correlation),  # type: ignore[arg-type]
-                      _structure(var, var_argument, (VarIdent, VarPower)), weights)  # type: ignore[arg-type]
+    cor, var = _read(cor, cor_argument), _read(var, var_argument)
+    if isinstance(cor, (VarIdent, VarPower)):
+        raise DataError(f"{_named(cor)} is a variance function: give it as weights= (nlme) or variance=, "
+                        f"not {cor_argument}=")
+    if isinstance(var, Correlation):
+        raise DataError(f"{_named(var)} is a correlation structure: give it as correlation= (or residual=), "
+                        f"not {var_argument}=")
+    return Structures(cor, var, weights)
 
 
 def _one(name: str, value: object, alias: str, alias_value: object) -> tuple[object, str]:
@@ -174,23 +180,15 @@ def _is_nlme_text(weights: object, columns: pd.Index) -> bool:
     return weights.lstrip().startswith("~") or "(" in weights
 
 
-def _structure(value: object, argument: str, kind: type | tuple[type, ...]) -> object:
-    """A structure object of ``kind`` from an object or an nlme string; the error says where the other kind goes."""
-    if value is None:
-        return None
+def _read(value: object, argument: str) -> Correlation | Variance | None:
+    """A structure from an object or an nlme string given as ``argument``."""
+    if value is None or isinstance(value, (Correlation, VarIdent, VarPower)):
+        return value
     if isinstance(value, str):
         if value.strip().startswith("~"):
             raise FormulaError(f"{argument}= given a bare formula is nlme's varFixed, which mixedmodels does not "
                                f"have; write a structure such as 'varPower(form = ~ dose)'", value)
-        value = from_string(value)
-    if isinstance(value, kind):
-        return value
-    if isinstance(value, Correlation):
-        raise DataError(f"{_named(value)} is a correlation structure: give it as correlation= (or residual=), "
-                        f"not {argument}=")
-    if isinstance(value, (VarIdent, VarPower)):
-        raise DataError(f"{_named(value)} is a variance function: give it as weights= (nlme) or variance=, "
-                        f"not {argument}=")
+        return from_string(value)
     raise DataError(f"{argument}= takes an nlme structure such as mm.corAR1(form='~ week | id') or "
                     f"'varIdent(form = ~ 1 | arm)', not {_shown(value)}; {_AVAILABLE}")
 
