@@ -35,8 +35,9 @@ UNAVAILABLE: dict[str, str] = {
     "varConstProp": "constant-plus-proportion variance function", "varComb": "combination of variance functions",
     "varFixed": "fixed variance covariate",
 }
-_NUMBER = r"\s*-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*"
-_NUMBERS = re.compile(rf"{_NUMBER}|\s*c\s*\({_NUMBER}(?:,{_NUMBER})*\)\s*")  # R's 0.3 or c(0.3, 0.5)
+_NUMBER = r"\s*-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*"
+_ITEM = rf"(?:\s*[A-Za-z.][A-Za-z0-9._]*\s*=)?{_NUMBER}"  # 0.5 or Female = 0.5
+_NUMBERS = re.compile(rf"{_NUMBER}|\s*c\s*\({_ITEM}(?:,{_ITEM})*\)\s*")  # R's 0.3, c(0.3, 0.5), c(B = 2)
 _AVAILABLE = ("correlation= takes corAR1, corCAR1, corCompSymm, corSymm and weights= takes varIdent, varPower "
               "(also as mm.AR1, mm.CAR1, mm.CompSymm, mm.Symm, mm.VarIdent, mm.VarPower)")
 
