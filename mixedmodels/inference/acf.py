@@ -53,11 +53,11 @@ def _residuals_in_groups(fit, type: str, group: str | None) -> tuple[np.ndarray,
     (then time, where the residual structure has one)."""
     structure = getattr(fit, "residual_structure", None)
     rows = fit.design.rows
-    if hasattr(fit, "residuals_of"):
-        r = fit.residuals_of(type).loc[rows].to_numpy()
-    elif type == "normalized":
+    if type == "normalized" and structure is None:
         raise MixedModelsError("normalized residuals need a fit with a residual structure (residual= or variance=); "
                                "use type='pearson'")
+    if hasattr(fit, "residuals_of"):
+        r = fit.residuals_of(type).loc[rows].to_numpy()
     else:
         r = (fit.scaled_residuals("pearson") if type == "pearson" else fit.residuals).loc[rows].to_numpy()
     if structure is not None and structure.correlation is not None and group is None:

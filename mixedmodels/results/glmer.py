@@ -153,6 +153,16 @@ class GlmerResult(GlmmEstimates, MixedModelResult):
         """Fitted means μ̂ on the response scale."""
         return self.design.per_data_row(self._state.rows_mu, "fitted")
 
+    @property
+    def _rows_eta(self) -> np.ndarray:
+        return self._state.rows_eta
+
+    def _prior_weights(self) -> np.ndarray:
+        return self.model.prior_weights
+
+    def _variance(self, mu: np.ndarray) -> np.ndarray:
+        return self.family.variance(mu)
+
     def inverse_link(self, eta: np.ndarray) -> np.ndarray:
         return self.family.link.inverse(eta)
 

@@ -9,6 +9,7 @@ engine used.  ``LmerResult`` adds the LMM's profiled quantities.
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
 from collections.abc import Sequence
 from functools import cached_property
@@ -21,7 +22,7 @@ from ..linalg.blockchol import BlockedCholesky
 from ..linalg.covariance import sd_and_correlation
 from .criteria import DesignSizes, InformationCriteria
 from ..design.build import Design, with_rows
-from ..errors import ConvergenceWarning, SingularFitWarning, match_arg, warn
+from ..errors import ConvergenceWarning, DataError, SingularFitWarning, match_arg, warn
 from ..formula.parse import ParsedFormula
 from ..engine.control import Control
 from ..engine.glmm import PirlsModel
@@ -265,6 +266,14 @@ class MixedModelResult(DesignSizes, RandomEffectsFit):
         def summary(self) -> Summary:
             """lme4's printed summary."""
 
+        @property
+        def _rows_eta(self) -> np.ndarray:
+            """The linear predictor η̂ (with the offset) of the rows used."""
+
+        @property
+        def residuals(self) -> pd.Series:
+            """lme4's default residuals."""
+
     def __init__(self, parsed: ParsedFormula, model, report: OptimumReport, theta_engine: np.ndarray,
                  factor: BlockedCholesky, data_name: str | None = None):
         self.formula = parsed.text
@@ -432,6 +441,62 @@ class MixedModelResult(DesignSizes, RandomEffectsFit):
         """
         return simulate(self, nsim, seed, re_form, newdata, allow_new_levels, weights)
 
+    # ----- weights and broom.mixed's augment ------------------------------------------------
+    def _prior_weights(self) -> np.ndarray:
+        """The prior weights of the rows used (1 without weights)."""
+        return np.ones(self.nobs) if self.design.weights is None else self.design.weights
+
+    def _variance(self, mu: np.ndarray) -> np.ndarray:
+        """The family's variance function V(μ): 1 for LMMs."""
+        return np.ones_like(mu)
+
+    def weights(self, type: str = "prior") -> pd.Series:
+        """lme4's ``weights(m, type=)``: 'prior' (the weights given, 1 without; the trials of a
+        binomial ``cbind`` response) or 'working' (w (dμ/dη)² / V(μ), the IRLS weights at the fit;
+        the prior weights for LMMs)."""
+        type = match_arg(type, ("prior", "working"), "type")
+        w = self._prior_weights()
+        if type == "working":
+            eta = self._rows_eta
+            w = w * self.link_derivative(eta) ** 2 / self._variance(self.inverse_link(eta))
+        return self.design.per_data_row(w, f"{type} weights")
+
+    def augment(self) -> pd.DataFrame:
+        """broom.mixed's ``augment(m)``: the model's variables on the rows used, then .fitted
+        (link scale), .resid (lme4's default residuals), .hat and .cooksd (lmer fits), .fixed
+        (``re.form = NA``), .mu, .offset, .sqrtXwt, .sqrtrwt, .weights, .wtres (Pearson
+        residuals) and, for GLMMs, .eta.  The variables are the data's columns the formula
+        uses (R shows model-frame terms such as ``cbind(s, f)`` or ``log(y)`` instead)."""
+        if self.design.frame is None:
+            raise DataError("augment() needs the model's data; this fit holds none (refit it with the data)")
+        rows = self.design.rows
+        eta = self._rows_eta
+        mu, w = self.inverse_link(eta), self._prior_weights()
+        v = self._variance(mu)
+        out = self.design.frame[model_variables(self.design.frame.columns, self.formula)].copy()
+        if self.design.weights is not None and not self.parsed.response.replace(" ", "").startswith("cbind("):
+            out["(weights)"] = self.design.weights  # a cbind response's trials are not a weights argument
+        if self.predictor.offset_argument:
+            out["(offset)"] = self.design.offset
+        out[".fitted"] = eta
+        out[".resid"] = self.residuals.loc[rows].to_numpy()
+        for name, values in self._influence_columns().items():
+            out[name] = values.loc[rows].to_numpy()
+        out[".fixed"] = self.predict(re_form="~0", type="link").loc[rows].to_numpy()
+        out[".mu"] = mu
+        out[".offset"] = np.zeros(self.nobs) if self.design.offset is None else self.design.offset
+        out[".sqrtXwt"] = np.sqrt(w) * self.link_derivative(eta) / np.sqrt(v)
+        out[".sqrtrwt"] = np.sqrt(w / v)
+        out[".weights"] = w
+        out[".wtres"] = np.sqrt(w / v) * (self.design.y - mu)
+        if hasattr(self, "family"):
+            out[".eta"] = eta
+        return out
+
+    def _influence_columns(self) -> dict[str, pd.Series]:
+        """augment's .hat and .cooksd: none for GLMMs (lme4's hat matrix "may not make sense" there)."""
+        return {}
+
     # ----- tables --------------------------------------------------------------------------
     def equations(self, estimates: bool = False, digits: int = 2) -> Equations:
         """The model as level-1 and level-2 (and level-3) equations and as one combined equation, in
@@ -561,15 +626,28 @@ class LmerResult(ProfiledEstimates, MixedModelResult):
         """Response residuals y − fitted."""
         return self.design.per_data_row(self.design.y - self._fitted_values, "residuals")
 
+    def residuals_of(self, type: str = "response") -> pd.Series:
+        """lme4's ``residuals(m, type=)`` of an lmer fit: 'response' (default) and 'working' are
+        y − ŷ, 'pearson' and 'deviance' √w (y − ŷ); the same without weights."""
+        type = match_arg(type, ("response", "pearson", "working", "deviance"), "type")
+        r = self.design.y - self._fitted_values
+        if self.design.weights is not None and type in ("pearson", "deviance"):
+            r = r * np.sqrt(self.design.weights)
+        return self.design.per_data_row(r, f"{type} residuals")
+
     def scaled_residuals(self, type: str = "pearson") -> pd.Series:
         """Residuals divided by σ̂: 'pearson' (default; √w (y − ŷ), what lme4's summary
         tabulates) or 'response' (y − ŷ; lme4's ``residuals(m, scaled = TRUE)``); the same
         without weights."""
         type = match_arg(type, ("pearson", "response"), "type")
-        r = self.design.y - self._fitted_values
-        if self.design.weights is not None and type == "pearson":
-            r = r * np.sqrt(self.design.weights)
-        return self.design.per_data_row(r / self.sigma, "scaled residuals")
+        return (self.residuals_of(type) / self.sigma).rename("scaled residuals")
+
+    @property
+    def _rows_eta(self) -> np.ndarray:
+        return self._fitted_values
+
+    def _influence_columns(self) -> dict[str, pd.Series]:
+        return {".hat": self.hatvalues(), ".cooksd": self.cooks_distance()}
 
     def hatvalues(self) -> pd.Series:
         """Leverages: the diagonal of the hat matrix of ŷ = Xβ̂ + Zb̂ (lme4's hatvalues)."""
@@ -623,6 +701,15 @@ class LmerResult(ProfiledEstimates, MixedModelResult):
         """REMLcrit for REML fits (lme4's deviance() of a REML fit is deprecated), the deviance for ML."""
         return {"REMLcrit": self.objective} if self.REML else {"deviance": self.deviance}
 
+
+
+def model_variables(columns: Sequence[str], formula: str) -> list[str]:
+    """The columns in the order the formula first names them (R's model frame: response, fixed,
+    random); columns it does not name (``y ~ .``) follow in their order."""
+    def first_use(column: str) -> int:
+        found = re.search(r"(?<![\w.`])`?" + re.escape(column) + r"`?(?![\w.`])", formula)
+        return found.start() if found else len(formula)
+    return sorted(columns, key=first_use)
 
 
 def fit_warnings(report: OptimumReport, singular: bool, hint: str = "") -> None:
