@@ -95,12 +95,21 @@ CONSTRUCTORS: dict[str, Callable[..., Correlation | Variance]] = {
 
 def _form(name: str, value: object, form: str | None, fixed: object) -> NlmeForm:
     """``form`` read, after refusing what is not offered (``value=``, ``fixed = TRUE``)."""
+    if isinstance(value, str):
+        _refuse_form_as_value(name, value)
     if value is not None:
         raise DataError(f"{name}(): value= (nlme's starting value) is not supported; the fit starts from "
                         "no correlation and equal variances. Leave value= out")
     if fixed not in (None, False):
         raise DataError(f"{name}(): fixed = TRUE (holding the parameter at value=) is not supported; leave it out")
     return NlmeForm(None, None) if form is None else parse_form(form, f"{name}(form = ...)")
+
+
+def _refuse_form_as_value(name: str, value: str) -> None:
+    """A formula given where nlme's first argument, value=, goes (nlme would ignore it): say where it belongs."""
+    if value.lstrip().startswith("~"):
+        raise FormulaError(f"{name}(): the first unnamed argument is nlme's value=, not the formula; "
+                           f"write form = {value.strip()}", value)
 
 
 def from_string(text: str) -> Correlation | Variance:
@@ -128,6 +137,7 @@ def _keywords(call: NlmeCall) -> dict[str, object]:
         if name in out:
             raise FormulaError(f"{call.name}(): {name} is given twice", call.text)
         if name == "value" and not _NUMBERS.fullmatch(text):
+            _refuse_form_as_value(call.name, text)
             raise FormulaError(f"{call.name}(): value= takes numbers, not {text!r}", call.text)
         out[name] = logical(text, f"{call.name}(fixed = ...)") if name == "fixed" else text
     return out

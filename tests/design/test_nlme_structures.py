@@ -51,6 +51,8 @@ def test_nlme_structures_not_offered_name_what_exists(name):
     ("corAR1(0, ~ 1 | id, FALSE, 1)", FormulaError, "a fourth unnamed argument"),
     ("corAR1(method = 'ML')", FormulaError, "takes value, form and fixed, not method"),
     ("corAR1(value = x)", FormulaError, "value= takes numbers"),
+    ("varIdent(~ 1 | arm)", FormulaError, "the first unnamed argument is nlme's value=, not the formula; "
+                                          "write form = ~ 1 \\| arm"),
     ("corAR1(form = ~ week | id / day)", FormulaError, "nested groups"),
     ("varIdent(form = ~ 1)", FormulaError, "varIdent\\(\\) takes form = '~ 1 \\| stratum'"),
     ("varIdent(form = ~ dose | arm)", FormulaError, "varIdent\\(\\) takes form"),
@@ -71,6 +73,8 @@ def test_constructor_arguments_are_checked_as_the_strings_are():
         mm.varIdent(form="~ 1 | arm", fixed=True)
     with pytest.raises(FormulaError, match="starting with '~'"):
         mm.corAR1(form="week | id")
+    with pytest.raises(FormulaError, match="write form = ~ 1 \\| arm"):
+        mm.varIdent("~ 1 | arm")
 
 
 # ----- correlation=, weights=, variance=, method= ------------------------------------------------
