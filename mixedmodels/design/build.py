@@ -567,7 +567,7 @@ def used_columns(parsed: ParsedFormula, columns: pd.Index) -> list[str]:
 
 
 _IDENT = re.compile(r"`([^`]*)`|'[^']*'|\"[^\"]*\"|(?<![\w.])([A-Za-z_][A-Za-z0-9_.]*)")
-_KNOWN = {"np", "numpy", "I", "C", "log", "exp", "sqrt", "abs", "log2", "log10", "log1p", "center", "scale",
+_KNOWN = {"np", "numpy", "I", "C", "log", "exp", "sqrt", "abs", "log2", "log10", "log1p", "sin", "cos", "tan", "pi", "center", "scale",
           "poly", "bs", "ns", "cbind", "offset", "True", "False", "None", "TRUE", "FALSE", "NULL", "Treatment", "Sum",
           "contr", "math", "lag", "standardize", "Q"}
 

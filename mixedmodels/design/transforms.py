@@ -140,6 +140,6 @@ def poly(x: object, degree: int = 1, raw: bool = False, _state: dict = {}) -> Fa
 #: the functions a formula may call by R's names, next to numpy's (``np.log``)
 FORMULA_CONTEXT = {
     "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs, "log2": np.log2, "log10": np.log10,
-    "log1p": np.log1p, "factor": factor, "as_factor": factor, "ordered": ordered,
+    "log1p": np.log1p, "sin": np.sin, "cos": np.cos, "tan": np.tan, "pi": np.pi, "factor": factor, "as_factor": factor, "ordered": ordered,
     "as_numeric": as_numeric, "as_integer": as_integer, "as_logical": as_logical, "ns": ns, "poly": poly,
 }

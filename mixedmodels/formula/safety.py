@@ -34,8 +34,8 @@ from .parse import ParsedFormula, parse_formula, without_structure_names
 from .rdialect import python_part
 
 DEFAULT_ALLOWED: frozenset[str] = frozenset({
-    "np.log", "np.log2", "np.log10", "np.log1p", "np.exp", "np.sqrt", "np.abs",
-    "log", "log2", "log10", "log1p", "exp", "sqrt", "abs",
+    "np.log", "np.log2", "np.log10", "np.log1p", "np.exp", "np.sqrt", "np.abs", "np.sin", "np.cos", "np.tan",
+    "np.pi", "log", "log2", "log10", "log1p", "exp", "sqrt", "abs", "sin", "cos", "tan",
     "I", "C", "center", "scale", "poly", "bs", "ns", "offset", "cbind",
     "factor", "as_factor", "ordered", "as_numeric", "as_integer", "as_logical",
     "contr.treatment", "contr.sum", "contr.poly", "contr.helmert", "contr.diff",

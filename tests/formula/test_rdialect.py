@@ -131,3 +131,23 @@ def test_ns_matches_r_splines_ns():
     basis = np.asarray(ns(np.arange(10.0), 3))
     np.testing.assert_allclose(basis[1:4], expected, atol=5e-7)
     np.testing.assert_allclose(basis[0], 0, atol=1e-12)
+
+
+@pytest.mark.parametrize("safe", [False, True])
+def test_trigonometric_terms_and_pi_as_r_writes_them(safe):
+    """nlme's Ovary model written as in R: the same fit as with the precomputed columns, R's names."""
+    ovary = pd.read_csv(Path(__file__).resolve().parents[1] / "fixtures" / "rspell" / "ovary.csv")
+    r_way = mm.lmer("follicles ~ sin(2*pi*Time) + cos(2*pi*Time) + (1 | Mare)", ovary, safe=safe)
+    columns = mm.lmer("follicles ~ sin2pi + cos2pi + (1 | Mare)", ovary, safe=safe)
+    assert list(r_way.fixef.index) == ["(Intercept)", "sin(2 * pi * Time)", "cos(2 * pi * Time)"]
+    np.testing.assert_allclose(r_way.fixef.to_numpy(), columns.fixef.to_numpy(), rtol=1e-9)
+    assert r_way.objective == pytest.approx(columns.objective, rel=1e-12)
+    numpy_way = mm.lmer("follicles ~ np.sin(2*np.pi*Time) + np.tan(Time) + (1 | Mare)", ovary, safe=safe)
+    expected = np.column_stack([np.sin(2 * np.pi * ovary["Time"]), np.tan(ovary["Time"])])
+    np.testing.assert_allclose(numpy_way.design.X[:, 1:], expected, rtol=1e-12)
+
+
+def test_a_column_named_pi_masks_the_constant_as_in_r():
+    ovary = pd.read_csv(Path(__file__).resolve().parents[1] / "fixtures" / "rspell" / "ovary.csv")
+    m = mm.lmer("follicles ~ sin(2*pi*Time) + (1 | Mare)", ovary.assign(pi=0.5))
+    np.testing.assert_allclose(m.design.X[:, 1], np.sin(ovary["Time"]), rtol=1e-12)
