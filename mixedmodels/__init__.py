@@ -6,7 +6,7 @@ from .inference.acf import acf
 from .inference.anova import AnovaTable, anova, drop1, ranova
 from .inference.deletion import Influence, influence
 from .inference.step import StepResult, step
-from .inference.emmeans import EmmContrasts, EmmGrid, difflsmeans, emmeans, ls_means
+from .inference.emmeans import EmmContrasts, EmmGrid, difflsmeans, emmeans, emtrends, ls_means
 from .inference.simulate import simulate_formula as simulate
 from .api import glmer, glmer_nb, gls, lmer
 from .design.residual import AR1, CAR1, CompSymm, Symm, VarIdent, VarPower
@@ -83,6 +83,7 @@ __all__ = [
     "Influence",
     "StepResult",
     "emmeans",
+    "emtrends",
     "ls_means",
     "difflsmeans",
     "EmmGrid",

@@ -1,5 +1,5 @@
-"""Estimated marginal means and their pairwise contrasts: emmeans' ``emmeans(m, pairwise ~ f | g)``
-and lmerTest's ``ls_means`` / ``difflsmeans``.
+"""Estimated marginal means, their contrasts and marginal slopes: emmeans' ``emmeans(m, pairwise ~ f | g)``,
+``contrast()``, ``emtrends()``, and lmerTest's ``ls_means`` / ``difflsmeans``.
 
 The reference grid crosses the levels of every factor of the fixed part, with
 numeric covariates at their means (or at the values of ``at``).  The marginal
@@ -7,7 +7,9 @@ mean of a level is the average, with equal weights, of the grid's predictions
 over the levels of the other factors: a row l of L = mean of the grid's rows of
 X, estimate lᵀβ̂, standard error √(lᵀVl).  Degrees of freedom are Satterthwaite's
 or Kenward–Roger's for the row (and then KR's adjusted V), or infinite (z) for
-GLMMs, as emmeans' ``lmer.df`` options.  Contrasts are differences of rows of L.
+GLMMs, as emmeans' ``lmer.df`` options.  Contrasts are combinations of rows of L.
+A marginal slope (emtrends) is the same average of the grid's forward differences
+(X(x + h) − X(x))/h, h a thousandth of x's range in the data, as emmeans takes it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from .kenward_roger import check_applicable, kenward_roger
 from .prediction import fixed_effects_rows
 from .satterthwaite import satterthwaite
 
-ADJUSTMENTS = ("tukey", "holm", "bonferroni", "none")
+ADJUSTMENTS = ("tukey", "dunnettx", "sidak", "holm", "bonferroni", "fdr", "none")
+#: emmeans' contrast methods and the adjustment each uses by default
+CONTRAST_METHODS = {"pairwise": "tukey", "revpairwise": "tukey", "trt.vs.ctrl": "dunnettx", "eff": "fdr"}
 _RESPONSE_NAMES = {"binomial": "prob", "poisson": "rate"}
 
 
@@ -51,36 +55,52 @@ class EmmGrid:
 
     def pairs(self, adjust: str = "tukey") -> EmmContrasts:
         """All pairwise differences within each ``by`` group (emmeans' ``pairs``), p-values adjusted
-        for the family of the group's comparisons: 'tukey' (default), 'holm', 'bonferroni' or 'none'.
+        for the family of the group's comparisons: 'tukey' (default) or another of ``ADJUSTMENTS``.
         For GLMMs the differences are on the link scale (log odds ratios for logit)."""
+        return self.contrast("pairwise", adjust)
+
+    def contrast(self, method: str | dict[str, Sequence[float]] = "eff", adjust: str | None = None) -> EmmContrasts:
+        """emmeans' ``contrast(emm, method)`` within each ``by`` group: 'pairwise', 'revpairwise'
+        (later minus earlier), 'trt.vs.ctrl' (each level minus the first), 'eff' (each level minus
+        the mean of all; emmeans' default) or a dict of named coefficient vectors over the levels.
+        ``adjust`` defaults as emmeans: tukey for pairwise, dunnettx for trt.vs.ctrl, fdr for eff,
+        none for a dict; also 'sidak', 'holm', 'bonferroni', 'none'."""
+        if isinstance(method, dict):
+            default = "none"
+        elif method in CONTRAST_METHODS:
+            default = CONTRAST_METHODS[method]
+        else:
+            raise ValueError(f"method must be one of {', '.join(map(repr, CONTRAST_METHODS))} or a dict of "
+                             f"named coefficient vectors, not {method!r}")
+        adjust = default if adjust is None else adjust
         if adjust not in ADJUSTMENTS:
             raise ValueError(f"adjust must be one of {', '.join(map(repr, ADJUSTMENTS))}, not {adjust!r}")
         rows, names, groups, family_sizes = [], [], [], []
         keys = _group_keys(self.labels, self.by)
         for key in dict.fromkeys(keys):
             members = np.array([i for i, k in enumerate(keys) if k == key])
-            names_in = [" ".join(_level_label(f, v, self.labels[f]) for f, v in zip(self.specs, self.labels.iloc[i][
+            levels = [" ".join(_level_label(f, v, self.labels[f]) for f, v in zip(self.specs, self.labels.iloc[i][
                 list(self.specs)])) for i in members]
-            for a, b in itertools.combinations(range(len(members)), 2):
-                rows.append(self.L[members[a]] - self.L[members[b]])
-                names.append(f"{names_in[a]} - {names_in[b]}")
+            for name, coefficients in contrast_coefficients(method, levels):
+                rows.append(coefficients @ self.L[members])
+                names.append(name)
                 groups.append(key)
                 family_sizes.append(len(members))
         L = np.array(rows).reshape(-1, self.L.shape[1])
         estimate, se, df = row_inference(self.fit, L, self.ddf)
         stat = estimate / se
         p = 2 * stats.t.sf(np.abs(stat), df)
-        p = _adjust(p, np.abs(stat), df, groups, family_sizes, adjust)
+        p = adjusted_p_values(p, np.abs(stat), df, groups, family_sizes, adjust)
         out = pd.DataFrame({"contrast": names})
         for j, name in enumerate(self.by):
             out[name] = [g[j] for g in groups]
         out["estimate"], out["SE"], out["df"] = estimate, se, df
         out["z.ratio" if np.all(np.isinf(df)) else "t.ratio"] = stat
         out["p.value"] = p
-        notes = [n for n in _notes(self) if not n.startswith("Confidence level")]
-        if adjust != "none" and len(names):
+        notes = [n for n in _notes(self, contrasts=True) if not n.startswith("Confidence level")]
+        tests = max((groups.count(g) for g in set(groups)), default=0)
+        if adjust != "none" and tests > 1:  # emmeans notes no adjustment of a single test
             sizes = sorted(set(family_sizes))
-            tests = max(groups.count(g) for g in set(groups))
             notes.append(f"P value adjustment: tukey method for comparing a family of "
                          f"{' or '.join(map(str, sizes))} estimates" if adjust == "tukey" else
                          f"P value adjustment: {adjust} method for {tests} tests")
@@ -110,27 +130,58 @@ def emmeans(fit: Any, specs: str | Sequence[str], by: str | Sequence[str] | None
             at: dict[str, Any] | None = None, ddf: str | None = None, type: str = "link",
             level: float = 0.95) -> EmmGrid:
     """Estimated marginal means of the levels of ``specs`` (within each level of ``by``), as
-    emmeans' ``emmeans(m, ~ specs | by)``; ``.pairs(adjust=...)`` compares them.
+    emmeans' ``emmeans(m, ~ specs | by)``; ``.pairs()`` and ``.contrast()`` compare them.
 
     ``ddf`` is "Kenward-Roger" (the default for REML lmer fits, as emmeans' ``lmer.df``;
-    Satterthwaite for ML fits), "Satterthwaite" or "asymptotic" (z; the only one for glmer fits).  ``type="response"`` back-transforms GLMM means
-    (SE by the delta method, limits through the inverse link).  ``at`` fixes covariates
+    Satterthwaite for ML fits), "Satterthwaite" or "asymptotic" (z; the only one for glmer
+    fits).  ``type="response"`` back-transforms GLMM means (SE by the delta method, limits
+    through the inverse link).  ``at`` fixes covariates
     (``{"x": 2.0}``) or restricts factor levels (``{"f": ["a", "b"]}``).
     """
-    specs_t = (specs,) if isinstance(specs, str) else tuple(specs)
-    by_t = () if by is None else (by,) if isinstance(by, str) else tuple(by)
     ddf = _check_ddf(fit, ddf)
     if type not in ("link", "response"):
         raise ValueError(f"type must be 'link' or 'response', not {type!r}")
+    grid, factors = reference_grid(fit, at)
+    X = fixed_effects_rows(fit, grid)
+    return _marginal(fit, grid, factors, X, _names(specs), _names(by), ddf, level, type, "emmean")
+
+
+def emtrends(fit: Any, specs: str | Sequence[str], var: str, by: str | Sequence[str] | None = None,
+             at: dict[str, Any] | None = None, ddf: str | None = None, level: float = 0.95) -> EmmGrid:
+    """Marginal slopes of the numeric predictor ``var`` for the levels of ``specs`` (within ``by``),
+    as emmeans' ``emtrends(m, ~ specs | by, var = "x")``: the grid's forward differences over a
+    thousandth of x's range, averaged as the means are; on the link scale for GLMMs.  The table's
+    estimate column is ``"x.trend"``; ``.pairs()`` and ``.contrast()`` compare the slopes."""
+    ddf = _check_ddf(fit, ddf)
+    grid, factors = reference_grid(fit, at)
+    frame = fit.design.frame
+    if var not in frame.columns or var in factors or not pd.api.types.is_numeric_dtype(frame[var]):
+        raise DataError(f"var={var!r} is not a numeric predictor of the fixed effects; numeric columns: "
+                        + ", ".join(repr(c) for c in frame.columns if c not in factors
+                                    and pd.api.types.is_numeric_dtype(frame[c])))
+    h = float(np.ptp(frame[var].to_numpy(dtype=float))) / 1000
+    if h == 0:
+        raise DataError(f"{var!r} takes a single value in the data: it has no slope to estimate")
+    shifted = grid.assign(**{var: grid[var] + h})
+    X = (fixed_effects_rows(fit, shifted) - fixed_effects_rows(fit, grid)) / h
+    return _marginal(fit, grid, factors, X, _names(specs), _names(by), ddf, level, "link", f"{var}.trend")
+
+
+def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    return () if value is None else (value,) if isinstance(value, str) else tuple(value)
+
+
+def _marginal(fit: Any, grid: pd.DataFrame, factors: list[str], X: np.ndarray, specs: tuple[str, ...],
+              by: tuple[str, ...], ddf: str, level: float, type: str, estimate_name: str) -> EmmGrid:
+    """The equally weighted averages of X's rows for each combination of specs and by, with their
+    estimates, standard errors, df and confidence limits."""
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, not {level!r}")
-    grid, factors = reference_grid(fit, at)
-    wanted = specs_t + by_t
+    wanted = specs + by
     unknown = [f for f in wanted if f not in factors]
     if unknown:
         raise DataError(f"{', '.join(map(repr, unknown))} is not a factor of the fixed effects; factors: "
                         + (", ".join(map(repr, factors)) or "none"))
-    X = fixed_effects_rows(fit, grid)
     levels = [list(dict.fromkeys(grid[f])) for f in wanted]
     combos = [tuple(reversed(c)) for c in itertools.product(*reversed(levels))]  # first factor fastest
     key = grid[list(wanted)].apply(tuple, axis=1).to_numpy()
@@ -147,13 +198,13 @@ def emmeans(fit: Any, specs: str | Sequence[str], by: str | Sequence[str] | None
         lower, upper = fit.inverse_link(lower), fit.inverse_link(upper)
         lower, upper = np.minimum(lower, upper), np.maximum(lower, upper)
     else:
-        table["emmean"], table["SE"] = estimate, se
+        table[estimate_name], table["SE"] = estimate, se
     table["df"] = df
     asymptotic = np.all(np.isinf(df))
     table["asymp.LCL" if asymptotic else "lower.CL"] = lower
     table["asymp.UCL" if asymptotic else "upper.CL"] = upper
     averaged = tuple(f for f in factors if f not in wanted)
-    return EmmGrid(fit, specs_t, by_t, labels, L, ddf, level, type, averaged, table)
+    return EmmGrid(fit, specs, by, labels, L, ddf, level, type, averaged, table)
 
 
 def ls_means(fit: Any, which: str, ddf: str | None = None, level: float = 0.95) -> pd.DataFrame:
@@ -253,20 +304,51 @@ def _kenward_roger_applies(fit: Any) -> bool:
     return True
 
 
-def _adjust(p: np.ndarray, t: np.ndarray, df: np.ndarray, groups: list, sizes: list[int], adjust: str) -> np.ndarray:
-    """p-values adjusted within each family (the comparisons of one by-group)."""
+def contrast_coefficients(method: str | dict[str, Sequence[float]], levels: list[str]) -> list[tuple[str, np.ndarray]]:
+    """emmeans' contrast names and coefficient vectors over k means labelled ``levels``."""
+    k = len(levels)
+    unit = np.eye(k)
+    if isinstance(method, dict):
+        bad = {name: len(c) for name, c in method.items() if len(c) != k}
+        if bad:
+            raise ValueError(f"each contrast needs {k} coefficients, one per mean ({', '.join(levels)}); "
+                             f"{', '.join(f'{n!r} has {m}' for n, m in bad.items())}")
+        return [(name, np.asarray(c, dtype=float)) for name, c in method.items()]
+    if method == "pairwise":
+        return [(f"{levels[a]} - {levels[b]}", unit[a] - unit[b]) for a, b in itertools.combinations(range(k), 2)]
+    if method == "revpairwise":
+        return [(f"{levels[b]} - {levels[a]}", unit[b] - unit[a]) for b in range(1, k) for a in range(b)]
+    if method == "trt.vs.ctrl":
+        return [(f"{levels[j]} - {levels[0]}", unit[j] - unit[0]) for j in range(1, k)]
+    return [(f"{levels[j]} effect", unit[j] - 1 / k) for j in range(k)]  # eff
+
+
+def adjusted_p_values(p: np.ndarray, t: np.ndarray, df: np.ndarray, groups: list, sizes: list[int], adjust: str) -> np.ndarray:
+    """p-values adjusted within each family (the contrasts of one by-group), as emmeans: Tukey's
+    studentized range over the family's means, emmeans' dunnettx approximation to Dunnett's
+    (a mix of the Tukey and Šidák distributions), Šidák, Holm, Bonferroni, or Benjamini–Hochberg (fdr)."""
     out = p.copy()
     if adjust == "tukey":
         return stats.studentized_range.sf(np.sqrt(2) * t, np.array(sizes), df)
     for key in dict.fromkeys(groups):
         idx = np.array([i for i, g in enumerate(groups) if g == key])
         m = len(idx)
+        order = np.argsort(p[idx])
         if adjust == "bonferroni":
             out[idx] = np.minimum(1.0, m * p[idx])
+        elif adjust == "sidak":
+            out[idx] = 1 - (1 - p[idx]) ** m
         elif adjust == "holm":
-            order = np.argsort(p[idx])
             stepped = np.maximum.accumulate((m - np.arange(m)) * p[idx][order])
             out[idx[order]] = np.minimum(1.0, stepped)
+        elif adjust == "fdr":
+            stepped = np.minimum.accumulate((m / np.arange(m, 0, -1)) * p[idx][order][::-1])[::-1]
+            out[idx[order]] = np.minimum(1.0, stepped)
+        elif adjust == "dunnettx" and m > 1:
+            weight = (m - 1) / m
+            tukey = stats.studentized_range.cdf(np.sqrt(2) * t[idx], (1 + np.sqrt(1 + 8 * m)) / 2, df[idx])
+            sidak = (1 - 2 * stats.t.sf(t[idx], df[idx])) ** m
+            out[idx] = 1 - (weight * tukey + (1 - weight) * sidak)
     return out
 
 
@@ -281,7 +363,8 @@ def _group_keys(table: pd.DataFrame, by: tuple[str, ...]) -> list[tuple]:
     return [tuple(row) for row in table[list(by)].itertuples(index=False)] if by else [()] * len(table)
 
 
-def _notes(grid: EmmGrid) -> list[str]:
+def _notes(grid: EmmGrid, contrasts: bool = False) -> list[str]:
+    """emmeans' lines below a table; differences of logits are named log odds ratios."""
     notes = []
     if grid.averaged:
         notes.append(f"Results are averaged over the levels of: {', '.join(grid.averaged)}")
@@ -290,7 +373,9 @@ def _notes(grid: EmmGrid) -> list[str]:
     if grid.type == "response" and hasattr(grid.fit, "family"):
         notes.append(f"Intervals are back-transformed from the {grid.fit.family.link.name} scale")
     elif hasattr(grid.fit, "family"):
-        notes.append(f"Results are given on the {grid.fit.family.link.name} (not the response) scale.")
+        scale = grid.fit.family.link.name
+        scale = "log odds ratio" if contrasts and scale == "logit" else scale
+        notes.append(f"Results are given on the {scale} (not the response) scale.")
     notes.append(f"Confidence level used: {grid.level:g}")
     return notes
 
