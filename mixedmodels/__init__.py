@@ -6,6 +6,7 @@ from .inference.acf import acf
 from .inference.anova import AnovaTable, anova, drop1, ranova
 from .inference.deletion import Influence, influence
 from .inference.step import StepResult, step
+from .inference.fixed_tests import contest
 from .inference.emmeans import EmmContrasts, EmmGrid, difflsmeans, emmeans, emtrends, ls_means
 from .inference.simulate import simulate_formula as simulate
 from .api import glmer, glmer_nb, gls, lmer
@@ -77,6 +78,7 @@ __all__ = [
     "GlmResult",
     "anova",
     "ranova",
+    "contest",
     "drop1",
     "step",
     "influence",

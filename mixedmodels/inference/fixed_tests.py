@@ -30,12 +30,14 @@ import pandas as pd
 
 from ..formula.rdialect import r_spelling
 from ..design.build import evaluate, factor_codes, factor_columns, independent_columns, scaled_gram
-from ..errors import MixedModelsError
+from scipy import stats
+
+from ..errors import DataError, MixedModelsError, match_arg
 from ..protocols import FittedModel
 from ..report.rformat import zapsmall
 from ..report.tables import AnovaTable
-from .kenward_roger import kr_test
-from .satterthwaite import satterthwaite_f
+from .kenward_roger import check_applicable, kenward_roger, kr_test
+from .satterthwaite import satterthwaite, satterthwaite_f
 
 if TYPE_CHECKING:
     from ..protocols import FittedModel
@@ -217,6 +219,35 @@ def f_tests(fit: LmerResult, contrasts: dict[str, np.ndarray], ddf: str) -> pd.D
         rows[name] = (mean_sq * num_df, mean_sq, num_df, den_df, F, p)
     return pd.DataFrame.from_dict(rows, orient="index",
                                   columns=["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"])
+
+
+def contest(fit: LmerResult, L: object, joint: bool = True, ddf: str = "Satterthwaite", level: float = 0.95,
+            rhs: object = 0.0) -> pd.DataFrame:
+    """lmerTest's ``contest(m, L, joint =, ddf =)``: with ``joint`` one F test of Lβ = 0 (contestMD:
+    Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F)); otherwise a t test of each row lᵀβ = rhs
+    (contest1D: Estimate, Std. Error, df, t value, lower, upper, Pr(>|t|)), the limits at ``level``.
+    ``L`` has one column per coefficient; a vector is one row.  ``ddf`` as in ``anova``."""
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    if L.shape[1] != len(fit.fixef):
+        raise DataError(f"L has {L.shape[1]} columns; it needs one per coefficient ({len(fit.fixef)}: "
+                        f"{', '.join(fit.fixef.index)})")
+    ddf = match_arg(ddf, ("Satterthwaite", "Kenward-Roger"), "ddf")
+    if ddf == "Kenward-Roger":
+        check_applicable(fit)
+    if not 0 < level < 1:
+        raise MixedModelsError(f"level must be between 0 and 1, not {level!r}")
+    shift = np.broadcast_to(np.asarray(rhs, dtype=float), (len(L),))
+    if joint:
+        if np.any(shift != 0):
+            raise MixedModelsError("rhs= is available for the row-wise tests (joint=False) only")
+        return f_tests(fit, {"": L}, ddf).reset_index(drop=True)
+    t = (satterthwaite if ddf == "Satterthwaite" else kenward_roger)(fit, L)
+    estimate, se, df = t["Estimate"].to_numpy(), t["Std. Error"].to_numpy(), t["df"].to_numpy()
+    q = stats.t.ppf((1 + level) / 2, df)
+    value = (estimate - shift) / se
+    return pd.DataFrame({"Estimate": estimate, "Std. Error": se, "df": df, "t value": value,
+                         "lower": estimate - q * se, "upper": estimate + q * se,
+                         "Pr(>|t|)": 2 * stats.t.sf(np.abs(value), df)})
 
 
 def anova_table(fit: LmerResult, ddf: str = "Satterthwaite", type: int = 3) -> AnovaTable:

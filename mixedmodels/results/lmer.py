@@ -497,6 +497,19 @@ class MixedModelResult(DesignSizes, RandomEffectsFit):
         """augment's .hat and .cooksd: none for GLMMs (lme4's hat matrix "may not make sense" there)."""
         return {}
 
+    def model_performance(self) -> pd.DataFrame:
+        """performance's ``model_performance(m)``: AIC, AICc (AIC + 2k(k + 1)/(n − k − 1)), BIC,
+        R2_conditional, R2_marginal (``r2()``), ICC (the adjusted ``icc()``), RMSE (of the response
+        residuals y − μ̂) and Sigma; without performance's scoring rules (Log_loss, Score_log, ...)."""
+        k, n = self.df, self.nobs
+        r2 = self.r2()
+        rmse = float(np.sqrt(np.mean((self.design.y - self.inverse_link(self._rows_eta)) ** 2)))
+        return pd.DataFrame([{
+            "AIC": self.aic, "AICc": self.aic + 2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else np.nan,
+            "BIC": self.bic, "R2_conditional": r2["conditional"], "R2_marginal": r2["marginal"],
+            "ICC": self.icc(by_group=False)["adjusted"], "RMSE": rmse, "Sigma": self.sigma,
+        }])
+
     # ----- tables --------------------------------------------------------------------------
     def equations(self, estimates: bool = False, digits: int = 2) -> Equations:
         """The model as level-1 and level-2 (and level-3) equations and as one combined equation, in
