@@ -9,7 +9,7 @@ from .inference.step import StepResult, step
 from .inference.fixed_tests import contest
 from .inference.emmeans import EmmContrasts, EmmGrid, difflsmeans, emmeans, emtrends, ls_means
 from .inference.simulate import simulate_formula as simulate
-from .api import glmer, glmer_nb, gls, lmer
+from .api import glmer, glmer_nb, gls, lmer, update
 from .design.residual import AR1, CAR1, CompSymm, Symm, VarIdent, VarPower
 from .design.nlme import corAR1, corCAR1, corCompSymm, corSymm, varIdent, varPower
 from .results.residual import GlsResult, ResidualLmerResult
@@ -49,6 +49,7 @@ __all__ = [
     "glmer",
     "glmer_nb",
     "gls",
+    "update",
     "acf",
     "GlsResult",
     "ResidualLmerResult",

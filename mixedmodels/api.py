@@ -8,7 +8,7 @@ from scipy.optimize import minimize_scalar
 
 from .dask.glmm import DaskGlmerResult, glmer_dask
 from .dask.lmm import DaskLmerResult, is_dask_dataframe, lmer_dask
-from .design.build import build_design, check_groups, check_residual_df, mixed_formula
+from .design.build import build_design, check_groups, check_residual_df, mixed_formula, response_values
 from .engine.control import Control, resolve_control
 from .errors import ConvergenceWarning, DataError, FitError, MixedModelsWarning, warn
 from .engine.families import Family, NegativeBinomial, get_family
@@ -23,6 +23,7 @@ from .engine.residual import GlsModel, ResidualLMM
 from .errors import FormulaError
 from .formula.parse import parse_formula
 from .formula.safety import check_formula
+from .formula.update import update_formula
 from .results.residual import GlsResult, ResidualLmerResult
 
 EXACT_FIT = 1e-6  # a residual SD below this fraction of the response's SD is an exact fit
@@ -317,3 +318,56 @@ def theta_ml(y: np.ndarray, mu: np.ndarray, weights: np.ndarray) -> float:
 
     res = minimize_scalar(minus_loglik, bounds=(-10, 15), method="bounded", options={"xatol": 1e-6})
     return float(np.exp(res.x))
+
+
+def update(fit: LmerResult | GlmerResult, formula: str | None = None, data: pd.DataFrame | None = None,
+           **changes) -> LmerResult | GlmerResult:
+    """R's ``update(m, . ~ . - x, REML = FALSE)``: the model refitted with a formula written against
+    its own (``.`` for each side, as R's ``update.formula``; see ``formula.update``) and other
+    arguments of ``lmer``/``glmer``/``glmer_nb`` changed by keyword.
+
+    The fit's settings carry over: REML, family, nAGQ, control, contrasts, na_action, a safe
+    formula check, and the weights= and offset= given.  Without ``data`` the model is refitted on
+    the rows and columns it used (R re-reads the data, so a term whose missing values had dropped
+    rows takes them back there); a formula naming other columns needs ``data=``.
+    """
+    if isinstance(fit, (ResidualLmerResult, GlsResult)) or not isinstance(fit, (LmerResult, GlmerResult)):
+        raise FitError(f"update() refits lmer, glmer and glmer_nb fits, not a {type(fit).__name__}; "
+                       "call the fitting function again")
+    d = fit.design
+    text = fit.formula if formula is None else update_formula(fit.formula, formula)
+    arguments: dict = {"control": fit.control, "contrasts": dict(d.contrasts) or None, "na_action": d.na_action,
+                       "safe": fit.parsed.checked}
+    given = {"weights": _weights_argument(fit), "offset": d.offset if fit.predictor.offset_argument else None}
+    for name, value in given.items():
+        if value is not None and data is not None and name not in changes:
+            raise DataError(f"the fit had {name}= for its own rows; pass {name}= for the new data too")
+        if value is not None and data is None:
+            arguments[name] = value
+    if isinstance(fit, GlmerResult) and isinstance(fit.family, NegativeBinomial):
+        refit, arguments = glmer_nb, {**arguments, "link": fit.family.link.name, "nAGQ": fit.nAGQ}
+        arguments.pop("contrasts"), arguments.pop("na_action")
+    elif isinstance(fit, GlmerResult):
+        refit, arguments = glmer, {**arguments, "family": fit.family, "nAGQ": fit.nAGQ}
+    else:
+        refit, arguments = lmer, {**arguments, "REML": fit.REML}
+    try:
+        return refit(text, d.frame if data is None else data, **{**arguments, **changes})
+    except DataError as error:
+        if data is not None:
+            raise
+        raise DataError(f"{str(error).rstrip('.')}; update() refits on the columns the model used: "
+                        "pass data= for others") from error
+
+
+def _weights_argument(fit: LmerResult | GlmerResult) -> np.ndarray | None:
+    """The weights= the fit was given: its prior weights, less a cbind response's trials."""
+    w = fit.design.weights
+    if w is None or not isinstance(fit, GlmerResult):
+        return w
+    _, trials = response_values(fit.parsed, fit.design.frame, binomial=True) if fit.family.name == "binomial" \
+        else (None, None)
+    if trials is None:
+        return w
+    given = w / trials
+    return None if np.allclose(given, 1.0) else given
