@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ..linalg.blockchol import BlockedCholesky
 from ..linalg.covariance import sd_and_correlation
@@ -510,6 +511,54 @@ class MixedModelResult(DesignSizes, RandomEffectsFit):
             "ICC": self.icc(by_group=False)["adjusted"], "RMSE": rmse, "Sigma": self.sigma,
         }])
 
+    # ----- lme4's getME ----------------------------------------------------------------------
+    def get_me(self, name: str) -> object:
+        """lme4's ``getME(m, name)`` for its common names, in lme4's term order and layout: 'X'
+        (DataFrame), 'Z', 'Zt', 'Lambda', 'Lambdat' (scipy sparse; Z's columns level by level,
+        each level's columns together, as lme4), 'y', 'mu', 'u', 'b', 'offset', 'beta' (arrays),
+        'theta' and 'fixef' (named Series), 'flist' (each grouping factor), 'cnms' (each term's
+        columns, keyed as VarCorr's groups), 'Gp', 'lower', 'sigma', 'REML' (p for REML fits, 0
+        otherwise, as lme4), 'is_REML', and the sizes 'n', 'N', 'p', 'q', 'k', 'm', 'n_rtrms',
+        'n_rfacs', 'p_i', 'l_i', 'q_i', 'm_i'.  Names abbreviate as R's match.arg allows."""
+        name = match_arg(name, GETME_NAMES, "name")
+        terms = self.reterms
+        lambdas = [self._factor.lambdas[self._engine(i)] for i in range(len(terms))]
+        per_term = {"p_i": [t.p for t in terms], "l_i": list(self.ngroups.values()), "q_i": [t.q for t in terms],
+                    "m_i": [t.ntheta for t in terms]}
+        if name in per_term:
+            return np.array(per_term[name])
+        sizes = {"n": self.nobs, "N": self.nobs, "p": len(self.fixef), "q": sum(per_term["q_i"]),
+                 "k": len(terms), "n_rtrms": len(terms), "n_rfacs": len(self.ngroups), "m": len(self.theta)}
+        if name in sizes:
+            return sizes[name]
+        if name in ("Z", "Zt"):
+            Z = sp.hstack([_term_matrix(t) for t in terms], format="csc")
+            return Z if name == "Z" else Z.T.tocsc()
+        if name in ("Lambda", "Lambdat"):
+            L = sp.block_diag([sp.kron(sp.identity(t.nlevels), T) for t, T in zip(terms, lambdas)], format="csc")
+            return L if name == "Lambda" else L.T.tocsc()
+        eta = self._rows_eta
+        values: dict[str, Callable[[], object]] = {
+            "X": lambda: pd.DataFrame(self.design.X, index=self.design.rows, columns=list(self.fixef.index)),
+            "y": lambda: self.design.y.copy(),
+            "mu": lambda: self.inverse_link(eta),
+            "u": lambda: np.concatenate([self._u[self._engine(i)] for i in range(len(terms))]),
+            "b": lambda: np.concatenate([self._b[self._engine(i)].ravel() for i in range(len(terms))]),
+            "offset": lambda: np.zeros(self.nobs) if self.design.offset is None else self.design.offset.copy(),
+            "beta": lambda: self.fixef.to_numpy().copy(),
+            "fixef": lambda: self.fixef.copy(),
+            "theta": lambda: pd.Series(self.theta, index=self.theta_names),
+            "flist": lambda: {group: pd.Categorical.from_codes(t.codes, t.levels)
+                              for group, t in reversed({t.group: t for t in reversed(terms)}.items())},
+            "cnms": lambda: {label: list(t.columns) for label, t in zip(self.term_groups, terms)},
+            "Gp": lambda: np.cumsum([0, *per_term["q_i"]]),
+            "lower": lambda: np.concatenate([t.theta_lower() for t in terms]),
+            "sigma": lambda: self.sigma,
+            "REML": lambda: len(self.fixef) if getattr(self, "REML", False) else 0,
+            "is_REML": lambda: bool(getattr(self, "REML", False)),
+        }
+        return values[name]()
+
     # ----- tables --------------------------------------------------------------------------
     def equations(self, estimates: bool = False, digits: int = 2) -> Equations:
         """The model as level-1 and level-2 (and level-3) equations and as one combined equation, in
@@ -714,6 +763,19 @@ class LmerResult(ProfiledEstimates, MixedModelResult):
         """REMLcrit for REML fits (lme4's deviance() of a REML fit is deprecated), the deviance for ML."""
         return {"REMLcrit": self.objective} if self.REML else {"deviance": self.deviance}
 
+
+
+#: the names ``get_me`` knows, lme4's spelling
+GETME_NAMES = ("X", "Z", "Zt", "y", "mu", "u", "b", "Gp", "Lambda", "Lambdat", "sigma", "flist", "fixef", "beta",
+               "theta", "REML", "is_REML", "n_rtrms", "n_rfacs", "N", "n", "p", "q", "p_i", "l_i", "q_i", "k",
+               "m_i", "m", "cnms", "offset", "lower")
+
+
+def _term_matrix(t: ReTerm) -> sp.csc_matrix:
+    """A term's block of Z: row i has its raw columns at its level's p columns (level-major, as lme4)."""
+    rows = np.repeat(np.arange(len(t.codes)), t.p)
+    cols = (t.codes[:, None] * t.p + np.arange(t.p)).ravel()
+    return sp.csc_matrix((t.matrix.ravel(), (rows, cols)), shape=(len(t.codes), t.q))
 
 
 def model_variables(columns: Sequence[str], formula: str) -> list[str]:

@@ -47,6 +47,7 @@ def _arguments(fit: Any, tmp: Path) -> dict[str, dict[str, Any]]:
         "bootstrap": {"nsim": 2, "seed": 1},
         "simulate": {"seed": 1},
         "confint": {"method": "wald"},
+        "get_me": {"name": "Lambdat"},
     }
 
 
