@@ -210,6 +210,11 @@ class Family:
         """−2 log f(yᵢ | μᵢ) for each observation (R's ``aic`` terms)."""
         raise NotImplementedError
 
+    def minus_two_loglik_dispersion_deriv(self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray,
+                                          dispersion: float) -> np.ndarray:
+        """∂/∂φ of ``minus_two_loglik`` for each observation (families with a dispersion)."""
+        raise NotImplementedError
+
     def deviance_kernel(self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray) -> float:
         """The total deviance up to a constant in μ: all PIRLS needs, and cheaper to compute."""
         return float(self.deviance_residuals(y, mu, wt).sum())
@@ -351,6 +356,10 @@ class Gamma(Family):
         shape = 1 / dispersion
         return -2 * wt * stats.gamma.logpdf(y, shape, scale=mu * dispersion)
 
+    def minus_two_loglik_dispersion_deriv(self, y, mu, wt, dispersion):
+        # −2 wt d/dφ log f with shape 1/φ, scale μφ
+        return -2 * wt * (np.log(mu * dispersion / y) + y / mu - 1 + special.digamma(1 / dispersion)) / dispersion**2
+
     def starting_mu(self, y, wt):
         # lme4 (since 2026): μ = y would start IRLS from E[log y] ≪ log E[y] when the shape is
         # small, and the working responses explode; the mean is a safe start
@@ -386,6 +395,9 @@ class InverseGaussian(Family):
     def minus_two_loglik(self, y, mu, wt, dispersion):
         return wt * (np.log(2 * np.pi * dispersion * y**3) + (y - mu) ** 2 / (dispersion * y * mu**2))
 
+    def minus_two_loglik_dispersion_deriv(self, y, mu, wt, dispersion):
+        return wt * (1 / dispersion - (y - mu) ** 2 / (dispersion**2 * y * mu**2))
+
     def starting_mu(self, y, wt):
         return y
 
@@ -417,6 +429,9 @@ class Gaussian(Family):
 
     def minus_two_loglik(self, y, mu, wt, dispersion):
         return wt * ((y - mu) ** 2 / dispersion) + np.log(2 * np.pi * dispersion / wt)
+
+    def minus_two_loglik_dispersion_deriv(self, y, mu, wt, dispersion):
+        return 1 / dispersion - wt * (y - mu) ** 2 / dispersion**2
 
     def starting_mu(self, y, wt):
         return y

@@ -21,10 +21,12 @@ from typing import Callable
 import numpy as np
 
 from ..linalg.blockchol import BlockedCholesky, factorize
+from ..linalg.crossprod import Crossproducts
 from ..design.build import Design
 from ..errors import FamilyError, FitError, MemoryBudgetError
 from .control import DEFAULT_CONTROL, Control
 from .families import Family
+from .laplace_gradient import laplace_gradient
 from .optimizer import OptimumReport, derivative_free_minimizer, optimize
 from ..design.reterm import ReTerm, TermSet
 from .rows import InMemoryRows, fit_glm
@@ -55,6 +57,7 @@ class PirlsState:
     mu: np.ndarray | None
     kernel: float  # the deviance kernel at μ
     L: BlockedCholesky
+    crossprod: Crossproducts | None = None  # what L was factorised from (the expected information at u)
 
     @property
     def start(self) -> PirlsStart:
@@ -175,7 +178,7 @@ class PirlsModel(TermSet):
         pdev = current.kernel + _sumsq(u)
         p = 0 if fixed_beta else self.p
         for _ in range(ctl.pirls_maxit):
-            L = factorize(current.crossprod, lambdas, p)
+            L, crossprod = factorize(current.crossprod, lambdas, p), current.crossprod
             new_beta = beta if fixed_beta else L.beta()
             new_u = L.spherical_modes(np.zeros(0) if fixed_beta else new_beta)
             change = max(max((float(np.abs(a - b).max(initial=0)) for a, b in zip(new_u, u)), default=0.0),
@@ -204,10 +207,12 @@ class PirlsModel(TermSet):
                 )
             u, beta, current, pdev, observed = trial_u, trial_beta, trial, trial_pdev, next_observed
         else:
-            L = factorize(current.crossprod, lambdas, p)  # the factor at the last modes
+            L, crossprod = factorize(current.crossprod, lambdas, p), current.crossprod  # the factor at the last modes
         if observed:  # the Laplace approximation's factor: expected information at the modes
-            L = factorize(self._pass(beta, u, lambdas, fixed_beta).crossprod, lambdas, p)
-        return PirlsState(u=u, beta=beta, eta=current.eta, mu=current.mu, kernel=current.kernel, L=L)
+            crossprod = self._pass(beta, u, lambdas, fixed_beta).crossprod
+            L = factorize(crossprod, lambdas, p)
+        return PirlsState(u=u, beta=beta, eta=current.eta, mu=current.mu, kernel=current.kernel, L=L,
+                          crossprod=crossprod)
 
     def beta_factor(self, theta: np.ndarray, state: PirlsState) -> BlockedCholesky:
         """The factor with [X z] at the modes of ``state`` (its L_X gives β's conditional covariance)."""
@@ -256,6 +261,21 @@ class PirlsModel(TermSet):
         """The objective at (θ, β), PIRLS starting from ``start`` (default: where the last fit ended)."""
         return self.deviance_from_modes(theta, self.pirls(theta, beta, start))
 
+    @property
+    def has_gradient(self) -> bool:
+        """Whether the objective comes with its analytic gradient in (θ, β) (``gradient_from_modes``)."""
+        return False
+
+    def gradient_from_modes(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
+        """∂D/∂(θ, β) at the modes ``state`` of PIRLS at (θ, β) with β fixed, where ``has_gradient``."""
+        raise FitError("this model's deviance has no analytic gradient: its derivatives are finite differences")
+
+    def deviance_and_gradient(self, theta: np.ndarray, beta: np.ndarray,
+                              start: PirlsStart | None = None) -> tuple[float, np.ndarray]:
+        """The objective at (θ, β) and its gradient, PIRLS starting from ``start``."""
+        state = self.pirls(theta, beta, start)
+        return self.deviance_from_modes(theta, state), self.gradient_from_modes(theta, state)
+
     # ----- optimisation ------------------------------------------------------------------
 
     def fit_stage1(self, warm: WarmPirls, final: bool = True) -> OptimumReport:
@@ -265,7 +285,7 @@ class PirlsModel(TermSet):
         ``control.stage1_ftol_rel`` and the optimum is neither checked nor polished: stage 2
         refines θ with β and checks the joint optimum.
         """
-        ctl = self.control
+        ctl = self.control if self.control.optimizer != "lbfgsb" else replace(self.control, optimizer="bobyqa")
         warm.start = PirlsStart(warm.start.u, self._glm_start())
 
         def objective(theta: np.ndarray) -> float:
@@ -323,9 +343,34 @@ class PirlsModel(TermSet):
                 theta, beta = x[:k], beta0 + C @ x[k:]
                 return or_inf(lambda: self.deviance_from_modes(theta, warm(theta, beta)))
 
-        report = optimize(objective, np.concatenate([start[:k], np.zeros(self.p)]), lower, self.control,
-                          initial_step=steps, noise=self.control.pirls_tol)
+        x0 = np.concatenate([start[:k], np.zeros(self.p)])
+        if not self.has_gradient:
+            report = optimize(objective, x0, lower, self.control, initial_step=steps, noise=self.control.pirls_tol)
+            return stage1, _from_whitened(report, beta0, C, k)
+
+        def objective_and_gradient(x: np.ndarray) -> tuple[float, np.ndarray]:
+            theta, beta = x[:k], beta0 + C @ x[k:]
+            try:
+                state = warm(theta, beta)
+                value, grad = self.laplace(state), self.gradient_from_modes(theta, state)
+            except MemoryBudgetError:
+                raise
+            except (FitError, np.linalg.LinAlgError, FloatingPointError):
+                return np.inf, np.full(len(x), np.nan)
+            return value, np.concatenate([grad[:k], C.T @ grad[k:]])
+
+        if self.stage2_uses_lbfgsb():
+            report = optimize(objective, x0, lower, self.control, initial_step=steps, noise=self.control.pirls_tol,
+                              gradient=objective_and_gradient)
+        else:
+            report = optimize(objective, x0, lower, self.control, initial_step=steps, noise=self.control.pirls_tol,
+                              check_gradient=objective_and_gradient)
         return stage1, _from_whitened(report, beta0, C, k)
+
+    def stage2_uses_lbfgsb(self) -> bool:
+        """Whether stage 2 minimises by L-BFGS-B with the gradient (``Control(optimizer="lbfgsb")``);
+        else BOBYQA, its optimum checked by differences of the gradient where there is one."""
+        return self.has_gradient and self.control.optimizer == "lbfgsb"
 
 
 class GeneralizedLinearMixedModel(PirlsModel):
@@ -369,6 +414,24 @@ class GeneralizedLinearMixedModel(PirlsModel):
         if self._loglik_offset is None:
             self._loglik_offset = float(fam.minus_two_loglik(y, mu, wt, 1.0).sum()) - state.kernel
         return state.kernel + self._loglik_offset
+
+    @property
+    def has_gradient(self) -> bool:
+        """The exact Laplace deviance (nAGQ = 1, ``Control(laplace="exact")``) has its analytic
+        gradient (engine/laplace_gradient.py) where −2 log f is the deviance kernel plus a constant
+        or has a dispersion; adaptive quadrature, lme4's Laplace deviance and a binomial with
+        fractional trials keep finite differences."""
+        fam = self.family
+        whole = bool(np.all(self.prior_weights == np.round(self.prior_weights)))
+        return (self.nAGQ == 1 and self.control.laplace == "exact"
+                and (fam.has_dispersion or loglik_is_kernel_plus_constant(fam, whole)))
+
+    def gradient_from_modes(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
+        if not self.has_gradient or state.crossprod is None or state.crossprod.xx.shape[0] != 1:
+            return super().gradient_from_modes(theta, state)
+        dispersion = self.dispersion(state.rows_mu) if self.family.has_dispersion else None
+        return laplace_gradient(self, self.rows, theta, state.u, state.rows_eta, state.L, state.crossprod,
+                                dispersion)
 
     def agq(self, state: PirlsState, theta: np.ndarray) -> float:
         """−2 log-likelihood by adaptive Gauss–Hermite quadrature (one scalar term).

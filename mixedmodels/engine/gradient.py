@@ -73,20 +73,68 @@ class GradientPlan:
         return cls(A00=A.diag[0], AR0=AR0, ARR=ARR, a0y=A.xz[0][p], aRy=aRy, ends=ends)
 
 
-def deviance_gradient(L: BlockedCholesky, plan: GradientPlan, terms: TermSet, n: int, REML: bool,
-                      theta: np.ndarray) -> np.ndarray:
-    """∂d/∂θ of the profiled deviance, θ in the engine's order, from the factor L at θ; a structured
-    term's part by the chain rule through its ∂Tᵢ/∂θ (``CovStructure.pullback``)."""
-    K, p = L.K, L.p
-    T = L.lambdas
-    p0 = T[0].shape[0]
+@dataclass(frozen=True)
+class SelectedInverse:
+    """The blocks of S = Ω_ZZ⁻¹ (ML), or Ω₁₁⁻¹ (REML), where Gᵀ A is non-zero: the first term's
+    diagonal blocks, and the rows of R (the first m) against everything."""
+
+    S00: np.ndarray  # (ℓ₀, p₀, p₀)
+    SR0: np.ndarray  # (m, q₀)
+    SRR: np.ndarray  # (m, m)
+
+
+def selected_inverse(L: BlockedCholesky, plan: GradientPlan, m: int) -> SelectedInverse:
+    """S on the pattern of the crossproducts by Takahashi's recurrences, from the factor L."""
+    p0 = L.lambdas[0].shape[0]
     nl0 = plan.A00.shape[0]
-    m = plan.ends[-1] + (p if REML else 0)  # the rows of R that S covers
     L00_inv = L.first_inverse if L.first_inverse is not None else np.linalg.inv(L.L[0][0])
     LR0, LRR = _rest_of_factor(L, m)
     SRR = _inverse_from_cholesky(LRR)
     SR0 = -_times_stack(SRR @ LR0, L00_inv)
     S00 = L00_inv.transpose(0, 2, 1) @ (L00_inv - _by_level(LR0, nl0, p0).transpose(0, 2, 1) @ _by_level(SR0, nl0, p0))
+    return SelectedInverse(S00=S00, SR0=SR0, SRR=SRR)
+
+
+def logdet_traces(S: SelectedInverse, plan: GradientPlan, T: list[np.ndarray]) -> list[np.ndarray]:
+    """For each term i the pᵢ×pᵢ matrix Dᵢ with ½ ∂log|Ω|/∂Tᵢ[r, c] = Dᵢ[c, r] at fixed A, Ω the
+    matrix S inverts: Σ_l [S Gᵀ A]_{(l,c),(l,r)} over term i's levels."""
+    m = S.SRR.shape[0]
+    nl0, p0 = plan.A00.shape[:2]
+    q0 = nl0 * p0
+    # Gᵀ A's columns of Z_R, the rows of R first: A_RR Λ_R (Λ = I on X), and of Z₀: A_0R Λ_R
+    CRR = _lam_right_rest(plan.ARR[:m], T, plan.ends)[:, :m]
+    C0R = _lam_right_rest(plan.AR0.T, T, plan.ends)[:, :m]
+    CR0 = (plan.AR0[:m].reshape(m, nl0, p0) @ T[0]).reshape(m, q0)  # A_R0 Λ₀
+    out = [np.tensordot(S.S00 @ T[0].T, plan.A00, axes=([0, 2], [0, 1])) + level_trace(S.SR0.T, C0R, p0)]
+    for i in range(1, len(T)):
+        rows = slice(plan.ends[i - 1], plan.ends[i])
+        pi = T[i].shape[0]
+        out.append(level_trace(S.SR0[rows], CR0[rows], pi) + level_trace(S.SRR[rows], CRR[rows], pi))
+    return out
+
+
+def theta_gradient(terms: TermSet, theta: np.ndarray, G: list[np.ndarray]) -> np.ndarray:
+    """∂f/∂θ from each term's Gᵢ[r, c] = ∂f/∂Tᵢ[r, c]: a structured term's by the chain rule through
+    its ∂Tᵢ/∂θ (``CovStructure.pullback``), an unstructured one's the lower triangle, column by column."""
+    grad = np.zeros(terms.ntheta)
+    for term, s, Gi in zip(terms.terms, terms.theta_slices(), G):
+        if term.structure.structured:
+            grad[s] = term.structure.pullback(theta[s], Gi.shape[0], Gi)
+        else:
+            c, r = _lower_triangle(Gi.shape[0])
+            grad[s] = Gi[r, c]
+    return grad
+
+
+def deviance_gradient(L: BlockedCholesky, plan: GradientPlan, terms: TermSet, n: int, REML: bool,
+                      theta: np.ndarray) -> np.ndarray:
+    """∂d/∂θ of the profiled deviance, θ in the engine's order, from the factor L at θ."""
+    p = L.p
+    T = L.lambdas
+    p0 = T[0].shape[0]
+    nl0 = plan.A00.shape[0]
+    m = plan.ends[-1] + (p if REML else 0)  # the rows of R that S covers
+    S = selected_inverse(L, plan, m)
 
     # v's part: the spherical modes u, b = Λu, β, and g = Zᵀ W (y − Xβ − Zb)
     beta = L.beta()
@@ -102,27 +150,14 @@ def deviance_gradient(L: BlockedCholesky, plan: GradientPlan, terms: TermSet, n:
     g, nu = np.concatenate([g0, gR]), (n - p if REML else n)
     vv = -(nu / L.r ** 2)
 
-    # Gᵀ A's columns of Z_R, the rows of R first: A_RR Λ_R (Λ = I on X), and of Z₀: A_0R Λ_R
-    CRR = _lam_right_rest(plan.ARR[:m], T, plan.ends)[:, :m]
-    C0R = _lam_right_rest(plan.AR0.T, T, plan.ends)[:, :m]
-    CR0 = (plan.AR0[:m].reshape(m, nl0, p0) @ T[0]).reshape(m, q0)  # A_R0 Λ₀
-    grad = np.zeros(terms.ntheta)
     starts = [0, q0, *(q0 + e for e in plan.ends[1:])]
-    for i, s in enumerate(terms.theta_slices()):
+    G = []
+    for i, D in enumerate(logdet_traces(S, plan, T)):
         pi = T[i].shape[0]
         cols = slice(starts[i], starts[i + 1])
-        if i == 0:  # Σ_l S₀₀,l T₀ᵀ A₀₀,l plus the rows of R
-            D = np.tensordot(S00 @ T[0].T, plan.A00, axes=([0, 2], [0, 1])) + level_trace(SR0.T, C0R, pi)
-        else:
-            rows = slice(plan.ends[i - 1], plan.ends[i])
-            D = level_trace(SR0[rows], CR0[rows], pi) + level_trace(SRR[rows], CRR[rows], pi)
-        D += vv * u[cols].reshape(-1, pi).T @ g[cols].reshape(-1, pi)
-        if terms.terms[i].structure.structured:  # ∂d/∂Tᵢ[r, c] = 2 D[c, r]
-            grad[s] = terms.terms[i].structure.pullback(theta[s], pi, 2.0 * D.T)
-        else:
-            c, r = _lower_triangle(pi)
-            grad[s] = 2.0 * D[c, r]
-    return grad
+        D = D + vv * u[cols].reshape(-1, pi).T @ g[cols].reshape(-1, pi)
+        G.append(2.0 * D.T)  # ∂d/∂Tᵢ[r, c] = 2 D[c, r]
+    return theta_gradient(terms, theta, G)
 
 
 def reflect_bound_columns(terms: TermSet, theta: np.ndarray, grad: np.ndarray) -> np.ndarray | None:

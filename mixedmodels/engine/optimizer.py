@@ -110,7 +110,7 @@ MAXEVAL_REACHED = _NLOPT_RESULTS[nlopt.MAXEVAL_REACHED]
 
 #: the derivative-free minimisers ``Control.optimizer`` names; each is called as ``minimize_bobyqa``
 MINIMIZERS: dict[str, Callable[..., tuple[np.ndarray, float, int, str]]] = {"bobyqa": minimize_bobyqa}
-#: every value of ``Control.optimizer``: "lbfgsb" (L-BFGS-B with the analytic gradient, LMMs only),
+#: every value of ``Control.optimizer``: "lbfgsb" (L-BFGS-B with the analytic gradient: LMMs, GLMM stage 2),
 #: "auto" (L-BFGS-B where the LMM's gradient is cheap, ``Control.gradient_max_entries``; else BOBYQA)
 OPTIMIZERS = ("auto", "lbfgsb", *MINIMIZERS)
 
@@ -118,8 +118,9 @@ OPTIMIZERS = ("auto", "lbfgsb", *MINIMIZERS)
 def derivative_free_minimizer(control: Control) -> Callable[..., tuple[np.ndarray, float, int, str]]:
     """The minimiser ``control.optimizer`` names for an objective without a gradient ("auto": BOBYQA)."""
     if control.optimizer == "lbfgsb":
-        raise FitError("optimizer 'lbfgsb' needs the objective's analytic gradient, which only lmer "
-                       "fits have: use Control(optimizer='auto') or 'bobyqa'")
+        raise FitError("optimizer 'lbfgsb' needs the objective's analytic gradient, which lmer fits and "
+                       "glmer fits by the exact Laplace approximation (nAGQ = 1) have, but not this one: "
+                       "use Control(optimizer='auto') or 'bobyqa'")
     return MINIMIZERS["bobyqa" if control.optimizer == "auto" else control.optimizer]
 
 
@@ -173,17 +174,19 @@ def optimize(
     noise: float | None = None,
     gradient: ValueAndGradient | None = None,
     reflect: Reflection | None = None,
+    check_gradient: ValueAndGradient | None = None,
 ) -> OptimumReport:
     """The minimiser ``control.optimizer`` (L-BFGS-B when f's ``gradient`` is given), a check of the
     optimum (restarts from it when the check fails, if ``control.restart``), a Newton polish and
-    parameters within ``control.boundary_tol`` of their bound put on it.
+    parameters within ``control.boundary_tol`` of their bound put on it.  ``check_gradient``: f's
+    gradient for the check alone (a derivative-free minimiser, a check by differences of the gradient).
 
     ``noise`` is the relative rounding noise of f (default ``control.deviance_noise``): the
     polish and the snap to a bound accept a rise of f within ten times it.
     """
     with fitting_threads():
         return _optimize(f, x0, lower, control, initial_step, control.deviance_noise if noise is None else noise,
-                         gradient, reflect)
+                         gradient, reflect, check_gradient)
 
 
 def _lbfgsb_reason(message: str) -> str:
@@ -196,21 +199,27 @@ def _lbfgsb_reason(message: str) -> str:
 
 def _optimize(f: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray, control: Control,
               initial_step: np.ndarray | None, noise: float, gradient: ValueAndGradient | None,
-              reflect: Reflection | None) -> OptimumReport:
+              reflect: Reflection | None, check_gradient: ValueAndGradient | None) -> OptimumReport:
     scale = np.ones(len(x0)) if initial_step is None else np.asarray(initial_step, dtype=float)
     if gradient is not None:
         x, fun, nfev, reason, (ok, grad, gain, H) = _minimize_by_gradient(f, gradient, x0, lower, control, scale,
                                                                              reflect)
     else:
         minimize = derivative_free_minimizer(control)
+
+        def check(x: np.ndarray, fun: float) -> tuple[bool, np.ndarray, float, np.ndarray]:
+            if check_gradient is None:
+                return check_optimum(f, x, lower, fun, control, scale=scale)
+            return check_optimum_by_gradient(check_gradient, x, lower, fun, control, scale=scale)[:4]
+
         x, fun, nfev, reason = minimize(f, x0, lower, control, initial_step=initial_step)
-        ok, grad, gain, H = check_optimum(f, x, lower, fun, control, scale=scale)
+        ok, grad, gain, H = check(x, fun)
         if not ok and control.restart and reason != MAXEVAL_REACHED:
             x2, fun2, nfev2, reason = minimize(f, x, lower, control, initial_step=initial_step)
             nfev += nfev2
             if fun2 <= fun:
                 x, fun = x2, fun2
-            ok, grad, gain, H = check_optimum(f, x, lower, fun, control, scale=scale)
+            ok, grad, gain, H = check(x, fun)
     slack = 10 * noise * abs(fun)
     x, fun = newton_polish(f, x, fun, lower, H, grad, slack=slack)
     x, fun = snap_to_bounds(f, x, fun, lower, slack, control.boundary_tol)

@@ -46,26 +46,46 @@ class GlmEquations:
     xwz: np.ndarray
 
 
-def working_weights(fam: Family, y: np.ndarray, prior: np.ndarray, eta: np.ndarray, mu: np.ndarray,
-                    observed: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Weights w and working residuals r (z = η + r) of one PIRLS step at η.
+def score_and_information(fam: Family, y: np.ndarray, prior: np.ndarray, eta: np.ndarray,
+                          mu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The score s of −½ deviance in η and the expected and observed information at η (per row).
 
-    The score of −½ deviance in η is sᵢ = priorᵢ (yᵢ − μᵢ) μ'ᵢ / V(μᵢ), and w r = s.  The
-    expected information is w = prior μ'² / V; the observed one subtracts
-    prior (y − μ) d(μ'/V)/dη = prior (y − μ) (μ''/V − μ'² V'/V²), which vanishes for
-    canonical links.  With ``observed`` it is used, floored at a small fraction of the
-    expected so that the system stays positive definite where y is far from μ: the modes
-    (where the penalised score vanishes) are the same, only the path to them shortens.
+    sᵢ = priorᵢ (yᵢ − μᵢ) μ'ᵢ / V(μᵢ); the expected information is w = prior μ'² / V; the
+    observed one, −∂s/∂η, subtracts prior (y − μ) d(μ'/V)/dη = prior (y − μ) (μ''/V − μ'² V'/V²),
+    which vanishes for canonical links (it is then w itself).
     """
     mu_eta = fam.mu_eta(eta, mu)
     variance = fam.variance(mu)
+    score = prior * (y - mu) * mu_eta / variance
     w = prior * mu_eta**2 / variance
+    if fam.canonical:
+        return score, w, w
+    curvature = prior * (y - mu) * (fam.link.mu_eta_deriv(eta) - mu_eta**2 * fam.variance_deriv(mu) / variance) / variance
+    return score, w, w - curvature
+
+
+def expected_information_slope(fam: Family, prior: np.ndarray, eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """dw/dη of the expected information w = prior μ'² / V: prior (2 μ' μ''/V − μ'³ V'/V²)."""
+    mu_eta = fam.mu_eta(eta, mu)
+    variance = fam.variance(mu)
+    return prior * mu_eta * (2 * fam.link.mu_eta_deriv(eta) - mu_eta**2 * fam.variance_deriv(mu) / variance) / variance
+
+
+def working_weights(fam: Family, y: np.ndarray, prior: np.ndarray, eta: np.ndarray, mu: np.ndarray,
+                    observed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Weights w and working residuals r (z = η + r) of one PIRLS step at η, with w r = s
+    (``score_and_information``).
+
+    With ``observed`` the observed information is used, floored at a small fraction of the
+    expected so that the system stays positive definite where y is far from μ: the modes
+    (where the penalised score vanishes) are the same, only the path to them shortens.
+    """
     if observed and not fam.canonical:
-        score = prior * (y - mu) * mu_eta / variance
-        curvature = prior * (y - mu) * (fam.link.mu_eta_deriv(eta) - mu_eta**2 * fam.variance_deriv(mu) / variance) / variance
-        w_observed = w - curvature
+        score, w, w_observed = score_and_information(fam, y, prior, eta, mu)
         w = np.maximum(w_observed, OBSERVED_FLOOR * w)
         return w, score / w
+    mu_eta = fam.mu_eta(eta, mu)
+    w = prior * mu_eta**2 / fam.variance(mu)
     return w, (y - mu) / mu_eta
 
 

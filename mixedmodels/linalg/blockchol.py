@@ -95,9 +95,24 @@ class BlockedCholesky:
         if self.beta_shift is not None and len(beta):
             beta = beta - self.beta_shift
         weights = np.append(-beta, 1.0)  # c − L_Xᵀ β as a combination of the [X y] rows
+        return self._back_substitute([weights @ self.L[K][j] for j in range(K)])
+
+    def solve_z(self, rhs: list[np.ndarray]) -> list[np.ndarray]:
+        """(L_Z L_Zᵀ)⁻¹ r = (ΛᵀZᵀWZΛ + I)⁻¹ r for r given term by term: forward, then back substitution."""
+        c: list[np.ndarray] = []
+        for j in range(self.K):
+            v = rhs[j]
+            for k in range(j):
+                v = v - _dense_vec(self.L[j][k] @ c[k])
+            c.append(_solve_lower(self.L[j][j], v[:, None]).ravel())
+        return self._back_substitute(c)
+
+    def _back_substitute(self, c: list[np.ndarray]) -> list[np.ndarray]:
+        """L_Z⁻ᵀ c, term by term from the last."""
+        K = self.K
         u: list[np.ndarray] = [np.zeros(0)] * K
         for j in reversed(range(K)):
-            v = weights @ self.L[K][j]
+            v = c[j]
             for k in range(j + 1, K):
                 v = v - _dense_vec(self.L[k][j].T @ u[k])
             u[j] = _solve_lower_t(self.L[j][j], v)

@@ -147,11 +147,13 @@ def test_control_chooses_the_optimizer():
         rel=1e-9)
 
 
-def test_lbfgsb_needs_a_gradient():
+@pytest.mark.parametrize("settings", [dict(nAGQ=25), dict(control=Control(optimizer="lbfgsb", laplace="lme4"))])
+def test_lbfgsb_needs_a_gradient(settings):
+    """Adaptive quadrature and lme4's Laplace deviance have no analytic gradient."""
     cbpp = mm.datasets.load("cbpp")
+    settings.setdefault("control", Control(optimizer="lbfgsb"))
     with pytest.raises(mm.FitError, match="lbfgsb.*gradient"):
-        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial",
-                 control=Control(optimizer="lbfgsb"))
+        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial", **settings)
 
 
 @pytest.fixture(scope="module")
