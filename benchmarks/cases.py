@@ -140,6 +140,28 @@ def sim_glmm_200k() -> pd.DataFrame:
     return pd.DataFrame({"y": y, "x": x, "g": g})
 
 
+@case("glmm_many_fixed", "y ~ f + x1 + x2 + (1 | g)", family="binomial")
+def glmm_many_fixed() -> pd.DataFrame:
+    """Simulated binary GLMM with 16 fixed effects: 20,000 rows, 500 groups of 40, a 14-level factor f.
+
+    logit P(y=1) = -0.5 + a[f] + 0.8 x1 - 0.4 x2 + u[g], a = 0.3 (0, 1, ..., 13) / 13 centred,
+    x1, x2 ~ N(0, 1), f uniform over its levels, u ~ N(0, 0.8²); draws from
+    numpy.random.default_rng(20261122) in the order x1, x2, f, u, then y via uniforms.
+    """
+    groups, size, levels = 500, 40, 14
+    n = groups * size
+    rng = np.random.default_rng(SEED)
+    x1, x2 = rng.standard_normal(n), rng.standard_normal(n)
+    f = rng.integers(0, levels, n)
+    u = 0.8 * rng.standard_normal(groups)
+    g = _group_factor(groups, size)
+    a = 0.3 * (np.arange(levels) / (levels - 1) - 0.5)
+    eta = -0.5 + a[f] + 0.8 * x1 - 0.4 * x2 + u[g.codes]
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(np.int64)
+    factor = pd.Categorical.from_codes(f, categories=[f"f{i:02d}" for i in range(levels)])
+    return pd.DataFrame({"y": y, "f": factor, "x1": x1, "x2": x2, "g": g})
+
+
 MAXIMAL_FIXED = "y ~ 1 + S * T * U"
 MAXIMAL_RANDOM = "(1 + S * T * U | subj) + (1 + S * T * U | item)"
 MAXIMAL_RANDOM_4 = "(1 + S + T + U | subj) + (1 + S + T + U | item)"

@@ -27,7 +27,8 @@ class Control:
     """
 
     #: the minimiser of the profiled deviance (one of ``engine.optimizer.OPTIMIZERS``): "auto" (L-BFGS-B
-    #: with the analytic gradient for LMMs whose gradient is cheap, else BOBYQA), "lbfgsb" or "bobyqa"
+    #: with the analytic gradient for LMMs whose gradient is cheap and for GLMM stage 2 where the Laplace
+    #: deviance has one, else BOBYQA), "lbfgsb" or "bobyqa" (a GLMM's stage 1 always takes BOBYQA)
     optimizer: str = "auto"
     #: most evaluations of the objective per optimisation (lme4's optCtrl maxfun)
     maxeval: int = 100_000
@@ -44,7 +45,7 @@ class Control:
     #: corrections L-BFGS-B keeps for its Hessian approximation
     lbfgsb_memory: int = 20
     #: "auto" takes L-BFGS-B while the gradient's dense blocks (the terms after the largest, and X,
-    #: by all random effects) hold at most this many numbers
+    #: by all random effects) hold at most this many numbers; a GLMM uses its gradient only then
     gradient_max_entries: int = 4_000_000
     #: ... and the model has at least this many variance parameters: with fewer, BOBYQA's extra
     #: evaluations cost less than the gradients (sleepstudy's random slope: 44 evaluations in 5.5 ms

@@ -368,9 +368,10 @@ class PirlsModel(TermSet):
         return stage1, _from_whitened(report, beta0, C, k)
 
     def stage2_uses_lbfgsb(self) -> bool:
-        """Whether stage 2 minimises by L-BFGS-B with the gradient (``Control(optimizer="lbfgsb")``);
-        else BOBYQA, its optimum checked by differences of the gradient where there is one."""
-        return self.has_gradient and self.control.optimizer == "lbfgsb"
+        """Whether stage 2 minimises by L-BFGS-B with the gradient ("auto" and "lbfgsb" where the
+        model ``has_gradient``); else BOBYQA ("bobyqa"), its optimum checked by differences of the
+        gradient where there is one."""
+        return self.has_gradient and self.control.optimizer in ("auto", "lbfgsb")
 
 
 class GeneralizedLinearMixedModel(PirlsModel):
@@ -419,19 +420,24 @@ class GeneralizedLinearMixedModel(PirlsModel):
     def has_gradient(self) -> bool:
         """The exact Laplace deviance (nAGQ = 1, ``Control(laplace="exact")``) has its analytic
         gradient (engine/laplace_gradient.py) where −2 log f is the deviance kernel plus a constant
-        or has a dispersion; adaptive quadrature, lme4's Laplace deviance and a binomial with
-        fractional trials keep finite differences."""
+        or has a dispersion, and the selected inverse's dense blocks (the terms after the first, by
+        all random effects) hold at most ``control.gradient_max_entries`` numbers; adaptive
+        quadrature, lme4's Laplace deviance, a binomial with fractional trials and larger crossed
+        designs keep finite differences."""
         fam = self.family
         whole = bool(np.all(self.prior_weights == np.round(self.prior_weights)))
+        q = [t.q for t in self.terms]
+        rest = sum(q[1:])  # the dense blocks of the selected inverse, as the LMM's (Control.gradient_max_entries)
         return (self.nAGQ == 1 and self.control.laplace == "exact"
+                and rest * (rest + q[0]) <= self.control.gradient_max_entries
                 and (fam.has_dispersion or loglik_is_kernel_plus_constant(fam, whole)))
 
     def gradient_from_modes(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
         if not self.has_gradient or state.crossprod is None or state.crossprod.xx.shape[0] != 1:
             return super().gradient_from_modes(theta, state)
         dispersion = self.dispersion(state.rows_mu) if self.family.has_dispersion else None
-        return laplace_gradient(self, self.rows, theta, state.u, state.rows_eta, state.L, state.crossprod,
-                                dispersion)
+        return laplace_gradient(self, self.rows, theta, state.u, state.rows_eta, state.rows_mu, state.L,
+                                state.crossprod, dispersion)
 
     def agq(self, state: PirlsState, theta: np.ndarray) -> float:
         """−2 log-likelihood by adaptive Gauss–Hermite quadrature (one scalar term).

@@ -43,13 +43,12 @@ from .rows import InMemoryRows, expected_information_slope, score_and_informatio
 
 
 def laplace_gradient(terms: TermSet, rows: InMemoryRows, theta: np.ndarray, u: list[np.ndarray], eta: np.ndarray,
-                     L: BlockedCholesky, A: Crossproducts, dispersion: float | None) -> np.ndarray:
-    """∂D/∂(θ, β) at the modes u (η there) of PIRLS with β fixed; L the factor of M from the
+                     mu: np.ndarray, L: BlockedCholesky, A: Crossproducts, dispersion: float | None) -> np.ndarray:
+    """∂D/∂(θ, β) at the modes u (η and μ there) of PIRLS with β fixed; L the factor of M from the
     crossproducts A at the expected information; ``dispersion`` φ where −2 log f has one (else
     −2 log f is the deviance kernel plus a constant of y)."""
     fam, y, prior = rows.family, rows.y, rows.prior_weights
     T = terms.lambdas(theta)
-    mu = fam.link.inverse(eta)
     s, _, w_observed = score_and_information(fam, y, prior, eta, mu)
     plan = GradientPlan.from_crossproducts(A)
     S = selected_inverse(L, plan, plan.ends[-1])

@@ -16,6 +16,7 @@ from ..design.build import with_rows
 from ..engine.glmm import GeneralizedLinearMixedModel, PirlsModel, PirlsStart, PirlsState, final_report
 from ..engine.optimizer import OptimumReport
 from ..linalg.derivatives import central_difference_jacobian, finite_difference_hessian
+from ..runtime.threads import with_fitting_threads
 from .lmer import MixedModelResult, RandomEffectsFit
 from ..inference.simulate import with_response
 from ..report.summary import Summary
@@ -71,10 +72,10 @@ class GlmmEstimates(RandomEffectsFit):
 
     def _hessian_vcov(self) -> np.ndarray | None:
         """2 H⁻¹'s β block, H the Hessian of the deviance: by central differences of its analytic
-        gradient where the model has one (``deviance_hessian``), else the one the convergence check
+        gradient where the model has one (``_gradient_hessian``), else the one the convergence check
         computed."""
         m, k = self.model, self.model.ntheta
-        H = self.deviance_hessian() if m.has_gradient else self.optimum.hessian
+        H = self._gradient_hessian() if m.has_gradient else self.optimum.hessian
         if H is None or not np.all(np.isfinite(H)):  # a θ at its bound: the β block alone
             x = self.optimum.x
             idx = np.arange(k, len(x))
@@ -93,7 +94,8 @@ class GlmmEstimates(RandomEffectsFit):
                  "use the conditional (β given θ) estimate", ConvergenceWarning)
             return None
 
-    def deviance_hessian(self) -> np.ndarray:
+    @with_fitting_threads
+    def _gradient_hessian(self) -> np.ndarray:
         """The Hessian of the deviance over (θ, β) at the optimum by central differences of its
         analytic gradient (2k evaluations, steps 1e-4 of each parameter's size); with a θ at its
         bound, NaN in every θ row and column, and the β block (2p evaluations)."""

@@ -13,7 +13,7 @@ import pytest
 
 import mixedmodels as mm
 from mixedmodels.engine.control import DEFAULT_CONTROL, Control, resolve_control
-from mixedmodels.engine.glmm import GeneralizedLinearMixedModel
+from mixedmodels.engine.glmm import GeneralizedLinearMixedModel, PirlsStart
 from mixedmodels.engine.optimizer import OPTIMIZERS, optimize
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
@@ -123,10 +123,12 @@ def test_glmm_settings_reach_pirls_and_both_stages(cbpp):
     with pytest.warns(mm.ConvergenceWarning, match="maximum number of evaluations reached"):
         short = mm.glmer(CBPP, cbpp, family="binomial", maxeval=3)
     assert short.optimum.nfev <= 3 + 1 + 2 * 5 and short.control.maxeval == 3
-    halving = GeneralizedLinearMixedModel(m.design, m.family, control=Control(pirls_max_halvings=1,
-                                                                               pirls_rise_tol=1e-300))
+    far = PirlsStart((np.full(15, 10.0),), None)  # every herd's mode far off: full Newton steps overshoot
+    beta = np.array([-1.4, -1.0, -1.1, -1.6])
+    GeneralizedLinearMixedModel(m.design, m.family).pirls(np.array([1.0]), beta, far)  # halvings reach the modes
+    no_halving = GeneralizedLinearMixedModel(m.design, m.family, control=Control(pirls_max_halvings=1))
     with pytest.raises(mm.FitError, match="PIRLS could not reduce the penalised deviance"):
-        halving.pirls(np.array([1.0]), m.fixef.to_numpy())  # from u = 0 its first step rises
+        no_halving.pirls(np.array([1.0]), beta, far)
     coarse = mm.glmer(CBPP, cbpp, family="binomial", control=Control(pirls_tol=1e-4))
     assert 0 < abs(coarse.objective - m.objective) < 1e-3  # modes to 1e-4 move the deviance by 5e-4
 
