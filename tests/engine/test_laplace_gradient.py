@@ -212,3 +212,20 @@ def test_finite_differences_beyond_the_gradients_memory_budget(data):
     with_gradient = mm.glmer(formula, data, family="binomial")
     assert with_gradient.objective <= without.objective + 1e-6
     np.testing.assert_allclose(with_gradient.se, without.se, rtol=1e-3)
+
+
+def test_stage2_minimiser(data):
+    """"auto": L-BFGS-B unless stage 1 ended singular (L-BFGS-B stops on flat bounds and restarts);
+    "lbfgsb" always; "bobyqa" never; no gradient, no L-BFGS-B."""
+    design = build_design(parse_formula("yes ~ x + (1 | g) + (1 | h)"), data, binomial=True)
+
+    def model(**settings) -> GeneralizedLinearMixedModel:
+        return GeneralizedLinearMixedModel(design, get_family("binomial"), control=mm.Control(**settings))
+
+    inside, singular = np.array([0.7, 0.4]), np.array([0.7, 0.0])
+    assert model().stage2_uses_lbfgsb(inside) and not model().stage2_uses_lbfgsb(singular)
+    assert model(optimizer="lbfgsb").stage2_uses_lbfgsb(singular)
+    assert not model(optimizer="bobyqa").stage2_uses_lbfgsb(inside)
+    assert not model(gradient_max_entries=1).stage2_uses_lbfgsb(inside)
+    fit = mm.glmer("yes ~ x + (1 | g) + (1 | h)", data, family="binomial")
+    assert fit.optimum.message.startswith("converged (convergence:")  # L-BFGS-B's words
