@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import MixedModelsError, MixedModelsWarning, RefitWarning, warn
+from ..errors import MixedModelsError, MixedModelsWarning, RefitWarning, match_arg, warn
 from ..formula.parse import ParsedFormula, RandomTerm
 from ..results.glmer import GlmerResult
 from ..results.glm import GlmResult
@@ -27,7 +27,8 @@ from ..design.reterm import ReTerm
 from ..results.lmer import LmerResult
 from ..results.residual import GlsResult, ResidualLmerResult
 from ..report.tables import AnovaTable
-from .fixed_tests import FixedTerm, fixed_terms_of
+from .fixed_tests import FixedTerm, f_tests, fixed_terms_of, type1_contrasts
+from .kenward_roger import check_applicable
 
 _INTERCEPT = "(Intercept)"
 #: the fits anova compares: likelihoods of linear models, or of generalized ones
@@ -124,9 +125,11 @@ def _chisq_pvalues(chisq: np.ndarray, df: np.ndarray) -> np.ndarray:
 
 
 # ----- drop1 ---------------------------------------------------------------------------------
-def drop1(fit: LmerResult | GlmerResult | LmResult, test: str = "none") -> AnovaTable:
+def drop1(fit: LmerResult | GlmerResult | LmResult, test: str = "none", ddf: str = "Satterthwaite") -> AnovaTable:
     """Each droppable fixed-effect term removed in turn, as lme4's ``drop1(m, test = "Chisq")``
-    (R's ``drop1(lm_fit, test = "F")`` for an ``lm`` fit).
+    (R's ``drop1(lm_fit, test = "F")`` for an ``lm`` fit); ``test="F"`` on an lmer fit is
+    lmerTest's ``drop1(m, ddf =)``, what R gives when lmerTest is attached: an F test of each
+    marginal term by Satterthwaite's (``ddf``, default) or Kenward–Roger's method, no refits.
 
     A term is droppable when no other term contains all its variables (R's
     ``drop.scope``: ``Days`` in ``Days * grp`` is not).  The models are compared by
@@ -140,8 +143,13 @@ def drop1(fit: LmerResult | GlmerResult | LmResult, test: str = "none") -> Anova
     if not isinstance(fit, (LmerResult, GlmerResult)):
         raise MixedModelsError(f"drop1 needs an lmer, glmer or lm fit, not {type(fit).__name__}")
     _no_structure(fit, "drop1")
+    if test == "F" and isinstance(fit, LmerResult):
+        ddf = match_arg(ddf, ("Satterthwaite", "Kenward-Roger"), "ddf")
+        if ddf == "Kenward-Roger":
+            check_applicable(fit)
+        return _drop1_f(fit, ddf)
     if test not in ("none", "Chisq"):
-        raise ValueError(f"test must be 'none' or 'Chisq' for a mixed model, not {test!r}")
+        raise ValueError(f"test must be 'none' or 'Chisq' for a mixed model ('F' for lmer fits), not {test!r}")
     if getattr(fit, "extra_parameters", 0):
         raise MixedModelsError("drop1 does not refit glmer_nb's dispersion; compare glmer_nb fits with mm.anova")
     full = fit.refit_ml() if isinstance(fit, LmerResult) else fit
@@ -155,6 +163,20 @@ def drop1(fit: LmerResult | GlmerResult | LmResult, test: str = "none") -> Anova
         columns.update({"LRT": lrt, "Pr(Chi)": _chisq_pvalues(lrt, npar)})
     heading = ["Single term deletions", "", "Model:", fit.formula]
     return AnovaTable(pd.DataFrame(columns, index=list(fits)), heading, dict(fits))
+
+
+def _drop1_f(fit: LmerResult, ddf: str) -> AnovaTable:
+    """lmerTest's ``drop1(m)``: an F test of each marginal term's coefficients being zero (the
+    term's rows of the identity; with at most one term or coefficient, the type I hypotheses)."""
+    terms = [t for t in fixed_terms_of(fit) if t.columns]
+    X = fit.design.X
+    if X.shape[1] <= 1 or len(terms) <= 1:
+        contrasts = type1_contrasts(X, terms)
+    else:
+        contrasts = {t.name: np.eye(X.shape[1])[list(t.columns)] for t in terms}
+    table = f_tests(fit, {t.name: contrasts[t.name] for t in droppable_terms(fit)}, ddf)
+    heading = [f"Single term deletions using {ddf}'s method:", "", "Model:", fit.formula]
+    return AnovaTable(table, heading, {})
 
 
 def droppable_terms(fit: LmerResult | GlmerResult | LmResult) -> list[FixedTerm]:

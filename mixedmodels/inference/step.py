@@ -26,7 +26,7 @@ from ..report.tables import AnovaTable
 from ..results.lm import LmResult
 from ..results.lmer import LmerResult
 from .anova import drop1, droppable_terms, ranova, without_fixed_term
-from .fixed_tests import FixedTerm, f_tests, fixed_terms_of, type1_contrasts
+from .fixed_tests import FixedTerm, fixed_terms_of
 
 _INTERCEPT = "(Intercept)"
 
@@ -129,21 +129,7 @@ def _term_tests(fit: LmerResult | LmResult, ddf: str) -> AnovaTable:
     """The F test of each marginal term: lmerTest's drop1 for an lmer fit, R's drop1.lm for an lm."""
     if isinstance(fit, LmResult):
         return drop1(fit, test="F").iloc[1:]
-    return drop1_f(fit, ddf)
-
-
-def drop1_f(fit: LmerResult, ddf: str) -> AnovaTable:
-    """lmerTest's ``drop1(m)``: an F test of each marginal term's coefficients being zero (the
-    term's rows of the identity; with at most one term or coefficient, the type I hypotheses)."""
-    terms = [t for t in fixed_terms_of(fit) if t.columns]
-    X = fit.design.X
-    if X.shape[1] <= 1 or len(terms) <= 1:
-        contrasts = type1_contrasts(X, terms)
-    else:
-        contrasts = {t.name: np.eye(X.shape[1])[list(t.columns)] for t in terms}
-    table = f_tests(fit, {t.name: contrasts[t.name] for t in droppable_terms(fit)}, ddf)
-    heading = [f"Single term deletions using {ddf}'s method:", "", "Model:", fit.formula]
-    return AnovaTable(table, heading, {})
+    return drop1(fit, test="F", ddf=ddf)
 
 
 def _without(fit: LmerResult | LmResult, term: str) -> LmerResult | LmResult:

@@ -57,7 +57,7 @@ def test_without_a_test_only_aic_and_errors():
     assert list(table.columns) == ["npar", "AIC"]
     assert np.isnan(table.loc["<none>", "npar"])
     with pytest.raises(ValueError, match="test must be"):
-        mm.drop1(fit, test="F")
+        mm.drop1(fit, test="LRT")
     with pytest.raises(mm.MixedModelsError, match="lmer, glmer or lm fit"):
         mm.drop1(mm.glm("Reaction ~ Days", mm.datasets.load("sleepstudy")))
     with pytest.raises(ValueError, match="'none' or 'F' for an lm fit"):
