@@ -7,7 +7,7 @@ from .inference.anova import AnovaTable, anova, drop1, ranova
 from .inference.deletion import Influence, influence
 from .inference.step import StepResult, step
 from .inference.fixed_tests import contest
-from .inference.emmeans import EmmContrasts, EmmGrid, difflsmeans, emmeans, emtrends, ls_means
+from .inference.emmeans import EmmContrasts, EmmGrid, difflsmeans, emmeans, emtrends, joint_tests, ls_means
 from .inference.simulate import simulate_formula as simulate
 from .api import glmer, glmer_nb, gls, lmer, update
 from .design.residual import AR1, CAR1, CompSymm, Symm, VarIdent, VarPower
@@ -87,6 +87,7 @@ __all__ = [
     "StepResult",
     "emmeans",
     "emtrends",
+    "joint_tests",
     "ls_means",
     "difflsmeans",
     "EmmGrid",

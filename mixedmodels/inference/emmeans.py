@@ -27,7 +27,7 @@ from ..design.build import factor_codes
 from ..errors import DataError
 from ..report.rformat import format_vector, render_table
 from .fixed_tests import fixed_terms_of, term_label
-from .kenward_roger import check_applicable, kenward_roger
+from .kenward_roger import check_applicable, kenward_roger, kr_test
 from .prediction import fixed_effects_rows
 from .satterthwaite import satterthwaite
 
@@ -205,6 +205,61 @@ def _marginal(fit: Any, grid: pd.DataFrame, factors: list[str], X: np.ndarray, s
     table["asymp.UCL" if asymptotic else "upper.CL"] = upper
     averaged = tuple(f for f in factors if f not in wanted)
     return EmmGrid(fit, specs, by, labels, L, ddf, level, type, averaged, table)
+
+
+def joint_tests(fit: Any, ddf: str | None = None) -> pd.DataFrame:
+    """emmeans' ``joint_tests(m)``: for each fixed term, the F test that the interaction contrasts of
+    the marginal means over its variables are all zero, on the reference grid with each covariate
+    at its minimum and maximum (emmeans' ``cov.reduce = range``), other variables averaged with
+    equal weights.  Columns: model term, df1, df2, F.ratio (to 3 decimals, as emmeans), p.value.
+
+    lmer fits use Kenward–Roger's adjusted covariance and df (the F itself not rescaled, as emmeans
+    does with pbkrtest's Lb_ddf); glmer fits are asymptotic (df2 = Inf).  Terms must be made of
+    data columns (not ``poly(x, 2)`` or ``I(x^2)``)."""
+    ddf = _check_ddf(fit, ddf)
+    if ddf == "Satterthwaite":
+        raise ValueError("joint_tests uses Kenward-Roger's df for lmer fits (REML) or ddf='asymptotic'; "
+                         "Satterthwaite's joint df are not available here (see m.anova())")
+    frame = fit.design.frame
+    terms = fixed_terms_of(fit)
+    variables = {t.name: [term_label(v) for v in t.variables] for t in terms}
+    odd = [v for vs in variables.values() for v in vs if v not in frame.columns]
+    if odd:
+        raise DataError(f"joint_tests needs terms made of data columns; {', '.join(map(repr, dict.fromkeys(odd)))} "
+                        "is not one (emmeans groups such terms by their predictors)")
+    numerics = {term_label(v) for t in terms for v in t.numerics}
+    grid, _ = reference_grid(fit, {c: [float(frame[c].min()), float(frame[c].max())] for c in numerics})
+    X = fixed_effects_rows(fit, grid)
+    rows = []
+    for t in terms:
+        names = variables[t.name]
+        levels = [list(dict.fromkeys(grid[v])) for v in names]
+        combos = [tuple(reversed(c)) for c in itertools.product(*reversed(levels))]  # first variable fastest
+        key = grid[names].apply(tuple, axis=1).to_numpy()
+        means = np.array([X[np.array([k == c for k in key])].mean(axis=0) for c in combos])
+        differences: np.ndarray = np.ones((1, 1))  # consecutive differences over each variable, the first fastest
+        for lv in levels:
+            differences = np.kron(np.diff(np.eye(len(lv)), axis=0), differences)
+        F, df1, df2 = _joint_f(fit, differences @ means, ddf)
+        if df1 > 0:
+            p = stats.chi2.sf(F * df1, df1) if np.isinf(df2) else stats.f.sf(F, df1, df2)
+            rows.append({"model term": t.name, "df1": df1, "df2": df2, "F.ratio": round(F, 3), "p.value": p})
+    return pd.DataFrame(rows, columns=["model term", "df1", "df2", "F.ratio", "p.value"])
+
+
+def _joint_f(fit: Any, L: np.ndarray, ddf: str) -> tuple[float, int, float]:
+    """F = (Lβ̂)ᵀ(L V Lᵀ)⁻¹(Lβ̂)/r over a basis of L's rows, its r and denominator df: V adjusted and
+    df from Kenward–Roger, or V = vcov and df = ∞."""
+    if ddf == "Kenward-Roger":
+        r = kr_test(fit, L)
+        return float(r.F_unscaled), int(r.NumDF), float(r.DenDF)
+    _, s, Vt = np.linalg.svd(L, full_matrices=False)
+    rank = int(np.sum(s > max(L.shape) * np.finfo(float).eps * s.max(initial=0.0)))
+    if rank == 0:
+        return np.nan, 0, np.inf
+    B = Vt[:rank]
+    Lb = B @ fit.fixef.to_numpy()
+    return float(Lb @ np.linalg.solve(B @ fit.vcov.to_numpy() @ B.T, Lb)) / rank, rank, np.inf
 
 
 def ls_means(fit: Any, which: str, ddf: str | None = None, level: float = 0.95) -> pd.DataFrame:

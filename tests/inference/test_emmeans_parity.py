@@ -164,3 +164,34 @@ def test_emtrends_errors(banded):
         mm.emtrends(banded, "Sex", var="Sex")
     with pytest.raises(mm.DataError, match="is not a numeric predictor"):
         mm.emtrends(banded, "Sex", var="height")
+
+
+@pytest.mark.parametrize("source", ["sweep", "band"])
+def test_joint_tests_of_lmer_fits(orth, banded, source):
+    """Kenward-Roger's adjusted covariance and df, the F not rescaled (emmeans' joint tests), with the
+    covariate at its range's ends: age, Sex, (band,) age:Sex."""
+    fit, theirs = (orth, REF["joint_tests"]) if source == "sweep" else (banded, CONTRASTS["orth"]["joint_tests"])
+    ours = mm.joint_tests(fit)
+    assert list(ours.columns) == list(theirs) and list(ours["model term"]) == theirs["model term"]
+    assert list(ours["df1"]) == theirs["df1"]
+    close(ours["df2"], theirs["df2"], 1e-5)
+    close(ours["F.ratio"], theirs["F.ratio"], 0)  # both rounded to 3 decimals
+    close(ours["p.value"], theirs["p.value"], 1e-5)
+
+
+def test_joint_tests_of_a_glmer_fit_are_asymptotic(cbpp):
+    ours = mm.joint_tests(cbpp)
+    theirs = SWEEP["cbpp"]["joint_tests"]
+    assert list(ours["model term"]) == [theirs["model term"]] and ours["df1"].iloc[0] == theirs["df1"]
+    assert np.isinf(ours["df2"].iloc[0])
+    close(ours["F.ratio"], [theirs["F.ratio"]], 0.03)  # the Laplace difference (see lme4-translation.md)
+    b, V = cbpp.fixef.to_numpy()[1:], cbpp.vcov.to_numpy()[1:, 1:]  # periods 2-4 equal to period 1, by hand
+    assert ours["F.ratio"].iloc[0] == pytest.approx(b @ np.linalg.solve(V, b) / 3, abs=5e-4)
+
+
+def test_joint_tests_errors(orth):
+    with pytest.raises(ValueError, match="Satterthwaite's joint df are not available"):
+        mm.joint_tests(orth, ddf="Satterthwaite")
+    poly = mm.lmer("distance ~ poly(age, 2) + (1 | Subject)", orthodont())
+    with pytest.raises(mm.DataError, match="made of data columns"):
+        mm.joint_tests(poly)
