@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,18 +53,23 @@ class EmmGrid:
     averaged: tuple[str, ...]
     table: pd.DataFrame = field(repr=False)
 
-    def pairs(self, adjust: str = "tukey") -> EmmContrasts:
+    def pairs(self, adjust: str = "tukey", type: str | None = None) -> EmmContrasts:
         """All pairwise differences within each ``by`` group (emmeans' ``pairs``), p-values adjusted
         for the family of the group's comparisons: 'tukey' (default) or another of ``ADJUSTMENTS``.
-        For GLMMs the differences are on the link scale (log odds ratios for logit)."""
-        return self.contrast("pairwise", adjust)
+        For GLMMs the differences are on the link scale (log odds ratios for logit), or ratios
+        with ``type="response"`` (the grid's type by default), as ``contrast``."""
+        return self.contrast("pairwise", adjust, type)
 
-    def contrast(self, method: str | dict[str, Sequence[float]] = "eff", adjust: str | None = None) -> EmmContrasts:
+    def contrast(self, method: str | dict[str, Sequence[float]] = "eff", adjust: str | None = None,
+                 type: str | None = None) -> EmmContrasts:
         """emmeans' ``contrast(emm, method)`` within each ``by`` group: 'pairwise', 'revpairwise'
         (later minus earlier), 'trt.vs.ctrl' (each level minus the first), 'eff' (each level minus
         the mean of all; emmeans' default) or a dict of named coefficient vectors over the levels.
         ``adjust`` defaults as emmeans: tukey for pairwise, dunnettx for trt.vs.ctrl, fdr for eff,
-        none for a dict; also 'sidak', 'holm', 'bonferroni', 'none'."""
+        none for a dict; also 'sidak', 'holm', 'bonferroni', 'none'.  ``type="response"`` (the
+        grid's type by default) gives GLMM contrasts of a log or logit link as ratios (column
+        ``ratio`` or ``odds.ratio``, 'a / b', SE by the delta method, tests on the log scale)."""
+        grid = self if type is None else replace(self, type=_check_type(type))
         if isinstance(method, dict):
             default = "none"
         elif method in CONTRAST_METHODS:
@@ -91,19 +96,28 @@ class EmmGrid:
         stat = estimate / se
         p = 2 * stats.t.sf(np.abs(stat), df)
         p = adjusted_p_values(p, np.abs(stat), df, groups, family_sizes, adjust)
+        ratio = _ratio_scale(grid)
+        if ratio:  # emmeans writes a ratio of the levels for a difference of their logs
+            names = [n.replace(" - ", " / ") for n in names]
         out = pd.DataFrame({"contrast": names})
         for j, name in enumerate(self.by):
             out[name] = [g[j] for g in groups]
-        out["estimate"], out["SE"], out["df"] = estimate, se, df
+        if ratio:
+            out["odds.ratio" if ratio == "log odds ratio" else "ratio"] = np.exp(estimate)
+            out["SE"], out["df"], out["null"] = np.exp(estimate) * se, df, 1.0
+        else:
+            out["estimate"], out["SE"], out["df"] = estimate, se, df
         out["z.ratio" if np.all(np.isinf(df)) else "t.ratio"] = stat
         out["p.value"] = p
-        notes = [n for n in _notes(self, contrasts=True) if not n.startswith("Confidence level")]
+        notes = _notes(grid, contrasts=True)
         tests = max((groups.count(g) for g in set(groups)), default=0)
         if adjust != "none" and tests > 1:  # emmeans notes no adjustment of a single test
             sizes = sorted(set(family_sizes))
             notes.append(f"P value adjustment: tukey method for comparing a family of "
                          f"{' or '.join(map(str, sizes))} estimates" if adjust == "tukey" else
                          f"P value adjustment: {adjust} method for {tests} tests")
+        if ratio:
+            notes.append(f"Tests are performed on the {ratio} scale")
         return EmmContrasts(out, tuple(self.by), notes)
 
     def __str__(self) -> str:
@@ -139,8 +153,7 @@ def emmeans(fit: Any, specs: str | Sequence[str], by: str | Sequence[str] | None
     (``{"x": 2.0}``) or restricts factor levels (``{"f": ["a", "b"]}``).
     """
     ddf = _check_ddf(fit, ddf)
-    if type not in ("link", "response"):
-        raise ValueError(f"type must be 'link' or 'response', not {type!r}")
+    type = _check_type(type)
     grid, factors = reference_grid(fit, at)
     X = fixed_effects_rows(fit, grid)
     return _marginal(fit, grid, factors, X, _names(specs), _names(by), ddf, level, type, "emmean")
@@ -165,6 +178,12 @@ def emtrends(fit: Any, specs: str | Sequence[str], var: str, by: str | Sequence[
     shifted = grid.assign(**{var: grid[var] + h})
     X = (fixed_effects_rows(fit, shifted) - fixed_effects_rows(fit, grid)) / h
     return _marginal(fit, grid, factors, X, _names(specs), _names(by), ddf, level, "link", f"{var}.trend")
+
+
+def _check_type(type: str) -> str:
+    if type not in ("link", "response"):
+        raise ValueError(f"type must be 'link' or 'response', not {type!r}")
+    return type
 
 
 def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -419,20 +438,32 @@ def _group_keys(table: pd.DataFrame, by: tuple[str, ...]) -> list[tuple]:
 
 
 def _notes(grid: EmmGrid, contrasts: bool = False) -> list[str]:
-    """emmeans' lines below a table; differences of logits are named log odds ratios."""
+    """emmeans' lines below a table: no df method for z tests, differences of logits named log odds
+    ratios, ratios (contrasts back-transformed from a log or logit link) without a scale line."""
     notes = []
     if grid.averaged:
         notes.append(f"Results are averaged over the levels of: {', '.join(grid.averaged)}")
-    method = {"Satterthwaite": "satterthwaite", "Kenward-Roger": "kenward-roger", "asymptotic": "asymptotic"}
-    notes.append(f"Degrees-of-freedom method: {method[grid.ddf]}")
-    if grid.type == "response" and hasattr(grid.fit, "family"):
-        notes.append(f"Intervals are back-transformed from the {grid.fit.family.link.name} scale")
-    elif hasattr(grid.fit, "family"):
-        scale = grid.fit.family.link.name
-        scale = "log odds ratio" if contrasts and scale == "logit" else scale
+    method = {"Satterthwaite": "satterthwaite", "Kenward-Roger": "kenward-roger"}
+    if grid.ddf in method:
+        notes.append(f"Degrees-of-freedom method: {method[grid.ddf]}")
+    link = grid.fit.family.link.name if hasattr(grid.fit, "family") else ""
+    back_transformed = bool(link) and grid.type == "response" and not contrasts
+    if link and not back_transformed and not (contrasts and _ratio_scale(grid)):
+        scale = "log odds ratio" if contrasts and link == "logit" else link
         notes.append(f"Results are given on the {scale} (not the response) scale.")
-    notes.append(f"Confidence level used: {grid.level:g}")
+    if not contrasts:
+        notes.append(f"Confidence level used: {grid.level:g}")
+    if back_transformed:
+        notes.append(f"Intervals are back-transformed from the {link} scale")
     return notes
+
+
+def _ratio_scale(grid: EmmGrid) -> str:
+    """For response-scale contrasts of a log or logit link, the scale of the tests ('log', 'log odds
+    ratio'): the contrasts are then ratios (odds ratios); '' otherwise."""
+    if grid.type != "response" or not hasattr(grid.fit, "family"):
+        return ""
+    return {"logit": "log odds ratio", "log": "log"}.get(grid.fit.family.link.name, "")
 
 
 def _render(table: pd.DataFrame, by: tuple[str, ...], notes: list[str]) -> str:

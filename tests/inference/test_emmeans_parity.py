@@ -195,3 +195,42 @@ def test_joint_tests_errors(orth):
     poly = mm.lmer("distance ~ poly(age, 2) + (1 | Subject)", orthodont())
     with pytest.raises(mm.DataError, match="made of data columns"):
         mm.joint_tests(poly)
+
+
+def _notes_of(printed) -> list[str]:
+    lines = [line.rstrip() for line in (printed if isinstance(printed, list) else str(printed).splitlines())]
+    return lines[lines.index("") + 1:]
+
+
+def test_response_scale_contrasts_are_odds_ratios(cbpp):
+    """pairs(emmeans(g, ~ period, type = "response")): odds ratios 'period1 / period2', SE by the delta
+    method, null 1, the z ratios and p-values of the log odds ratios; the notes as emmeans prints them."""
+    ref = CONTRASTS["cbpp"]["pairs_response"]
+    ours = mm.emmeans(cbpp, "period", type="response").pairs()
+    assert list(ours.table.columns) == list(ref) and list(ours.table["contrast"]) == ref["contrast"]
+    close(ours.table["odds.ratio"], ref["odds.ratio"], 2e-3)
+    close(ours.table["SE"], ref["SE"], 3e-2)  # the Laplace difference (see lme4-translation.md)
+    assert (ours.table["null"] == 1).all()
+    link = mm.emmeans(cbpp, "period").pairs().table
+    assert ours.table["z.ratio"].tolist() == link["z.ratio"].tolist()
+    np.testing.assert_allclose(np.log(ours.table["odds.ratio"]), link["estimate"], rtol=1e-12)
+    assert _notes_of(ours) == _notes_of(CONTRASTS["cbpp"]["pairs_response_printed"])
+    assert mm.emmeans(cbpp, "period").pairs(type="response").table.equals(ours.table)
+
+
+def test_response_scale_means_print_as_emmeans(cbpp):
+    ours = mm.emmeans(cbpp, "period", type="response")
+    assert _notes_of(ours) == _notes_of(CONTRASTS["cbpp"]["emmeans_response_printed"])
+    theirs = [line.rstrip() for line in CONTRASTS["cbpp"]["eff_printed"]]
+    assert _notes_of(mm.emmeans(cbpp, "period").contrast("eff")) == _notes_of(theirs)  # no df line for z tests
+
+
+def test_ratios_of_a_log_link():
+    data = mm.datasets.load("cbpp").assign(log_size=lambda d: np.log(d["size"]))
+    fit = mm.glmer("incidence ~ period + offset(log_size) + (1 | herd)", data, family="poisson")
+    ours = mm.emmeans(fit, "period").pairs(type="response")
+    ref = CONTRASTS["cbpp"]["poisson_ratio"]
+    assert list(ours.table.columns) == list(ref) and list(ours.table["contrast"]) == ref["contrast"]
+    close(ours.table["ratio"], ref["ratio"], 2e-3)
+    close(ours.table["z.ratio"], ref["z.ratio"], 2e-2)
+    assert _notes_of(ours) == _notes_of(CONTRASTS["cbpp"]["poisson_ratio_printed"])
