@@ -328,4 +328,199 @@ def gamma_slopes() -> pd.DataFrame:
     return pd.DataFrame({"y": y, "x1": x1, "x2": x2, "g1": g, "g2": g.copy()})
 
 
+# --------------------------------------------------------------------------- shapes beyond the benchmark
+# Everyday model shapes (issue 14): many variance parameters, wide blocks, three crossed factors,
+# partial nesting, factor-valued slopes, many fixed effects, GLMMs with slopes, growth curves.
+
+
+def _labels(codes: np.ndarray, k: int, prefix: str) -> pd.Categorical:
+    """Codes 0..k-1 as a factor with zero-padded labels prefix0.. in code order."""
+    return pd.Categorical.from_codes(codes, categories=[f"{prefix}{j:0{len(str(k))}d}" for j in range(k)])
+
+
+def _correlated_effects(rng: np.random.Generator, groups: int, sd: np.ndarray, rho: float) -> np.ndarray:
+    """groups × len(sd) effects ~ N(0, Σ), Σ with standard deviations sd and all correlations rho."""
+    corr = np.full((len(sd), len(sd)), rho)
+    np.fill_diagonal(corr, 1.0)
+    return rng.multivariate_normal(np.zeros(len(sd)), corr * np.outer(sd, sd), size=groups)
+
+
+WIDE_X = " + ".join(f"x{k}" for k in range(1, 6))
+
+
+@case("wide_6x6", f"y ~ {WIDE_X} + (1 + {WIDE_X} | g)")
+def wide_6x6() -> pd.DataFrame:
+    """Simulated wide block: 500 groups × 20 rows (10,000), (1 + x1 + … + x5 | g), 6 × 6 correlated (21 θ).
+
+    x1..x5, e ~ N(0, 1); effects with SDs (1, .5, .4, .3, .2, .1) and correlations 0.2;
+    y = 1 + 0.5 Σ xₖ + b₀[g] + Σ bₖ[g] xₖ + e; draws from default_rng(20261122) in the order x, b, e.
+    """
+    groups, size = 500, 20
+    n = groups * size
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal((n, 5))
+    b = _correlated_effects(rng, groups, np.array([1.0, 0.5, 0.4, 0.3, 0.2, 0.1]), 0.2)
+    e = rng.standard_normal(n)
+    g = _group_factor(groups, size)
+    design = np.column_stack([np.ones(n), x])
+    y = 1.0 + 0.5 * x.sum(1) + (design * b[g.codes]).sum(1) + e
+    frame = pd.DataFrame({f"x{k}": x[:, k - 1] for k in range(1, 6)})
+    frame.insert(0, "y", y)
+    frame["g"] = g
+    return frame
+
+
+@case("crossed3_100k", "y ~ x + (1 | a) + (1 | b) + (1 | c)", reps=1)
+def crossed3_100k() -> pd.DataFrame:
+    """Simulated three crossed intercepts: 100,000 rows, a × b × c = 2,000 × 300 × 50 levels drawn uniformly.
+
+    y = 1 + 0.5 x + u[a] + v[b] + w[c] + e with SDs 1, 0.7, 0.5; x, e ~ N(0, 1);
+    draws from default_rng(20261122) in the order a, b, c, x, u, v, w, e.
+    """
+    n, ka, kb, kc = 100_000, 2_000, 300, 50
+    rng = np.random.default_rng(SEED)
+    a, b, c = rng.integers(0, ka, n), rng.integers(0, kb, n), rng.integers(0, kc, n)
+    x = rng.standard_normal(n)
+    u, v, w = rng.standard_normal(ka), 0.7 * rng.standard_normal(kb), 0.5 * rng.standard_normal(kc)
+    y = 1.0 + 0.5 * x + u[a] + v[b] + w[c] + rng.standard_normal(n)
+    return pd.DataFrame({"y": y, "x": x, "a": _labels(a, ka, "a"), "b": _labels(b, kb, "b"),
+                         "c": _labels(c, kc, "c")})
+
+
+@case("school_class_rater", "y ~ x + (1 | school) + (1 | school:class) + (1 | rater)", reps=1)
+def school_class_rater() -> pd.DataFrame:
+    """Simulated partially nested/crossed design: 500 schools × 4 classes × 25 pupils (50,000 rows),
+    each pupil scored by one of 200 raters drawn uniformly; (1 | school) + (1 | school:class) + (1 | rater).
+
+    y = 1 + 0.5 x + u[school] + v[class] + r[rater] + e with SDs 1, 0.5, 0.3; x, e ~ N(0, 1);
+    draws from default_rng(20261122) in the order rater, x, u, v, r, e.
+    """
+    schools, classes, pupils, raters = 500, 4, 25, 200
+    n = schools * classes * pupils
+    rng = np.random.default_rng(SEED)
+    rater = rng.integers(0, raters, n)
+    x = rng.standard_normal(n)
+    u = rng.standard_normal(schools)
+    v = 0.5 * rng.standard_normal(schools * classes)
+    r = 0.3 * rng.standard_normal(raters)
+    school = np.repeat(np.arange(schools), classes * pupils)
+    klass = np.repeat(np.arange(schools * classes), pupils)
+    y = 1.0 + 0.5 * x + u[school] + v[klass] + r[rater] + rng.standard_normal(n)
+    return pd.DataFrame({"y": y, "x": x, "school": _labels(school, schools, "s"),
+                         "class": _labels(klass % classes, classes, "c"), "rater": _labels(rater, raters, "r")})
+
+
+def _subject_conditions() -> pd.DataFrame:
+    """300 subjects × 6 conditions × 10 trials (18,000 rows); condition effects per subject correlated.
+
+    y = condition mean (0, .2, .4, .6, .8, 1) + b[subj, cond] + e, b ~ N(0, Σ) with SDs 1, .8, .8, .6, .6, .5
+    and correlations 0.5; e ~ N(0, 1); draws from default_rng(20261122) in the order b, e.
+    """
+    subjects, conditions, trials = 300, 6, 10
+    rng = np.random.default_rng(SEED)
+    b = _correlated_effects(rng, subjects, np.array([1.0, 0.8, 0.8, 0.6, 0.6, 0.5]), 0.5)
+    subj = np.repeat(np.arange(subjects), conditions * trials)
+    cond = np.tile(np.repeat(np.arange(conditions), trials), subjects)
+    y = 0.2 * cond + b[subj, cond] + rng.standard_normal(len(subj))
+    return pd.DataFrame({"y": y, "subj": _labels(subj, subjects, "s"),
+                         "cond": _labels(cond, conditions, "c")})
+
+
+@case("dummy_slopes_6", "y ~ cond + (0 + cond | subj)")
+def dummy_slopes_6() -> pd.DataFrame:
+    """Factor-valued random slopes: 300 subjects × 6 conditions × 10 trials, (0 + cond | subj), 6 × 6 (21 θ)."""
+    return _subject_conditions()
+
+
+@case("subj_cond", "y ~ cond + (1 | subj) + (1 | subj:cond)")
+def subj_cond() -> pd.DataFrame:
+    """The same data as dummy_slopes_6 with lme4's cheaper alternative (1 | subj) + (1 | subj:cond)."""
+    return _subject_conditions()
+
+
+@case("reml_p100", "y ~ x + f + (1 | g)")
+def reml_p100() -> pd.DataFrame:
+    """REML with many fixed effects: 50,000 rows, a 100-level factor f as fixed effect (p = 101), 1,000 groups g.
+
+    f and g drawn uniformly; y = 0.5 x + f effect ~ N(0, 1) + u[g] ~ N(0, 1) + e; x, e ~ N(0, 1);
+    draws from default_rng(20261122) in the order f, g, x, f effect, u, e.
+    """
+    n, kf, kg = 50_000, 100, 1_000
+    rng = np.random.default_rng(SEED)
+    f, g = rng.integers(0, kf, n), rng.integers(0, kg, n)
+    x = rng.standard_normal(n)
+    fe, u = rng.standard_normal(kf), rng.standard_normal(kg)
+    y = 0.5 * x + fe[f] + u[g] + rng.standard_normal(n)
+    return pd.DataFrame({"y": y, "x": x, "f": _labels(f, kf, "f"), "g": _labels(g, kg, "g")})
+
+
+@case("binomial_slope", "y ~ x + (1 + x | g)", family="binomial")
+def binomial_slope() -> pd.DataFrame:
+    """Binomial GLMM with a random slope: 1,000 groups × 50 rows (50,000), (1 + x | g).
+
+    logit P(y=1) = -0.5 + x + b₀[g] + b₁[g] x, (b₀, b₁) SDs (1, 0.5), correlation 0.3; x ~ N(0, 1);
+    draws from default_rng(20261122) in the order x, b, then y via uniforms.
+    """
+    groups, size = 1_000, 50
+    n = groups * size
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal(n)
+    b = _correlated_effects(rng, groups, np.array([1.0, 0.5]), 0.3)
+    g = _group_factor(groups, size)
+    eta = -0.5 + x + b[g.codes, 0] + b[g.codes, 1] * x
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(np.int64)
+    return pd.DataFrame({"y": y, "x": x, "g": g})
+
+
+@case("poisson_crossed_slope", "y ~ x + (1 + x | g) + (1 | h)", family="poisson")
+def poisson_crossed_slope() -> pd.DataFrame:
+    """Poisson GLMM, random slope plus a crossed intercept: 50,000 rows, g × h = 1,000 × 200 drawn uniformly.
+
+    log μ = 0.5 + 0.3 x + b₀[g] + b₁[g] x + c[h], (b₀, b₁) SDs (0.5, 0.3), correlation 0.3, c SD 0.4;
+    x ~ N(0, 1); draws from default_rng(20261122) in the order g, h, x, b, c, y.
+    """
+    n, kg, kh = 50_000, 1_000, 200
+    rng = np.random.default_rng(SEED)
+    g, h = rng.integers(0, kg, n), rng.integers(0, kh, n)
+    x = rng.standard_normal(n)
+    b = _correlated_effects(rng, kg, np.array([0.5, 0.3]), 0.3)
+    c = 0.4 * rng.standard_normal(kh)
+    y = rng.poisson(np.exp(0.5 + 0.3 * x + b[g, 0] + b[g, 1] * x + c[h]))
+    return pd.DataFrame({"y": y, "x": x, "g": _labels(g, kg, "g"), "h": _labels(h, kh, "h")})
+
+
+@case("binomial_3x3", "y ~ x1 + x2 + (1 + x1 + x2 | g)", family="binomial")
+def binomial_3x3() -> pd.DataFrame:
+    """Binomial GLMM with a 3 × 3 block: 500 groups × 40 rows (20,000), (1 + x1 + x2 | g).
+
+    logit P(y=1) = x1 - 0.5 x2 + b₀ + b₁ x1 + b₂ x2, SDs (1, 0.5, 0.5), correlations 0.3; x1, x2 ~ N(0, 1);
+    draws from default_rng(20261122) in the order x, b, then y via uniforms.
+    """
+    groups, size = 500, 40
+    n = groups * size
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal((n, 2))
+    b = _correlated_effects(rng, groups, np.array([1.0, 0.5, 0.5]), 0.3)
+    g = _group_factor(groups, size)
+    eta = x[:, 0] - 0.5 * x[:, 1] + b[g.codes, 0] + b[g.codes, 1] * x[:, 0] + b[g.codes, 2] * x[:, 1]
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(np.int64)
+    return pd.DataFrame({"y": y, "x1": x[:, 0], "x2": x[:, 1], "g": g})
+
+
+@case("growth_quadratic", "y ~ t + I(t^2) + (1 + t + I(t^2) | id)")
+def growth_quadratic() -> pd.DataFrame:
+    """Longitudinal growth curve: 2,000 ids × 8 waves (16,000 rows), t = 0..7, (1 + t + I(t^2) | id).
+
+    y = 10 + 1.0 t - 0.05 t² + b₀ + b₁ t + b₂ t² + e, SDs (2, 0.5, 0.05), correlations 0.2, e ~ N(0, 1);
+    draws from default_rng(20261122) in the order b, e.
+    """
+    ids, waves = 2_000, 8
+    rng = np.random.default_rng(SEED)
+    b = _correlated_effects(rng, ids, np.array([2.0, 0.5, 0.05]), 0.2)
+    t = np.tile(np.arange(waves, dtype=float), ids)
+    code = np.repeat(np.arange(ids), waves)
+    y = 10.0 + t - 0.05 * t**2 + b[code, 0] + b[code, 1] * t + b[code, 2] * t**2 + rng.standard_normal(len(t))
+    return pd.DataFrame({"y": y, "t": t, "id": _group_factor(ids, waves)})
+
+
 QUICK = ["sleepstudy", "insteval"]
