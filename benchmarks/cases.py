@@ -507,6 +507,25 @@ def binomial_3x3() -> pd.DataFrame:
     return pd.DataFrame({"y": y, "x1": x[:, 0], "x2": x[:, 1], "g": g})
 
 
+@case("binomial_crossed_slopes", "y ~ x + (1 + x | subj) + (1 + x | item)", family="binomial")
+def binomial_crossed_slopes() -> pd.DataFrame:
+    """Binomial GLMM with crossed random slopes (a psycholinguistics experiment): 200 subjects × 100 items,
+    each subject sees each item once (20,000 rows), x = ±0.5 by (subject + item) mod 2.
+
+    logit P(y=1) = 0.2 + 0.8 x + subject (SDs 1, 0.5) and item (SDs 0.7, 0.4) intercepts and slopes,
+    correlations 0.3; draws from default_rng(20261122) in the order subject effects, item effects, y via uniforms.
+    """
+    subjects, items = 200, 100
+    rng = np.random.default_rng(SEED)
+    subj, item = np.repeat(np.arange(subjects), items), np.tile(np.arange(items), subjects)
+    x = (subj + item) % 2 - 0.5
+    bs = _correlated_effects(rng, subjects, np.array([1.0, 0.5]), 0.3)
+    bi = _correlated_effects(rng, items, np.array([0.7, 0.4]), 0.3)
+    eta = 0.2 + 0.8 * x + bs[subj, 0] + bs[subj, 1] * x + bi[item, 0] + bi[item, 1] * x
+    y = (rng.random(len(x)) < 1.0 / (1.0 + np.exp(-eta))).astype(np.int64)
+    return pd.DataFrame({"y": y, "x": x, "subj": _labels(subj, subjects, "s"), "item": _labels(item, items, "i")})
+
+
 @case("growth_quadratic", "y ~ t + I(t^2) + (1 + t + I(t^2) | id)")
 def growth_quadratic() -> pd.DataFrame:
     """Longitudinal growth curve: 2,000 ids × 8 waves (16,000 rows), t = 0..7, (1 + t + I(t^2) | id).

@@ -5,12 +5,16 @@ towards the optimum: InstEval took 121 evaluations from 1 and 36 from here.  For
 each scalar term j (one effect per level, z the column of its raw model matrix),
 with r the residuals of ordinary least squares,
 
-    s_l = Σ_{i∈l} wᵢ zᵢ rᵢ,   d_l = Σ_{i∈l} wᵢ zᵢ²,   E[s_l²] ≈ σⱼ² d_l² + σ² d_l,
+    s_l = Σ_{i∈l} wᵢ zᵢ rᵢ,   d_l = Σ_{i∈l} wᵢ zᵢ²,
+    Σ_l E[s_l²] ≈ Σₖ σₖ² ‖Zⱼᵀ W Zₖ‖²_F + σ² Σ_l d_l,
 
-and the residual sum of squares has E[r'Wr] ≈ (n − p) σ² + Σⱼ σⱼ² Σ_l d_l.
-Summing the first over levels gives one equation per term; with the second they
-are solved for σ² and the σⱼ², and θⱼ = σⱼ / σ.  The terms' correlations with
-each other and with X are ignored, which is good enough for a start.  Terms with
+(the sum over the scalar terms k includes j itself, ‖Zⱼᵀ W Zⱼ‖²_F = Σ_l d_l²), and the
+residual sum of squares has E[r'Wr] ≈ (n − p) σ² + Σₖ σₖ² Σ_l d_l.  These equations,
+one per term and the last, are solved for σ² and the σₖ², and θⱼ = σⱼ / σ.  The
+other terms' share of s_l matters wherever they overlap term j: without it the
+class of `(1 | school) + (1 | school:class)` counts the school's variance as its
+own, the equations leave nothing for σ², and θ starts at the ceiling (10) instead
+of near 1.  The projection on X is ignored, which is good enough for a start.  Terms with
 several effects per level keep lme4's start (Tᵢ = I).  Every quantity comes from
 the blocks of A = [Z X y]ᵀW[Z X y], so Dask fits get the same start.
 """
@@ -18,6 +22,7 @@ the blocks of A = [Z X y]ᵀW[Z X y], so Dask fits get the same start.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from typing import Callable
 
 from ..design.reterm import TermSet
@@ -46,6 +51,8 @@ def moment_start(A: Crossproducts, terms: TermSet, n: int, p: int,
         s = A.xz[j][-1] - beta @ A.xz[j][:p]
         M[0, a] = M[a, 0] = d.sum()
         M[a, a], rhs[a] = (d**2).sum(), (s**2).sum()
+        for b, k in enumerate(scalar[:a - 1], start=1):  # k < j: A.off[j][k] = Zⱼᵀ W Zₖ
+            M[a, b] = M[b, a] = _squared_norm(A.off[j][k])
     variances = np.linalg.lstsq(M, rhs, rcond=None)[0]
     sigma2 = max(variances[0], 1e-3 * rss / max(n - p, 1), np.finfo(float).tiny)
     theta = terms.theta_start.copy()
@@ -56,6 +63,12 @@ def moment_start(A: Crossproducts, terms: TermSet, n: int, p: int,
         theta[slices[j]] = theta_j
         step[slices[j]] = max(STEP_FRACTION * theta_j, MIN_STEP)
     return theta, step
+
+
+def _squared_norm(B: np.ndarray | sp.csr_matrix) -> float:
+    """‖B‖²_F of a crossproduct block, sparse or dense."""
+    values = B.data if sp.issparse(B) else B
+    return float(np.dot(values.ravel(), values.ravel()))
 
 
 #: powers of ten tried as multiples of a start that is badly scaled or where f is infinite
