@@ -67,8 +67,8 @@ def moment_start(A: Crossproducts, terms: TermSet, n: int, p: int,
 
 def _squared_norm(B: np.ndarray | sp.csr_matrix) -> float:
     """‖B‖²_F of a crossproduct block, sparse or dense."""
-    values = B.data if sp.issparse(B) else B
-    return float(np.dot(values.ravel(), values.ravel()))
+    values = np.asarray(B.data if sp.issparse(B) else B).ravel()
+    return float(values @ values)
 
 
 #: powers of ten tried as multiples of a start that is badly scaled or where f is infinite
