@@ -1,7 +1,7 @@
 """Starting values of θ for the LMM from the crossproducts alone, by the method of moments.
 
 BOBYQA from θ = 1 (lme4's start) spends most of a large crossed fit walking
-towards the optimum: InstEval took 121 evaluations from 1 and 36 from here.  For
+towards the optimum: InstEval took 121 evaluations from 1 and 29 from here.  For
 each scalar term j (one effect per level, z the column of its raw model matrix),
 with r the residuals of ordinary least squares,
 
