@@ -23,7 +23,7 @@ from scipy import optimize as sopt
 from scipy import stats
 
 from ..errors import FitError
-from .parameters import parameters, percent_label
+from .parameters import group_names, parameters, percent_label, variance_name
 from ..engine.glmm import WarmPirls, or_inf
 from ..engine.optimizer import minimize_bobyqa
 from ..linalg.covariance import sd_and_correlation
@@ -312,9 +312,10 @@ def label_on_scale(name: str, scale: str, labels: list[str]) -> str:
 def parameter_labels(prof: DevianceProfile) -> list[str]:
     """parameters()-style names of the profile's variance parameters."""
     fit = prof.fit
+    names = group_names(fit)
     group_of = {}
     for i, label in enumerate(fit.term_groups):
-        group_of[fit._engine(i)] = label
+        group_of[fit._engine(i)] = names[label]
     out = []
     for prm in prof.params:
         if prm.kind == "sigma":
@@ -322,5 +323,6 @@ def parameter_labels(prof: DevianceProfile) -> list[str]:
             continue
         t = prof.model.terms[prm.term]
         g = group_of[prm.term]
-        out.append(f"sd_{t.columns[prm.a]}|{g}" if prm.kind == "sd" else f"{prm.kind}_{t.columns[prm.b]}.{t.columns[prm.a]}|{g}")
+        out.append(variance_name("sd", g, t.columns[prm.a]) if prm.kind == "sd"
+                   else variance_name(prm.kind, g, t.columns[prm.b], t.columns[prm.a]))
     return out

@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import MixedModelsError, match_arg
+from ..inference.parameters import lower_triangle_by_columns
 
 #: broom.mixed's column order (its reorder_cols), of the columns a table has
 COLUMNS = ("effect", "group", "level", "term", "estimate", "std.error", "statistic", "df", "p.value",
@@ -68,8 +69,9 @@ def _fixed(fit) -> pd.DataFrame:
 
 
 def _ran_pars(fit) -> pd.DataFrame:
-    """broom.mixed's order: per group, each column's SD followed by its correlations with the later
-    columns (sd__a, cor__a.b, cor__a.c, sd__b, cor__b.c, sd__c), the residual last."""
+    """broom.mixed's rows: per group, each column's SD followed by its correlations with the later
+    columns (sd__a, cor__a.b, cor__a.c, sd__b, cor__b.c, sd__c: lme4's confint order, broom.mixed's
+    names, earlier column first), the residual last."""
     rows: list[tuple[str, str, float]] = []
     table = pd.DataFrame(fit.varcorr)
     for group, block in table.groupby("grp", sort=False):
@@ -78,11 +80,9 @@ def _ran_pars(fit) -> pd.DataFrame:
                 structure_parameter = not pd.isna(r.var1) and r.var1 != "nan"
                 rows.append(("Residual", r.var1 if structure_parameter else "sd__Observation", r.sdcor))
             continue
-        correlated = block["var2"].notna()
-        for sd in block[~correlated].itertuples(index=False):
-            rows.append((group, f"sd__{sd.var1}", sd.sdcor))
-            rows.extend((group, f"cor__{c.var1}.{c.var2}", c.sdcor)
-                        for c in block[correlated & (block["var1"] == sd.var1)].itertuples(index=False))
+        for r in lower_triangle_by_columns(block).itertuples(index=False):
+            correlation = not pd.isna(r.var2) and r.var2 != "nan"
+            rows.append((group, f"cor__{r.var1}.{r.var2}" if correlation else f"sd__{r.var1}", r.sdcor))
     frame = pd.DataFrame(rows, columns=["group", "term", "estimate"])
     frame.insert(0, "effect", "ran_pars")
     return frame

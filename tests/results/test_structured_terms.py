@@ -149,7 +149,7 @@ def test_varcorr_tidy_and_theta_hold_the_structure_parameters():
     fit = fitted("rep_ar1_ML")
     assert fit.varcorr.structures == {"id": "ar1"}
     assert fit.tidy("ran_pars")["term"].tolist() == ["sd__timeft1", "cor__timeft1.timeft2", "sd__Observation"]
-    assert fit.parameters().index[:3].tolist() == ["sd_timeft1|id", "cor_timeft1.timeft2|id", "sigma"]
+    assert fit.parameters().index[:3].tolist() == ["sd_timeft1|id", "cor_timeft2.timeft1|id", "sigma"]
     assert fit.theta_names == ["id.timeft1", "id.a_rho"]
     rho = fit.reterms[0].structure.rho(fit.theta[1], 5)
     assert fit.varcorr["sdcor"][1] == pytest.approx(rho)
@@ -171,13 +171,13 @@ def test_likelihood_ratio_tests_count_the_structure_parameters():
 def test_confidence_intervals():
     fit = fitted("rep_ar1_ML")
     wald = fit.confint("wald")
-    assert wald.loc[["sd_timeft1|id", "cor_timeft1.timeft2|id", "sigma"]].isna().all().all()
+    assert wald.loc[["sd_timeft1|id", "cor_timeft2.timeft1|id", "sigma"]].isna().all().all()
     profile = fit.confint("profile")
     estimates = fit.parameters()
     assert (profile.iloc[:, 0] < estimates).all() and (estimates < profile.iloc[:, 1]).all()
     # glmmTMB's profile intervals (of log SD, ρ's a and log σ², transformed back: profiles are invariant)
     ref = GLMMTMB["rep_ar1_ML"]["profile"]
-    for name, key in [("sd_timeft1|id", "sd"), ("cor_timeft1.timeft2|id", "rho"), ("sigma", "sigma")]:
+    for name, key in [("sd_timeft1|id", "sd"), ("cor_timeft2.timeft1|id", "rho"), ("sigma", "sigma")]:
         np.testing.assert_allclose(profile.loc[name].to_numpy(), ref[key], rtol=1e-4)
 
 
