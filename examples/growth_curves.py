@@ -92,6 +92,6 @@ ci = model.confint(method="profile")
 print(ci.round(3).to_string())
 lo, hi = ci.loc["Days"]
 print(f"\nDays: {model.fixef['Days']:.2f} ms/day, 95% profile CI {lo:.2f} to {hi:.2f}.")
-clo, chi = ci.loc["cor_(Intercept).Days|Subject"]
+clo, chi = ci.loc["cor_Days.(Intercept)|Subject"]
 print(f"The intercept-slope correlation could be anything from {clo:.2f} to {chi:.2f}:")
 print("18 subjects say little about it.")

@@ -25,7 +25,7 @@ Z95 = stats.norm.ppf(0.975)
 LME4_PROFILE_SLEEPSTUDY = {
     "sd_(Intercept)|Subject": (14.38141816, 37.71599532),
     "sd_Days|Subject": (3.80116405, 8.75338075),
-    "cor_(Intercept).Days|Subject": (-0.48150076, 0.68498627),
+    "cor_Days.(Intercept)|Subject": (-0.48150076, 0.68498627),
     "sigma": (22.89826688, 28.85799651),
     "(Intercept)": (237.68069551, 265.12951468),
     "Days": (7.35865328, 13.57591875),
