@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..errors import match_arg
 from .bootstrap import bootstrap
 from .parameters import parameters, percent_label
 from .profile import profile_confint
@@ -15,6 +16,7 @@ def confint(fit, method: str = "wald", level: float = 0.95, nsim: int = 500, see
             progress: bool | None = None, executor=None, scale: str = "sd") -> pd.DataFrame:
     """Confidence intervals, one row per parameter (see ``parameters``); ``executor`` as in bootstrap.
     ``scale="variance"``: profile intervals of variances and covariances (lme4's ``prof.scale = "varcov"``)."""
+    method = confint_method(method)
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, not {level}")
     if scale != "sd" and method != "profile":
@@ -23,9 +25,12 @@ def confint(fit, method: str = "wald", level: float = 0.95, nsim: int = 500, see
         return wald_confint(fit, level)
     if method == "boot":
         return bootstrap(fit, nsim, seed, progress=progress, executor=executor).confint(level)
-    if method == "profile":
-        return profile_confint(fit, level, scale)
-    raise ValueError(f"method must be 'wald', 'profile' or 'boot', not {method!r}")
+    return profile_confint(fit, level, scale)
+
+
+def confint_method(method: str) -> str:
+    """'wald', 'profile' or 'boot' from R's spellings (``"Wald"``) and abbreviations, as lme4's match.arg."""
+    return match_arg(method.lower() if isinstance(method, str) else method, ("wald", "profile", "boot"), "method")
 
 
 def wald_confint(fit, level: float) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from ..engine.optimizer import OptimumReport
 from ..engine.residual import GlsModel, ResidualLMM, WhitenedLMM
 from ..errors import ConvergenceWarning, MixedModelsError, match_arg, warn
 from ..formula.parse import ParsedFormula
+from ..inference.confint import confint_method
 from ..inference.prediction import Predictor
 from ..inference.simulate import with_response
 from ..report.summary import fixed_effects_block, residual_structure_block
@@ -171,7 +172,7 @@ class ResidualLmerResult(StructureParameters, LmerResult):
         _not_offered("the parametric bootstrap")
 
     def confint(self, method: str = "wald", *args, **kwargs) -> pd.DataFrame:
-        if method != "wald":
+        if confint_method(method) != "wald":
             _not_offered(f"confint(method={method!r}); Wald intervals of the fixed effects are")
         return super().confint(method, *args, **kwargs)
 

@@ -96,3 +96,12 @@ def test_two_terms_of_one_factor_sharing_a_column_keep_their_varcorr_labels():
     assert list(fit.parameters().index[:4]) == [
         "sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject", "sd_Days|Subject", "sd_(Intercept)|Subject.1"]
     assert pd.Series(fit.parameters().index).is_unique
+
+
+def test_methods_are_matched_as_lme4s_match_arg():
+    """R's spellings ("Wald") and abbreviations ("prof") choose the method; anything else is the package's error."""
+    fit = fitted(CASES[0])
+    pd.testing.assert_frame_equal(fit.confint(method="Wald"), fit.confint(method="wald"))
+    assert list(fit.confint(method="prof").index) == REF[CASES[0]]["Wald"]["names"]
+    with pytest.raises(mm.MixedModelsError, match="'wald', 'profile', 'boot'"):
+        fit.confint(method="bogus")
