@@ -28,7 +28,7 @@ class Control:
 
     #: the minimiser of the profiled deviance (one of ``engine.optimizer.OPTIMIZERS``): "auto" (L-BFGS-B
     #: with the analytic gradient for LMMs whose gradient is cheap and for GLMM stage 2 where the Laplace
-    #: deviance has one, else BOBYQA), "lbfgsb" or "bobyqa" (a GLMM's stage 1 always takes BOBYQA)
+    #: or quadrature deviance has one, else BOBYQA), "lbfgsb" or "bobyqa" (a GLMM's stage 1 always takes BOBYQA)
     optimizer: str = "auto"
     #: most evaluations of the objective per optimisation (lme4's optCtrl maxfun)
     maxeval: int = 100_000

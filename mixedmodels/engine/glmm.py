@@ -26,7 +26,9 @@ from ..design.build import Design
 from ..errors import FamilyError, FitError, MemoryBudgetError
 from .control import DEFAULT_CONTROL, Control
 from .families import Family
+from .gradient import theta_gradient
 from .laplace_gradient import laplace_gradient
+from .quadrature import Quadrature, agq_gradient
 from .optimizer import OptimumReport, derivative_free_minimizer, optimize
 from ..design.reterm import ReTerm, TermSet
 from .rows import InMemoryRows, fit_glm
@@ -352,7 +354,7 @@ class PirlsModel(TermSet):
             theta, beta = x[:k], beta0 + C @ x[k:]
             try:
                 state = warm(theta, beta)
-                value, grad = self.laplace(state), self.gradient_from_modes(theta, state)
+                value, grad = self.deviance_from_modes(theta, state), self.gradient_from_modes(theta, state)
             except MemoryBudgetError:
                 raise
             except (FitError, np.linalg.LinAlgError, FloatingPointError):
@@ -425,12 +427,14 @@ class GeneralizedLinearMixedModel(PirlsModel):
 
     @property
     def has_gradient(self) -> bool:
-        """The exact Laplace deviance (nAGQ = 1, ``Control(laplace="exact")``) has its analytic
-        gradient (engine/laplace_gradient.py) where −2 log f is the deviance kernel plus a constant
-        or has a dispersion, and the selected inverse's dense blocks (the terms after the first, by
-        all random effects) hold at most ``control.gradient_max_entries`` numbers; adaptive
-        quadrature, lme4's Laplace deviance, a binomial with fractional trials and larger crossed
-        designs keep finite differences."""
+        """Adaptive quadrature (nAGQ > 1, engine/quadrature.py) has its analytic gradient, and the
+        exact Laplace deviance (nAGQ = 1, ``Control(laplace="exact")``, engine/laplace_gradient.py)
+        where −2 log f is the deviance kernel plus a constant or has a dispersion, and the selected
+        inverse's dense blocks (the terms after the first, by all random effects) hold at most
+        ``control.gradient_max_entries`` numbers; lme4's Laplace deviance, a binomial with
+        fractional trials and larger crossed designs keep finite differences."""
+        if self.nAGQ > 1:
+            return True
         fam = self.family
         whole = bool(np.all(self.prior_weights == np.round(self.prior_weights)))
         q = [t.q for t in self.terms]
@@ -442,9 +446,19 @@ class GeneralizedLinearMixedModel(PirlsModel):
     def gradient_from_modes(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
         if not self.has_gradient or state.crossprod is None or state.crossprod.xx.shape[0] != 1:
             return super().gradient_from_modes(theta, state)
+        if self.nAGQ > 1:
+            d_t, d_beta = agq_gradient(self.quadrature(state, theta), self.family, self.X, self.y,
+                                       self.prior_weights, state.rows_eta, state.rows_mu)
+            return np.concatenate([theta_gradient(self, theta, [np.array([[d_t]])]), d_beta])
         dispersion = self.dispersion(state.rows_mu) if self.family.has_dispersion else None
         return laplace_gradient(self, self.rows, theta, state.u, state.rows_eta, state.rows_mu, state.L,
                                 state.crossprod, dispersion)
+
+    def quadrature(self, state: PirlsState, theta: np.ndarray) -> Quadrature:
+        """The adaptive Gauss–Hermite rule at the modes of ``state`` (engine/quadrature.py)."""
+        return Quadrature.at_modes(self.terms[0], self.family, self.y, self.prior_weights, state.rows_eta,
+                                   float(self.lambdas(theta)[0][0, 0]), state.u[0],
+                                   1.0 / state.L.L[0][0][:, 0, 0], self.nAGQ)
 
     def agq(self, state: PirlsState, theta: np.ndarray) -> float:
         """−2 log-likelihood by adaptive Gauss–Hermite quadrature (one scalar term).
@@ -452,25 +466,7 @@ class GeneralizedLinearMixedModel(PirlsModel):
         On lme4's scale: deviance residuals in place of the full log-density, so
         the value omits the saturated model's constant, as lme4's nAGQ > 1 does.
         """
-        term, T = self.terms[0], self.lambdas(theta)[0]
-        u = state.u[0]
-        sd = 1.0 / state.L.L[0][0][:, 0, 0]
-        nodes, weights = np.polynomial.hermite_e.hermegauss(self.nAGQ)
-        weights = weights / np.sqrt(2 * np.pi)
-        fixed = state.eta - term.times_b((u * T[0, 0])[:, None])
-
-        def group_deviance(v):
-            eta = fixed + term.times_b((v * T[0, 0])[:, None])
-            dev = self.family.deviance_residuals(self.y, self.family.link.inverse(eta), self.prior_weights)
-            return np.bincount(term.codes, weights=dev, minlength=term.nlevels) + v**2
-
-        base = group_deviance(u)
-        terms = np.array([
-            np.log(w) - 0.5 * (group_deviance(u + sd * z) - base - z**2) for z, w in zip(nodes, weights)
-        ])
-        top = terms.max(axis=0)
-        correction = -2 * (top + np.log(np.exp(terms - top).sum(axis=0)))
-        return float(base.sum() + state.L.logdet_z() + correction.sum())
+        return self.quadrature(state, theta).deviance()
 
 
 def final_report(stage1: OptimumReport | None, stage2: OptimumReport | None) -> OptimumReport:

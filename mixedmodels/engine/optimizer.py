@@ -119,7 +119,8 @@ def derivative_free_minimizer(control: Control) -> Callable[..., tuple[np.ndarra
     """The minimiser ``control.optimizer`` names for an objective without a gradient ("auto": BOBYQA)."""
     if control.optimizer == "lbfgsb":
         raise FitError("optimizer 'lbfgsb' needs the objective's analytic gradient, which lmer fits and "
-                       "glmer fits by the exact Laplace approximation (nAGQ = 1) have, but not this one: "
+                       "glmer fits by the exact Laplace approximation (nAGQ = 1) or adaptive quadrature (nAGQ > 1) "
+                       "have, but not this one: "
                        "use Control(optimizer='auto') or 'bobyqa'")
     return MINIMIZERS["bobyqa" if control.optimizer == "auto" else control.optimizer]
 
