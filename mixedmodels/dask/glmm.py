@@ -93,6 +93,11 @@ class DaskRows:
         return WorkingPass(kernel=kernel, crossprod=Crossproducts(diag=A.diag, off=off, xz=A.xz, xx=A.xx,
                                                                    plans=self._plans))
 
+    def total(self, task, combine, point: tuple):
+        """Σ ``task(partition, point)`` over the partitions, added by ``combine``: one pass
+        (``InMemoryRows.total``; the Laplace gradient's two passes are these)."""
+        return self._sum(task, combine, point)
+
     def glm_equations(self, beta: np.ndarray | None) -> GlmEquations | None:
         """As ``InMemoryRows.glm_equations``: XᵀWX and XᵀWz summed over the partitions."""
         return self._sum(_partition_glm_equations, _add_equations, (beta,))
@@ -148,8 +153,7 @@ def _partition_glm_equations(rows: InMemoryRows, point: tuple) -> GlmEquations |
 
 def _partition_loglik(rows: InMemoryRows, point: tuple) -> float:
     beta, b, dispersion = point
-    eta = rows.random_part(list(b)) + rows.offset + rows.X @ beta
-    mu = rows.family.link.inverse(eta)
+    mu = rows.family.link.inverse(rows.linear_predictor(beta, list(b)))
     return float(rows.family.minus_two_loglik(rows.y, mu, rows.prior_weights, dispersion).sum())
 
 
@@ -187,6 +191,10 @@ class DaskGLMM(PirlsModel):
         _check_nagq(nAGQ)
         super().__init__(terms, rows, rows.n, p, family, nAGQ, control)
         self._kernel_plus_constant = loglik_is_kernel_plus_constant(family, whole_weights)
+
+    @property
+    def loglik_is_kernel_plus_constant(self) -> bool:
+        return self._kernel_plus_constant
 
     def dispersion_at(self, state: PirlsState) -> float:
         """φ̂ = Σ deviance residuals / n for families with a scale (their deviance kernel is

@@ -123,6 +123,10 @@ class TermSet:
         """The Tᵢ factors of every term from the engine-ordered θ."""
         return [t.lambda_factor(theta[s]) for t, s in zip(self.terms, self._slices)]
 
+    def random_effects(self, u: Sequence[np.ndarray], lambdas: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """b = Λu from the spherical effects u, each term's as (levels, p)."""
+        return [uj.reshape(t.nlevels, t.p) @ T.T for t, T, uj in zip(self.terms, lambdas, u)]
+
     @property
     def theta_scales(self) -> np.ndarray:
         """Which elements of θ scale Tᵢ (multiplying them by c multiplies Tᵢ by c): all but correlations'."""

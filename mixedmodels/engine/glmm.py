@@ -141,10 +141,6 @@ class PirlsModel(TermSet):
         return (self.rows.pearson_chisq(state.beta, b) + _sumsq(state.u)) / self.n
 
     # ----- PIRLS ---------------------------------------------------------------------------
-    def random_effects(self, u: list[np.ndarray], lambdas: list[np.ndarray]) -> list[np.ndarray]:
-        """b = Λu, each term's as (levels, p)."""
-        return [uj.reshape(t.nlevels, t.p) @ T.T for t, T, uj in zip(self.terms, lambdas, u)]
-
     def _pass(self, beta: np.ndarray, u: list[np.ndarray], lambdas: list[np.ndarray], fixed_beta: bool,
               observed: bool = False):
         """The rows' working pass at (β, b = Λu)."""
@@ -265,12 +261,34 @@ class PirlsModel(TermSet):
 
     @property
     def has_gradient(self) -> bool:
-        """Whether the objective comes with its analytic gradient in (θ, β) (``gradient_from_modes``)."""
-        return False
+        """Whether the objective comes with its analytic gradient in (θ, β) (``gradient_from_modes``):
+        the exact Laplace deviance (nAGQ = 1, ``Control(laplace="exact")``, engine/laplace_gradient.py)
+        where −2 log f is the deviance kernel plus a constant or has a dispersion, and the selected
+        inverse's dense blocks (the terms after the first, by all random effects) hold at most
+        ``control.gradient_max_entries`` numbers; lme4's Laplace deviance, a binomial with
+        fractional trials and larger crossed designs keep finite differences."""
+        q = [t.q for t in self.terms]
+        rest = sum(q[1:])  # the dense blocks of the selected inverse, as the LMM's (Control.gradient_max_entries)
+        return (self.nAGQ == 1 and self.control.laplace == "exact"
+                and rest * (rest + q[0]) <= self.control.gradient_max_entries
+                and (self.family.has_dispersion or self.loglik_is_kernel_plus_constant))
+
+    @property
+    def loglik_is_kernel_plus_constant(self) -> bool:
+        """Whether Σ −2 log f(yᵢ | μᵢ) is the deviance kernel plus a constant of y."""
+        raise NotImplementedError
+
+    def dispersion_at(self, state: PirlsState) -> float:
+        """φ inside the likelihood at the modes of ``state`` for families with a scale, 1 otherwise."""
+        raise NotImplementedError
 
     def gradient_from_modes(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
-        """∂D/∂(θ, β) at the modes ``state`` of PIRLS at (θ, β) with β fixed, where ``has_gradient``."""
-        raise FitError("this model's deviance has no analytic gradient: its derivatives are finite differences")
+        """∂D/∂(θ, β) at the modes ``state`` of PIRLS at (θ, β) with β fixed, where ``has_gradient``:
+        two passes over the rows (``laplace_gradient``)."""
+        if not self.has_gradient or not _beta_was_fixed(state):
+            raise FitError("this model's deviance has no analytic gradient: its derivatives are finite differences")
+        dispersion = self.dispersion_at(state) if self.family.has_dispersion else None
+        return laplace_gradient(self, self.rows, theta, state.u, state.beta, state.L, state.crossprod, dispersion)
 
     def deviance_and_gradient(self, theta: np.ndarray, beta: np.ndarray,
                               start: PirlsStart | None = None) -> tuple[float, np.ndarray]:
@@ -419,40 +437,30 @@ class GeneralizedLinearMixedModel(PirlsModel):
         """Σ −2 log f(yᵢ | μᵢ) as R's family aic.  Without a dispersion it is the deviance
         kernel plus a constant of y alone, found once (binomial only with whole-number trials)."""
         fam, y, wt, mu = self.family, self.y, self.prior_weights, state.rows_mu
-        if not loglik_is_kernel_plus_constant(fam, bool(np.all(wt == np.round(wt)))):
+        if not self.loglik_is_kernel_plus_constant:
             return float(fam.minus_two_loglik(y, mu, wt, self.dispersion(mu)).sum()) + fam.aic_dispersion_term
         if self._loglik_offset is None:
             self._loglik_offset = float(fam.minus_two_loglik(y, mu, wt, 1.0).sum()) - state.kernel
         return state.kernel + self._loglik_offset
 
     @property
+    def loglik_is_kernel_plus_constant(self) -> bool:
+        return loglik_is_kernel_plus_constant(self.family, bool(np.all(self.prior_weights == np.round(self.prior_weights))))
+
+    def dispersion_at(self, state: PirlsState) -> float:
+        return self.dispersion(state.rows_mu)
+
+    @property
     def has_gradient(self) -> bool:
-        """Adaptive quadrature (nAGQ > 1, engine/quadrature.py) has its analytic gradient, and the
-        exact Laplace deviance (nAGQ = 1, ``Control(laplace="exact")``, engine/laplace_gradient.py)
-        where −2 log f is the deviance kernel plus a constant or has a dispersion, and the selected
-        inverse's dense blocks (the terms after the first, by all random effects) hold at most
-        ``control.gradient_max_entries`` numbers; lme4's Laplace deviance, a binomial with
-        fractional trials and larger crossed designs keep finite differences."""
-        if self.nAGQ > 1:
-            return True
-        fam = self.family
-        whole = bool(np.all(self.prior_weights == np.round(self.prior_weights)))
-        q = [t.q for t in self.terms]
-        rest = sum(q[1:])  # the dense blocks of the selected inverse, as the LMM's (Control.gradient_max_entries)
-        return (self.nAGQ == 1 and self.control.laplace == "exact"
-                and rest * (rest + q[0]) <= self.control.gradient_max_entries
-                and (fam.has_dispersion or loglik_is_kernel_plus_constant(fam, whole)))
+        """Adaptive quadrature (nAGQ > 1, engine/quadrature.py) has its analytic gradient too."""
+        return self.nAGQ > 1 or super().has_gradient
 
     def gradient_from_modes(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
-        if not self.has_gradient or state.crossprod is None or state.crossprod.xx.shape[0] != 1:
+        if self.nAGQ <= 1 or not _beta_was_fixed(state):
             return super().gradient_from_modes(theta, state)
-        if self.nAGQ > 1:
-            d_t, d_beta = agq_gradient(self.quadrature(state, theta), self.family, self.X, self.y,
-                                       self.prior_weights, state.rows_eta, state.rows_mu)
-            return np.concatenate([theta_gradient(self, theta, [np.array([[d_t]])]), d_beta])
-        dispersion = self.dispersion(state.rows_mu) if self.family.has_dispersion else None
-        return laplace_gradient(self, self.rows, theta, state.u, state.rows_eta, state.rows_mu, state.L,
-                                state.crossprod, dispersion)
+        d_t, d_beta = agq_gradient(self.quadrature(state, theta), self.family, self.X, self.y,
+                                   self.prior_weights, state.rows_eta, state.rows_mu)
+        return np.concatenate([theta_gradient(self, theta, [np.array([[d_t]])]), d_beta])
 
     def quadrature(self, state: PirlsState, theta: np.ndarray) -> Quadrature:
         """The adaptive Gauss–Hermite rule at the modes of ``state`` (engine/quadrature.py)."""
@@ -492,6 +500,11 @@ def or_inf(f: Callable[[], float]) -> float:
         raise  # the model's size, not this point: no point is better
     except (FitError, np.linalg.LinAlgError, FloatingPointError):
         return np.inf
+
+
+def _beta_was_fixed(state: PirlsState) -> bool:
+    """Whether PIRLS held β fixed (its crossproducts have the response column alone)."""
+    return state.crossprod is not None and state.crossprod.xx.shape[0] == 1
 
 
 def _sumsq(u: list[np.ndarray]) -> float:

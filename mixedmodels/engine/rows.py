@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -89,6 +90,8 @@ def working_weights(fam: Family, y: np.ndarray, prior: np.ndarray, eta: np.ndarr
     return w, (y - mu) / mu_eta
 
 
+T = TypeVar("T")
+
 #: the observed information is floored at this fraction of the expected
 OBSERVED_FLOOR = 1e-3
 
@@ -120,9 +123,20 @@ class InMemoryRows:
         """Z b, for each term's random effects as (levels, p)."""
         return z_times_b(self.terms, b, self.n)
 
+    def linear_predictor(self, beta: np.ndarray, b: list[np.ndarray]) -> np.ndarray:
+        """η = Zb + offset + Xβ, summed as ``working_pass`` sums it."""
+        eta = self.random_part(b) + self.offset
+        if self.X.shape[1]:
+            eta += self.X @ beta
+        return eta
+
+    def total(self, task: Callable[[InMemoryRows, tuple], T], combine: Callable[..., T], point: tuple) -> T:
+        """Σ ``task(chunk, point)`` over the rows' chunks (``combine`` adds them up): here one chunk."""
+        return task(self, point)
+
     def pearson_chisq(self, beta: np.ndarray, b: list[np.ndarray]) -> float:
         """Σ wᵢ (yᵢ − μᵢ)² / V(μᵢ) at η = Xβ + Zb + offset."""
-        eta = self.random_part(b) + self.offset + self.X @ beta
+        eta = self.linear_predictor(beta, b)
         mu = self.family.link.inverse(eta)
         return float(np.sum(self.prior_weights * (self.y - mu) ** 2 / self.family.variance(mu)))
 

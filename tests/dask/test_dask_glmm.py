@@ -137,6 +137,61 @@ def test_crossproduct_sums_keep_the_in_memory_pattern():
     assert total.xx.tolist() == [[2.0]] and total.diag[0].sum() == 4.0
 
 
+# ----- the Laplace gradient over partitions -----------------------------------------------
+
+def _gamma_log() -> pd.DataFrame:
+    """Two grouping factors, a slope and prior weights under a Gamma log link: a dispersion and a
+    non-canonical link (the observed information's factor) in the gradient."""
+    rng = np.random.default_rng(7)
+    g, h = rng.integers(0, 10, 150), rng.integers(0, 5, 150)
+    x = rng.uniform(-1, 1, 150)
+    mu = np.exp(0.5 + 0.3 * x + rng.normal(0, 0.4, 10)[g] + rng.normal(0, 0.2, 10)[g] * x + rng.normal(0, 0.3, 5)[h])
+    return pd.DataFrame({"y": rng.gamma(3.0, mu / 3.0), "x": x, "g": pd.Categorical(g), "h": pd.Categorical(h),
+                         "w": rng.integers(1, 4, 150).astype(float)})
+
+
+GRADIENT_CASES = {  # data, formula, family, weights, offset
+    "cbpp": (_cbpp, "prop ~ period + (1 | herd)", "binomial", "size", None),
+    "poisson": (_mmmec, "deaths ~ uvb + (1 | region)", "poisson", None, "logexp"),
+    "gamma_log": (_gamma_log, "y ~ x + (x | g) + (1 | h)", mm.families.Gamma("log"), "w", None),
+}
+
+
+def _models(name: str):
+    """The Dask model and the in-memory one of a gradient case."""
+    load, formula, family, weights, offset = GRADIENT_CASES[name]
+    df = load()
+    args = {"family": family, "weights": weights, "offset": offset, "maxeval": 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mm.MixedModelsWarning)
+        d = mm.glmer(formula, dd.from_pandas(df, npartitions=3), **args)
+        m = mm.glmer(formula, df, **args)
+    return d.model, m.model, m.optimum.x
+
+
+@pytest.mark.parametrize("name", list(GRADIENT_CASES))
+def test_the_dask_gradient_equals_the_in_memory_one(client, name):
+    """Two passes over the partitions give the in-memory gradient, at the same (θ, β) and modes."""
+    dask_model, model, x = _models(name)
+    assert dask_model.has_gradient and model.has_gradient
+    k = model.ntheta
+    theta, beta = x[:k] * 1.2 + 0.05, x[k:] + 0.1  # away from the optimum: a gradient to compare
+    start = model.pirls(theta, beta).start
+    expected = model.gradient_from_modes(theta, model.pirls(theta, beta, start))
+    got = dask_model.gradient_from_modes(theta, dask_model.pirls(theta, beta, start))
+    _close(got, expected, RTOL, atol=RTOL * np.abs(expected).max())
+    if name == "gamma_log":  # and central differences of the Dask deviance
+        h = 1e-5 * np.maximum(np.abs(np.concatenate([theta, beta])), 1.0)
+        numeric = []
+        for i, hi in enumerate(h):
+            e = np.zeros(len(h))
+            e[i] = hi
+            up, down = np.concatenate([theta, beta]) + e, np.concatenate([theta, beta]) - e
+            numeric.append((dask_model.deviance(up[:k], up[k:], start) - dask_model.deviance(down[:k], down[k:], start))
+                           / (2 * hi))
+        _close(got, numeric, 1e-5, atol=1e-5 * np.abs(numeric).max())
+
+
 # ----- conditional modes and per-row quantities --------------------------------------------
 
 def _at_dask_optimum(m: mm.GlmerResult, d: DaskGlmerResult) -> mm.GlmerResult:
