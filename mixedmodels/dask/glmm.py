@@ -14,12 +14,17 @@ kernel and the crossproducts [Z X z]ᵀ W [Z X z] with the working weights
 3. fits with the in-memory ``GeneralizedLinearMixedModel``'s PIRLS, Laplace
    deviance and two optimisation stages, on ``DaskRows``: each pass ships the
    point (β, b = Λu) to the partitions, each partition returns its sums, and the
-   sums are added in a tree; only θ, β, b and sums travel, never rows.
+   sums are added in a tree; only θ, β, b and sums travel, never rows.  The
+   Laplace deviance's analytic gradient (stage 2, the check, the SEs) is the
+   in-memory code's too: its two passes of chunk sums (``laplace_gradient``)
+   run over the partitions through ``DaskRows.total``, the selected inverse
+   going to the workers with the point.
 
 The cost is one scheduler round trip per pass: about three passes per objective
 evaluation (the PIRLS iterations from the previous evaluation's modes), plus one
 per evaluation for families with a dispersion or binomial fits with non-integer
-trials, whose −2 log-likelihood is not the deviance kernel plus a constant.
+trials, whose −2 log-likelihood is not the deviance kernel plus a constant,
+and two per gradient.
 
 :class:`DaskGlmerResult` offers what ``GlmerResult`` derives from θ̂, β̂ and the
 modes (fixef, vcov from the Hessian of the deviance, theta, varcorr, ranef,

@@ -6,8 +6,8 @@ on both (on Dask two more passes per evaluation: engine/laplace_gradient.py), th
 standard errors central differences of that gradient: objectives, θ, β and the SEs
 agree to 1e-8 relative (measured: 5e-11 for β on the Poisson model, SEs 7e-12).  The
 crossed model is fitted with nAGQ = 0 (β inside PIRLS, conditional SEs; agreement 1e-11) to keep the tests fast: a Laplace
-fit of it takes ~550 passes, each a scheduler round trip (benchmarks/dask_glmm.py
-measures it: θ 1e-11, β 5e-10, SEs 2e-6).
+fit of it takes ~250 passes, each a scheduler round trip (benchmarks/dask_glmm.py
+measures it: θ 1e-15, β 7e-14, SEs 1e-11).
 """
 
 from __future__ import annotations
