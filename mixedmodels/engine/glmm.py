@@ -285,10 +285,12 @@ class PirlsModel(TermSet):
     def gradient_from_modes(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
         """∂D/∂(θ, β) at the modes ``state`` of PIRLS at (θ, β) with β fixed, where ``has_gradient``:
         two passes over the rows (``laplace_gradient``)."""
-        if not self.has_gradient or not _beta_was_fixed(state):
+        A = state.crossprod  # with the response column alone: PIRLS held β fixed
+        if not self.has_gradient or A is None or A.xx.shape[0] != 1:
             raise FitError("this model's deviance has no analytic gradient: its derivatives are finite differences")
         dispersion = self.dispersion_at(state) if self.family.has_dispersion else None
-        return laplace_gradient(self, self.rows, theta, state.u, state.beta, state.L, state.crossprod, dispersion)
+        at = None if state.eta is None or state.mu is None else (state.eta, state.mu)
+        return laplace_gradient(self, self.rows, theta, state.u, state.beta, state.L, A, dispersion, at)
 
     def deviance_and_gradient(self, theta: np.ndarray, beta: np.ndarray,
                               start: PirlsStart | None = None) -> tuple[float, np.ndarray]:
@@ -445,7 +447,8 @@ class GeneralizedLinearMixedModel(PirlsModel):
 
     @property
     def loglik_is_kernel_plus_constant(self) -> bool:
-        return loglik_is_kernel_plus_constant(self.family, bool(np.all(self.prior_weights == np.round(self.prior_weights))))
+        whole = bool(np.all(self.prior_weights == np.round(self.prior_weights)))
+        return loglik_is_kernel_plus_constant(self.family, whole)
 
     def dispersion_at(self, state: PirlsState) -> float:
         return self.dispersion(state.rows_mu)
@@ -456,8 +459,8 @@ class GeneralizedLinearMixedModel(PirlsModel):
         return self.nAGQ > 1 or super().has_gradient
 
     def gradient_from_modes(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
-        if self.nAGQ <= 1 or not _beta_was_fixed(state):
-            return super().gradient_from_modes(theta, state)
+        if self.nAGQ <= 1 or state.crossprod is None or state.crossprod.xx.shape[0] != 1:
+            return super().gradient_from_modes(theta, state)  # the Laplace gradient, or the error
         d_t, d_beta = agq_gradient(self.quadrature(state, theta), self.family, self.X, self.y,
                                    self.prior_weights, state.rows_eta, state.rows_mu)
         return np.concatenate([theta_gradient(self, theta, [np.array([[d_t]])]), d_beta])
@@ -500,11 +503,6 @@ def or_inf(f: Callable[[], float]) -> float:
         raise  # the model's size, not this point: no point is better
     except (FitError, np.linalg.LinAlgError, FloatingPointError):
         return np.inf
-
-
-def _beta_was_fixed(state: PirlsState) -> bool:
-    """Whether PIRLS held β fixed (its crossproducts have the response column alone)."""
-    return state.crossprod is not None and state.crossprod.xx.shape[0] == 1
 
 
 def _sumsq(u: list[np.ndarray]) -> float:

@@ -69,11 +69,10 @@ def leverage_sums(rows: InMemoryRows, point: tuple) -> RowSums:
     """Pass 1 over a chunk at η = Xβ + Zb (+ offset): Zᵀ and Xᵀ of [s, h w'], Σ ∂(−2 log f)/∂φ
     where there is a dispersion φ, and the crossproducts of H for a non-canonical link.
 
-    ``point`` is (β, b, S's blocks, the plan's ``ends``, the Tᵢ, φ or None)."""
-    beta, b, S, ends, T, dispersion = point
+    ``point`` is (β, b, S's blocks, the plan's ``ends``, the Tᵢ, φ or None, (η, μ) or None)."""
+    beta, b, S, ends, T, dispersion, at = point
     fam = rows.family
-    eta = rows.linear_predictor(beta, list(b))
-    mu = fam.link.inverse(eta)
+    eta, mu = _eta_mu(rows, beta, b, at)
     s, _, w_observed = score_and_information(fam, rows.y, rows.prior_weights, eta, mu)
     hw = leverages(SelectedInverse(*S), ends, rows.terms, list(T)) * expected_information_slope(
         fam, rows.prior_weights, eta, mu)
@@ -84,12 +83,20 @@ def leverage_sums(rows: InMemoryRows, point: tuple) -> RowSums:
 
 
 def adjoint_sums(rows: InMemoryRows, point: tuple) -> RowSums:
-    """Pass 2 over a chunk: Zᵀ and Xᵀ of W_obs ZΛv; ``point`` is (β, b, Λv), Λv as b."""
-    beta, b, lv = point
+    """Pass 2 over a chunk: Zᵀ and Xᵀ of W_obs ZΛv; ``point`` is (β, b, Λv as b, (η, μ) or None)."""
+    beta, b, lv, at = point
     fam = rows.family
-    eta = rows.linear_predictor(beta, list(b))
-    _, _, w_observed = score_and_information(fam, rows.y, rows.prior_weights, eta, fam.link.inverse(eta))
+    eta, mu = _eta_mu(rows, beta, b, at)
+    _, _, w_observed = score_and_information(fam, rows.y, rows.prior_weights, eta, mu)
     return _row_sums(rows, (w_observed * rows.random_part(list(lv)))[:, None])
+
+
+def _eta_mu(rows: InMemoryRows, beta: np.ndarray, b: tuple, at: tuple | None) -> tuple[np.ndarray, np.ndarray]:
+    """η and μ of the chunk at (β, b): ``at`` where the caller has them (rows in memory)."""
+    if at is not None:
+        return at
+    eta = rows.linear_predictor(beta, list(b))
+    return eta, rows.family.link.inverse(eta)
 
 
 def _row_sums(rows: InMemoryRows, V: np.ndarray, slope: float = 0.0,
@@ -99,23 +106,26 @@ def _row_sums(rows: InMemoryRows, V: np.ndarray, slope: float = 0.0,
 
 
 def laplace_gradient(terms: TermSet, rows, theta: np.ndarray, u: list[np.ndarray], beta: np.ndarray,
-                     L: BlockedCholesky, A: Crossproducts, dispersion: float | None) -> np.ndarray:
+                     L: BlockedCholesky, A: Crossproducts, dispersion: float | None,
+                     at: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """∂D/∂(θ, β) at the modes u of PIRLS with β fixed; L the factor of M from the crossproducts A
     at the expected information; ``dispersion`` φ where −2 log f has one (else −2 log f is the
     deviance kernel plus a constant of y).  ``rows`` give ``total(task, combine, point)``, the sum
-    of ``task(chunk, point)`` over their chunks, and ``n``."""
+    of ``task(chunk, point)`` over their chunks, and ``n``; ``at`` their η and μ at the modes where
+    they are in memory (else each chunk computes them)."""
     T = terms.lambdas(theta)
     plan = GradientPlan.from_crossproducts(A)
     S = selected_inverse(L, plan, plan.ends[-1])
     b = tuple(terms.random_effects(u, T))
-    first = rows.total(leverage_sums, add_row_sums, (beta, b, (S.S00, S.SR0, S.SRR), plan.ends, tuple(T), dispersion))
+    first = rows.total(leverage_sums, add_row_sums,
+                       (beta, b, (S.S00, S.SR0, S.SRR), plan.ends, tuple(T), dispersion, at))
     c = 0.0 if dispersion is None else 1 / dispersion + first.dispersion_slope / rows.n - 1
     zt_s, xt_s = first.zt[:, 0], first.xt[:, 0]
     zt_a, xt_a = first.zt[:, 1] - 2 * c * zt_s, first.xt[:, 1] - 2 * c * xt_s  # Zᵀa, Xᵀa
     zt_s, zt_a = _by_term(terms.terms, zt_s), _by_term(terms.terms, zt_a)
     H = L if first.observed is None else factorize(replace(first.observed, xx=np.ones((1, 1))), T, 0)
     v = H.solve_z([(zj.reshape(-1, Ti.shape[0]) @ Ti).ravel() for zj, Ti in zip(zt_a, T)])
-    second = rows.total(adjoint_sums, add_row_sums, (beta, b, tuple(terms.random_effects(v, T))))
+    second = rows.total(adjoint_sums, add_row_sums, (beta, b, tuple(terms.random_effects(v, T)), at))
     # ã − 2s: the modes' and the penalised deviance's weights of ∂η|u
     zt_adjoint = [a - 2 * s - r for a, s, r in zip(zt_a, zt_s, _by_term(terms.terms, second.zt[:, 0]))]
     G = []
