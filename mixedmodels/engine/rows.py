@@ -90,7 +90,7 @@ def working_weights(fam: Family, y: np.ndarray, prior: np.ndarray, eta: np.ndarr
     return w, (y - mu) / mu_eta
 
 
-T = TypeVar("T")
+Sums = TypeVar("Sums")
 
 #: the observed information is floored at this fraction of the expected
 OBSERVED_FLOOR = 1e-3
@@ -130,7 +130,7 @@ class InMemoryRows:
             eta += self.X @ beta
         return eta
 
-    def total(self, task: Callable[[InMemoryRows, tuple], T], combine: Callable[..., T], point: tuple) -> T:
+    def total(self, task: Callable[[InMemoryRows, tuple], Sums], combine: Callable[..., Sums], point: tuple) -> Sums:
         """Σ ``task(chunk, point)`` over the rows' chunks (``combine`` adds them up): here one chunk."""
         return task(self, point)
 
