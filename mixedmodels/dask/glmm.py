@@ -47,7 +47,7 @@ from ..design.reterm import ReTerm
 from ..design.spec import ModelSpec
 from ..engine.control import Control, resolve_control
 from ..engine.families import Family, get_family
-from ..engine.glmm import PirlsModel, PirlsState, final_report, loglik_is_kernel_plus_constant
+from ..engine.glmm import PirlsModel, PirlsState, final_report
 from ..engine.optimizer import OptimumReport
 from ..engine.rows import GlmEquations, InMemoryRows, WorkingPass
 from ..errors import FamilyError
@@ -194,12 +194,7 @@ class DaskGLMM(PirlsModel):
     def __init__(self, terms: tuple[ReTerm, ...], rows: DaskRows, p: int, family: Family, nAGQ: int,
                  whole_weights: bool, control: Control):
         _check_nagq(nAGQ)
-        super().__init__(terms, rows, rows.n, p, family, nAGQ, control)
-        self._kernel_plus_constant = loglik_is_kernel_plus_constant(family, whole_weights)
-
-    @property
-    def loglik_is_kernel_plus_constant(self) -> bool:
-        return self._kernel_plus_constant
+        super().__init__(terms, rows, rows.n, p, family, nAGQ, control, whole_weights)
 
     def dispersion_at(self, state: PirlsState) -> float:
         """φ̂ = Σ deviance residuals / n for families with a scale (their deviance kernel is
@@ -209,10 +204,10 @@ class DaskGLMM(PirlsModel):
     def minus_two_loglik(self, state: PirlsState) -> float:
         """Σ −2 log f(yᵢ | μᵢ): the deviance kernel plus a constant of y found by one pass at
         the first modes, or (with a dispersion, or non-integer trials) one pass per call."""
-        if self._kernel_plus_constant and self._loglik_offset is not None:
+        if self.loglik_is_kernel_plus_constant and self._loglik_offset is not None:
             return state.kernel + self._loglik_offset
         b = self.random_effects(state.u, state.L.lambdas)
-        if not self._kernel_plus_constant:
+        if not self.loglik_is_kernel_plus_constant:
             return self.rows.minus_two_loglik(state.beta, b, self.dispersion_at(state)) + self.family.aic_dispersion_term
         self._loglik_offset = self.rows.minus_two_loglik(state.beta, b, 1.0) - state.kernel
         return state.kernel + self._loglik_offset

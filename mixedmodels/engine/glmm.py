@@ -103,10 +103,11 @@ class PirlsModel(TermSet):
     """
 
     def __init__(self, terms: tuple[ReTerm, ...], rows, n: int, p: int, family: Family, nAGQ: int = 1,
-                 control: Control = DEFAULT_CONTROL):
+                 control: Control = DEFAULT_CONTROL, whole_weights: bool = True):
         super().__init__(terms)
         self.n, self.p = int(n), int(p)
         self.family = family
+        self.whole_weights = whole_weights  # every prior weight a whole number (binomial trials)
         self.nAGQ = int(nAGQ)
         self.rows = rows
         self.control = control
@@ -276,7 +277,7 @@ class PirlsModel(TermSet):
     @property
     def loglik_is_kernel_plus_constant(self) -> bool:
         """Whether Σ −2 log f(yᵢ | μᵢ) is the deviance kernel plus a constant of y."""
-        raise NotImplementedError
+        return loglik_is_kernel_plus_constant(self.family, self.whole_weights)
 
     def dispersion_at(self, state: PirlsState) -> float:
         """φ inside the likelihood at the modes of ``state`` for families with a scale, 1 otherwise."""
@@ -415,7 +416,8 @@ class GeneralizedLinearMixedModel(PirlsModel):
         self.offset = np.zeros(n) if design.offset is None else design.offset
         family.check_response(self.y, self.prior_weights)
         rows = InMemoryRows(design.reterms, self.X, self.y, self.prior_weights, self.offset, family)
-        super().__init__(design.reterms, rows, n, design.X.shape[1], family, nAGQ, control)
+        whole = bool(np.all(self.prior_weights == np.round(self.prior_weights)))
+        super().__init__(design.reterms, rows, n, design.X.shape[1], family, nAGQ, control, whole)
 
     def with_family(self, family: Family, warm_start: PirlsStart | None = None) -> GeneralizedLinearMixedModel:
         """The same design under another family, sharing the crossproduct patterns; its fits start
@@ -444,11 +446,6 @@ class GeneralizedLinearMixedModel(PirlsModel):
         if self._loglik_offset is None:
             self._loglik_offset = float(fam.minus_two_loglik(y, mu, wt, 1.0).sum()) - state.kernel
         return state.kernel + self._loglik_offset
-
-    @property
-    def loglik_is_kernel_plus_constant(self) -> bool:
-        whole = bool(np.all(self.prior_weights == np.round(self.prior_weights)))
-        return loglik_is_kernel_plus_constant(self.family, whole)
 
     def dispersion_at(self, state: PirlsState) -> float:
         return self.dispersion(state.rows_mu)
