@@ -69,11 +69,10 @@ def leverage_sums(rows: InMemoryRows, point: tuple) -> RowSums:
     """Pass 1 over a chunk at η = Xβ + Zb (+ offset): Zᵀ and Xᵀ of [s, h w'], Σ ∂(−2 log f)/∂φ
     where there is a dispersion φ, and the crossproducts of H for a non-canonical link.
 
-    ``point`` is (β, b, S's blocks, the plan's ``ends``, the Tᵢ, φ or None, (η, μ) or None)."""
+    ``point`` is (β, b, S's blocks, the plan's ``ends``, the Tᵢ, φ or None, (η, μ, s, w_obs) or None)."""
     beta, b, S, ends, T, dispersion, at = point
     fam = rows.family
-    eta, mu = _eta_mu(rows, beta, b, at)
-    s, _, w_observed = score_and_information(fam, rows.y, rows.prior_weights, eta, mu)
+    eta, mu, s, w_observed = _at_point(rows, beta, b, at)
     hw = leverages(SelectedInverse(*S), ends, rows.terms, list(T)) * expected_information_slope(
         fam, rows.prior_weights, eta, mu)
     slope = 0.0 if dispersion is None else float(
@@ -83,20 +82,21 @@ def leverage_sums(rows: InMemoryRows, point: tuple) -> RowSums:
 
 
 def adjoint_sums(rows: InMemoryRows, point: tuple) -> RowSums:
-    """Pass 2 over a chunk: Zᵀ and Xᵀ of W_obs ZΛv; ``point`` is (β, b, Λv as b, (η, μ) or None)."""
+    """Pass 2 over a chunk: Zᵀ and Xᵀ of W_obs ZΛv; ``point`` is (β, b, Λv as b, (η, μ, s, w_obs) or None)."""
     beta, b, lv, at = point
-    fam = rows.family
-    eta, mu = _eta_mu(rows, beta, b, at)
-    _, _, w_observed = score_and_information(fam, rows.y, rows.prior_weights, eta, mu)
+    w_observed = _at_point(rows, beta, b, at)[3]
     return _row_sums(rows, (w_observed * rows.random_part(list(lv)))[:, None])
 
 
-def _eta_mu(rows: InMemoryRows, beta: np.ndarray, b: tuple, at: tuple | None) -> tuple[np.ndarray, np.ndarray]:
-    """η and μ of the chunk at (β, b): ``at`` where the caller has them (rows in memory)."""
+def _at_point(rows: InMemoryRows, beta: np.ndarray, b: tuple, at: tuple | None) -> tuple[np.ndarray, ...]:
+    """η, μ, the score s and the observed information of the chunk at (β, b): ``at`` where the
+    caller has them (rows in memory: found once for both passes)."""
     if at is not None:
         return at
     eta = rows.linear_predictor(beta, list(b))
-    return eta, rows.family.link.inverse(eta)
+    mu = rows.family.link.inverse(eta)
+    s, _, w_observed = score_and_information(rows.family, rows.y, rows.prior_weights, eta, mu)
+    return eta, mu, s, w_observed
 
 
 def _row_sums(rows: InMemoryRows, V: np.ndarray, slope: float = 0.0,
@@ -114,18 +114,22 @@ def laplace_gradient(terms: TermSet, rows, theta: np.ndarray, u: list[np.ndarray
     of ``task(chunk, point)`` over their chunks, and ``n``; ``at`` their η and μ at the modes where
     they are in memory (else each chunk computes them)."""
     T = terms.lambdas(theta)
+    in_memory = None  # the rows' η, μ, score and observed information, found once for both passes
+    if at is not None:
+        s_at, _, w_at = score_and_information(rows.family, rows.y, rows.prior_weights, *at)
+        in_memory = (*at, s_at, w_at)
     plan = GradientPlan.from_crossproducts(A)
     S = selected_inverse(L, plan, plan.ends[-1])
     b = tuple(terms.random_effects(u, T))
     first = rows.total(leverage_sums, add_row_sums,
-                       (beta, b, (S.S00, S.SR0, S.SRR), plan.ends, tuple(T), dispersion, at))
+                       (beta, b, (S.S00, S.SR0, S.SRR), plan.ends, tuple(T), dispersion, in_memory))
     c = 0.0 if dispersion is None else 1 / dispersion + first.dispersion_slope / rows.n - 1
     zt_s, xt_s = first.zt[:, 0], first.xt[:, 0]
     zt_a, xt_a = first.zt[:, 1] - 2 * c * zt_s, first.xt[:, 1] - 2 * c * xt_s  # Zᵀa, Xᵀa
     zt_s, zt_a = _by_term(terms.terms, zt_s), _by_term(terms.terms, zt_a)
     H = L if first.observed is None else factorize(replace(first.observed, xx=np.ones((1, 1))), T, 0)
     v = H.solve_z([(zj.reshape(-1, Ti.shape[0]) @ Ti).ravel() for zj, Ti in zip(zt_a, T)])
-    second = rows.total(adjoint_sums, add_row_sums, (beta, b, tuple(terms.random_effects(v, T)), at))
+    second = rows.total(adjoint_sums, add_row_sums, (beta, b, tuple(terms.random_effects(v, T)), in_memory))
     # ã − 2s: the modes' and the penalised deviance's weights of ∂η|u
     zt_adjoint = [a - 2 * s - r for a, s, r in zip(zt_a, zt_s, _by_term(terms.terms, second.zt[:, 0]))]
     G = []
