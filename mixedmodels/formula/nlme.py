@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import FormulaError
+from .layout import scan
 from .limits import check_size
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9._]*|\.[A-Za-z_.][A-Za-z0-9._]*|`[^`]+`")
@@ -74,11 +75,13 @@ def parse_call(text: str) -> NlmeCall:
         raise FormulaError("an nlme structure is written as a call, e.g. 'corAR1(form = ~ week | id)' or "
                            "'varIdent(form = ~ 1 | arm)' (or given as an object: mm.corAR1(form='~ week | id'), "
                            "mm.AR1(time='week', group='id'))", text, _skip(text, 0))
-    close = _closing(text, match.end() - 1)
+    layout, paren = scan(text), match.end() - 1
+    close = layout.closer[paren]
     if text[close + 1:].strip():
         raise FormulaError("nothing may follow the structure's closing ')'", text, _skip(text, close + 1))
     arguments = []
-    for start, end in _arguments(text, match.end(), close):
+    spans = layout.split(",", match.end(), close, paren) if text[match.end():close].strip() else []
+    for start, end in spans:
         keyword = _KEYWORD.match(text, start, end)
         name, value_start = (keyword.group(1), keyword.end()) if keyword else ("", start)
         value = text[value_start:end].strip()
@@ -110,44 +113,3 @@ def _skip(text: str, at: int) -> int:
     while at < len(text) and text[at].isspace():
         at += 1
     return at
-
-
-def _closing(text: str, paren: int) -> int:
-    """The index of the ``)`` closing the ``(`` at ``paren`` (backticked names skipped)."""
-    depth, at = 0, paren
-    while at < len(text):
-        char = text[at]
-        if char == "`":
-            end = text.find("`", at + 1)
-            if end < 0:
-                raise FormulaError("unterminated backtick", text, at)
-            at = end
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return at
-        at += 1
-    raise FormulaError("'(' is never closed", text, paren)
-
-
-def _arguments(text: str, start: int, close: int) -> list[tuple[int, int]]:
-    """The spans of the arguments between ``start`` and the closing parenthesis, split at top-level commas."""
-    if not text[start:close].strip():
-        return []
-    spans, depth, at, begin = [], 0, start, start
-    while at < close:
-        char = text[at]
-        if char == "`":
-            at = text.find("`", at + 1)
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            spans.append((begin, at))
-            begin = at + 1
-        at += 1
-    spans.append((begin, close))
-    return spans

@@ -13,13 +13,10 @@ from dataclasses import dataclass, replace
 
 from mixedmodels.errors import FormulaError, did_you_mean
 
+from .layout import TOP, Layout, scan
 from .limits import MAX_TERMS, check_random_terms, check_size, column_bound
 from .rdialect import python_part
 
-_OPENERS = "([{"
-_CLOSERS = {")": "(", "]": "[", "}": "{"}
-_QUOTES = "`'\""
-_TOP = -1  # "enclosing bracket" of characters outside all brackets
 _NAME = re.compile(r"(?!\d)[\w.]+")
 _GROUPING_HELP = (
     "use a variable name, a `backticked name`, an interaction 'a:b' "
@@ -74,29 +71,6 @@ class ParsedFormula:
         return f"{self.response} ~ {self.fixed}" if self.response else f"~ {self.fixed}"
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Bracket and quote structure of a formula, one entry per character."""
-
-    text: str
-    enclosing: tuple[int, ...]  # index of the innermost open bracket, or _TOP
-    quoted: tuple[bool, ...]  # inside or delimiting a backtick/quote span
-    closer: dict[int, int]  # open bracket index -> matching close index
-
-    def find(self, chars: str, start: int, end: int, parent: int) -> list[int]:
-        """Positions in ``[start, end)`` of ``chars`` directly inside ``parent``."""
-        return [
-            i
-            for i in range(start, end)
-            if self.text[i] in chars and self.enclosing[i] == parent and not self.quoted[i]
-        ]
-
-    def split(self, chars: str, start: int, end: int, parent: int) -> list[tuple[int, int]]:
-        """Split ``[start, end)`` at ``chars`` directly inside ``parent``."""
-        cuts = self.find(chars, start, end, parent)
-        return list(zip([start] + [c + 1 for c in cuts], cuts + [end]))
-
-
 def parse_formula(formula: str) -> ParsedFormula:
     """Parse an lme4 formula such as ``"y ~ x + (1 + x | g)"``.
 
@@ -105,8 +79,8 @@ def parse_formula(formula: str) -> ParsedFormula:
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a str, not {type(formula).__name__}")
     check_size(formula)
-    layout = _scan(formula)
-    tildes = layout.find("~", 0, len(formula), _TOP)
+    layout = scan(formula)
+    tildes = layout.find("~", 0, len(formula), TOP)
     if not tildes:
         raise FormulaError(
             "a formula needs '~' between the response and the terms, "
@@ -118,14 +92,14 @@ def parse_formula(formula: str) -> ParsedFormula:
     tilde = tildes[0]
     if not formula[tilde + 1 :].strip():
         raise FormulaError("nothing to the right of '~'", formula, len(formula))
-    if layout.find("|", tilde + 1, len(formula), _TOP):
+    if layout.find("|", tilde + 1, len(formula), TOP):
         # lme4 reads a bare bar as R does: '|' binds loosest, so 'y ~ 1 | g' is 'y ~ (1 | g)'
         return replace(parse_formula(f"{formula[:tilde + 1]} ({formula[tilde + 1:].strip()})"), text=formula)
 
     fixed: list[str] = []
     random: list[RandomTerm] = []
     offsets: list[str] = []
-    for piece_start, piece_end in layout.split("+", tilde + 1, len(formula), _TOP):
+    for piece_start, piece_end in layout.split("+", tilde + 1, len(formula), TOP):
         start, end = _strip(formula, piece_start, piece_end)
         if start == end:
             plus = piece_start - 1 if formula[piece_start - 1] == "+" else end
@@ -162,7 +136,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     return parsed
 
 
-def _offset_argument(layout: _Layout, start: int, end: int) -> str | None:
+def _offset_argument(layout: Layout, start: int, end: int) -> str | None:
     """The argument of a summand that is exactly ``offset(...)``, else None."""
     text = layout.text
     if not text.startswith("offset", start):
@@ -176,49 +150,6 @@ def _offset_argument(layout: _Layout, start: int, end: int) -> str | None:
     if not inner:
         raise FormulaError("offset() needs an expression, e.g. offset(log(exposure))", text, paren)
     return inner
-
-
-def _scan(text: str) -> _Layout:
-    """Match brackets and quotes, rejecting unbalanced or unterminated ones."""
-    enclosing: list[int] = []
-    quoted: list[bool] = []
-    closer: dict[int, int] = {}
-    stack: list[int] = []
-    quote_start: int | None = None
-    escaped = False
-    for i, ch in enumerate(text):
-        if quote_start is not None:
-            enclosing.append(stack[-1] if stack else _TOP)
-            quoted.append(True)
-            delimiter = text[quote_start]
-            if escaped:
-                escaped = False
-            elif ch == "\\" and delimiter != "`":
-                escaped = True
-            elif ch == delimiter:
-                quote_start = None
-            continue
-        if ch in _CLOSERS:
-            if not stack:
-                raise FormulaError(f"unmatched {ch!r}", text, i)
-            opener = stack.pop()
-            if text[opener] != _CLOSERS[ch]:
-                raise FormulaError(
-                    f"{ch!r} does not match the {text[opener]!r} it closes", text, i
-                )
-            closer[opener] = i
-        enclosing.append(stack[-1] if stack else _TOP)
-        quoted.append(ch in _QUOTES)
-        if ch in _OPENERS:
-            stack.append(i)
-        elif ch in _QUOTES:
-            quote_start = i
-    if quote_start is not None:
-        kind = "backtick" if text[quote_start] == "`" else "quote"
-        raise FormulaError(f"unterminated {kind}", text, quote_start)
-    if stack:
-        raise FormulaError(f"{text[stack[-1]]!r} is never closed", text, stack[-1])
-    return _Layout(text, tuple(enclosing), tuple(quoted), closer)
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:
@@ -236,7 +167,7 @@ def _join_summands(summands: list[str]) -> str:
     return joined.removeprefix("+ ") or "1"
 
 
-def _bar_end(layout: _Layout, start: int, end: int) -> int | None:
+def _bar_end(layout: Layout, start: int, end: int) -> int | None:
     """End of the ``( expr | grouping )`` that opens a summand, if it does.
 
     The bar may be the whole summand or be followed by a removal such as
@@ -250,7 +181,7 @@ def _bar_end(layout: _Layout, start: int, end: int) -> int | None:
     return bar_end if not rest or rest.startswith("-") else None
 
 
-def _structure_call(layout: _Layout, start: int, end: int) -> tuple[int, int, int] | None:
+def _structure_call(layout: Layout, start: int, end: int) -> tuple[int, int, int] | None:
     """(open parenthesis, end of the bar's argument, close parenthesis) of a summand that is a
     call with a bar directly inside, ``ar1(0 + f | g)``, possibly followed by a removal.
 
@@ -273,7 +204,7 @@ def _structure_call(layout: _Layout, start: int, end: int) -> tuple[int, int, in
     return paren, commas[0] if commas else close, close
 
 
-def _structured_terms(layout: _Layout, start: int, paren: int, stop: int, close: int) -> list[RandomTerm]:
+def _structured_terms(layout: Layout, start: int, paren: int, stop: int, close: int) -> list[RandomTerm]:
     """The terms of ``name(expr | grouping, hom = TRUE)``, ``name`` one of lme4 2.0's STRUCTURES."""
     text = layout.text
     name = text[start:paren].strip()
@@ -312,10 +243,10 @@ def without_structure_names(formula: str) -> str:
 
     The names and options are checked by :func:`parse_formula` (literal ``hom`` values only).
     """
-    layout = _scan(formula)
-    tildes = layout.find("~", 0, len(formula), _TOP)
+    layout = scan(formula)
+    tildes = layout.find("~", 0, len(formula), TOP)
     out = list(formula)
-    for piece_start, piece_end in layout.split("+", tildes[0] + 1 if tildes else 0, len(formula), _TOP):
+    for piece_start, piece_end in layout.split("+", tildes[0] + 1 if tildes else 0, len(formula), TOP):
         start, end = _strip(formula, piece_start, piece_end)
         call = _structure_call(layout, start, end) if start < end else None
         if call is not None and _bar_end(layout, start, end) is None:
@@ -325,7 +256,7 @@ def without_structure_names(formula: str) -> str:
     return "".join(out)
 
 
-def _random_terms(layout: _Layout, start: int, stop: int) -> list[RandomTerm]:
+def _random_terms(layout: Layout, start: int, stop: int) -> list[RandomTerm]:
     """The terms of the bar ``expr | grouping`` between the parenthesis at ``start`` and ``stop``."""
     text = layout.text
     bars = layout.find("|", start + 1, stop, start)
@@ -345,7 +276,7 @@ def _random_terms(layout: _Layout, start: int, stop: int) -> list[RandomTerm]:
     return [RandomTerm(expr, group, correlated=not double) for group in groups]
 
 
-def _groupings(layout: _Layout, start: int, end: int, parent: int) -> list[tuple[str, ...]]:
+def _groupings(layout: Layout, start: int, end: int, parent: int) -> list[tuple[str, ...]]:
     """Expand ``a``, ``a:b`` or ``a/b/c`` into grouping tuples, outermost first.
 
     Nesting ``a/b`` means the groups ``a`` and ``b`` within ``a``, which lme4
@@ -383,7 +314,7 @@ def _name(piece: str) -> str | None:
     return piece if _NAME.fullmatch(piece) else None
 
 
-def _reject_hidden_bars(layout: _Layout, start: int, end: int) -> None:
+def _reject_hidden_bars(layout: Layout, start: int, end: int) -> None:
     """Reject a bar buried in a fixed summand, e.g. ``x - (1 | g)``.
 
     A ``|`` inside a function call (``I(a | b)``) or an index is left alone.
@@ -405,12 +336,12 @@ def _reject_hidden_bars(layout: _Layout, start: int, end: int) -> None:
         )
 
 
-def _plain_group_around(layout: _Layout, i: int) -> int | None:
+def _plain_group_around(layout: Layout, i: int) -> int | None:
     """The outermost bracket around ``i`` if all are plain parentheses, else None."""
     text = layout.text
     group = layout.enclosing[i]
     outermost = None
-    while group != _TOP:
+    while group != TOP:
         if text[group] != "(" or _is_call(text, group):
             return None
         outermost = group
@@ -434,8 +365,8 @@ def _previous_char(text: str, i: int) -> int:
 
 def with_dot_expanded(parsed: ParsedFormula, columns: list[str]) -> ParsedFormula:
     """R's ``.`` in the fixed part, as every column of ``columns`` not in the response."""
-    layout = _scan(parsed.fixed)
-    summands = [parsed.fixed[a:b].strip() for a, b in layout.split("+", 0, len(parsed.fixed), _TOP)]
+    layout = scan(parsed.fixed)
+    summands = [parsed.fixed[a:b].strip() for a, b in layout.split("+", 0, len(parsed.fixed), TOP)]
     if "." not in summands:
         return parsed
     response = set(_NAME.findall(parsed.response)) | set(re.findall(r"`([^`]*)`", parsed.response))

@@ -11,11 +11,12 @@ Terms are written by degree, in the order they first appear (R's ``keep.order = 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from mixedmodels.errors import FormulaError
 
-_PAIRS = {"(": ")", "[": "]", "{": "}"}
+from .layout import scan
+
 _DOT = re.compile(r"(?<![\w.])\.(?![\w.])")
 
 
@@ -44,21 +45,9 @@ def _sides(formula: str) -> tuple[str | None, str]:
     return lhs or None, rhs
 
 
-def _top_level(text: str) -> Iterator[tuple[int, str]]:
+def _top_level(text: str) -> list[tuple[int, str]]:
     """(position, character) of each character outside brackets, quotes and backticks."""
-    closing: list[str] = []
-    quote = ""
-    for i, c in enumerate(text):
-        if quote:
-            quote = "" if c == quote else quote
-        elif c in "`'\"":
-            quote = c
-        elif c in _PAIRS:
-            closing.append(_PAIRS[c])
-        elif closing and c == closing[-1]:
-            closing.pop()
-        elif not closing:
-            yield i, c
+    return scan(text).top_level()
 
 
 Term = frozenset[str]  # a fixed term's factors; a bar is one factor "(x | g)"
