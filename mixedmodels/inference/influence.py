@@ -23,6 +23,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from ..errors import MixedModelsError
+from ..linalg.crossprod import zt_matrix
 
 if TYPE_CHECKING:
     from ..results.lmer import LmerResult
@@ -41,10 +42,7 @@ def leverage(fit: LmerResult) -> np.ndarray:
     sqrt_w = np.ones(n) if fit.design.weights is None else np.sqrt(fit.design.weights)
     blocks = []
     for t, T in zip(fit.model.terms, fit._factor.lambdas):
-        Z = sp.csr_matrix((t.matrix.ravel(), (np.repeat(np.arange(n), t.p),
-                                              (t.codes[:, None] * t.p + np.arange(t.p)).ravel())),
-                          shape=(n, t.nlevels * t.p))
-        blocks.append(Z @ sp.kron(sp.identity(t.nlevels), T, format="csr"))
+        blocks.append(zt_matrix(t).T.tocsr() @ sp.kron(sp.identity(t.nlevels), T, format="csr"))
     q = sum(b.shape[1] for b in blocks)
     if (q + X.shape[1]) * n > MAX_CELLS:
         raise MixedModelsError(

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from ..linalg.blockchol import BlockedCholesky
 from ..linalg.covariance import sd_and_correlation
+from ..linalg.crossprod import zt_matrix
 from .criteria import DesignSizes, InformationCriteria
 from ..design.build import Design, with_rows
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning, match_arg, warn
@@ -532,7 +533,7 @@ class MixedModelResult(DesignSizes, RandomEffectsFit):
         if name in sizes:
             return sizes[name]
         if name in ("Z", "Zt"):
-            Z = sp.hstack([_term_matrix(t) for t in terms], format="csc")
+            Z = sp.hstack([zt_matrix(t).T for t in terms], format="csc")
             return Z if name == "Z" else Z.T.tocsc()
         if name in ("Lambda", "Lambdat"):
             L = sp.block_diag([sp.kron(sp.identity(t.nlevels), T) for t, T in zip(terms, lambdas)], format="csc")
@@ -769,14 +770,6 @@ class LmerResult(ProfiledEstimates, MixedModelResult):
 GETME_NAMES = ("X", "Z", "Zt", "y", "mu", "u", "b", "Gp", "Lambda", "Lambdat", "sigma", "flist", "fixef", "beta",
                "theta", "REML", "is_REML", "n_rtrms", "n_rfacs", "N", "n", "p", "q", "p_i", "l_i", "q_i", "k",
                "m_i", "m", "cnms", "offset", "lower")
-
-
-def _term_matrix(t: ReTerm) -> sp.csc_matrix:
-    """A term's block of Z: row i has its raw columns at its level's p columns (level-major, as lme4)."""
-    rows = np.repeat(np.arange(len(t.codes)), t.p)
-    cols = (t.codes[:, None] * t.p + np.arange(t.p)).ravel()
-    return sp.csc_matrix((t.matrix.ravel(), (rows, cols)), shape=(len(t.codes), t.q))
-
 
 def model_variables(columns: Sequence[str], formula: str) -> list[str]:
     """The columns in the order the formula first names them (R's model frame: response, fixed,
