@@ -27,7 +27,7 @@ from ..design.build import factor_codes
 from ..errors import DataError
 from ..report.rformat import format_vector, render_table
 from .fixed_tests import fixed_terms_of, term_label
-from .kenward_roger import check_applicable, kenward_roger, kr_test
+from .kenward_roger import check_applicable, kenward_roger, kr_test, row_basis
 from .prediction import fixed_effects_rows
 from .satterthwaite import satterthwaite
 
@@ -272,11 +272,10 @@ def _joint_f(fit: Any, L: np.ndarray, ddf: str) -> tuple[float, int, float]:
     if ddf == "Kenward-Roger":
         r = kr_test(fit, L)
         return float(r.F_unscaled), int(r.NumDF), float(r.DenDF)
-    _, s, Vt = np.linalg.svd(L, full_matrices=False)
-    rank = int(np.sum(s > max(L.shape) * np.finfo(float).eps * s.max(initial=0.0)))
+    B = row_basis(L)
+    rank = len(B)
     if rank == 0:
         return np.nan, 0, np.inf
-    B = Vt[:rank]
     Lb = B @ fit.fixef.to_numpy()
     return float(Lb @ np.linalg.solve(B @ fit.vcov.to_numpy() @ B.T, Lb)) / rank, rank, np.inf
 

@@ -320,15 +320,20 @@ class KRTest:
     scaling: float
 
 
+def row_basis(L: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of L's row space (its rank rows): a hypothesis Lβ = 0 without redundant rows."""
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    _, s, Vt = np.linalg.svd(L, full_matrices=False)
+    return Vt[:int(np.sum(s > max(L.shape) * np.finfo(float).eps * s.max(initial=0.0)))]
+
+
 def kr_test(fit: LmerResult, L: np.ndarray) -> KRTest:
     """pbkrtest's KRmodcomp for Lβ = 0 (L replaced by a basis of its row space)."""
     D = kr_pieces(fit)
-    L = np.atleast_2d(np.asarray(L, dtype=float))
-    _, s, Vt = np.linalg.svd(L, full_matrices=False)
-    rank = int(np.sum(s > max(L.shape) * np.finfo(float).eps * s.max(initial=0.0)))
+    L = row_basis(L)
+    rank = len(L)
     if rank == 0:
         return KRTest(np.nan, 0, np.nan, np.nan, np.nan, np.nan)
-    L = Vt[:rank]
     Lb = L @ D.beta
     F_unscaled = float(Lb @ np.linalg.solve(L @ D.vcov_adj @ L.T, Lb)) / rank
     m, scaling = _ddf_scaling(D, L)
